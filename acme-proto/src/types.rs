@@ -1,0 +1,391 @@
+//! Typed RFC 8555 resources and request payloads.
+//!
+//! Field names follow the RFC exactly; optional fields are skipped when absent so that the
+//! mock server controls every byte it sends. Each type has a test that parses the RFC's own
+//! example verbatim.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::problem::Problem;
+
+/// The directory object (RFC 8555 §7.1.1).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Directory {
+    /// URL to fetch fresh nonces from.
+    pub new_nonce: String,
+    /// URL to create accounts at.
+    pub new_account: String,
+    /// URL to create orders at.
+    pub new_order: String,
+    /// Pre-authorization URL; absent at Sectigo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_authz: Option<String>,
+    /// URL to revoke certificates at.
+    pub revoke_cert: String,
+    /// URL for account key rollover.
+    pub key_change: String,
+    /// ACME Renewal Information base URL (RFC 9773).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renewal_info: Option<String>,
+    /// Server metadata.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta: Option<DirectoryMeta>,
+}
+
+/// Directory metadata (RFC 8555 §7.1.1).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectoryMeta {
+    /// The current terms of service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terms_of_service: Option<String>,
+    /// The CA's website.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub website: Option<String>,
+    /// Domain names the CA recognises as itself in CAA records.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub caa_identities: Vec<String>,
+    /// Whether newAccount requires external account binding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_account_required: Option<bool>,
+}
+
+/// Status of an account, order, authorization or challenge (RFC 8555 §7.1.6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[allow(missing_docs)] // the RFC 8555 §7.1.6 status of the same name
+pub enum Status {
+    Pending,
+    Ready,
+    Processing,
+    Valid,
+    Invalid,
+    Deactivated,
+    Expired,
+    Revoked,
+}
+
+impl Status {
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Ready => "ready",
+            Self::Processing => "processing",
+            Self::Valid => "valid",
+            Self::Invalid => "invalid",
+            Self::Deactivated => "deactivated",
+            Self::Expired => "expired",
+            Self::Revoked => "revoked",
+        }
+    }
+}
+
+/// An identifier (RFC 8555 §7.1.3, §9.7.7).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Identifier {
+    /// `dns` or `ip`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The name or address.
+    pub value: String,
+}
+
+impl Identifier {
+    /// A `dns` identifier.
+    pub fn dns(name: impl Into<String>) -> Self {
+        Self {
+            kind: "dns".into(),
+            value: name.into(),
+        }
+    }
+}
+
+/// An account object (RFC 8555 §7.1.2).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Account {
+    /// `valid`, `deactivated` or `revoked`.
+    pub status: Status,
+    /// Contact URLs (`mailto:`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<Vec<String>>,
+    /// Whether the client agreed to the terms of service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terms_of_service_agreed: Option<bool>,
+    /// The external account binding the account was created with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_account_binding: Option<Value>,
+    /// URL of the account's order list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orders: Option<String>,
+}
+
+/// The newAccount request payload (RFC 8555 §7.3), also used for account updates (§7.3.2).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewAccount {
+    /// Contact URLs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<Vec<String>>,
+    /// Agreement to the terms of service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terms_of_service_agreed: Option<bool>,
+    /// Look up an existing account instead of creating one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only_return_existing: Option<bool>,
+    /// The EAB inner JWS (RFC 8555 §7.3.4), kept as JSON so it can be checked byte-exactly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_account_binding: Option<Value>,
+    /// `deactivated` in an account deactivation request (§7.3.6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Status>,
+}
+
+/// An order object (RFC 8555 §7.1.3).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Order {
+    /// The order's status.
+    pub status: Status,
+    /// When the order expires (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
+    /// The identifiers the order is for.
+    pub identifiers: Vec<Identifier>,
+    /// Requested notBefore (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<String>,
+    /// Requested notAfter (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<String>,
+    /// Why the order is invalid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<Problem>,
+    /// Authorization URLs.
+    pub authorizations: Vec<String>,
+    /// URL to finalize the order at.
+    pub finalize: String,
+    /// URL of the issued certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
+}
+
+/// The newOrder request payload (RFC 8555 §7.4).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewOrder {
+    /// The identifiers wanted.
+    pub identifiers: Vec<Identifier>,
+    /// Requested notBefore.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<String>,
+    /// Requested notAfter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<String>,
+}
+
+/// An authorization object (RFC 8555 §7.1.4).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Authorization {
+    /// The identifier authorized.
+    pub identifier: Identifier,
+    /// The authorization's status.
+    pub status: Status,
+    /// When it expires (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
+    /// The challenges offered.
+    pub challenges: Vec<Challenge>,
+    /// Whether it is for a wildcard name (the identifier then omits `*.`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wildcard: Option<bool>,
+}
+
+/// A challenge object (RFC 8555 §7.1.5, §8).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Challenge {
+    /// `http-01`, `dns-01`, `tls-alpn-01`, or a CA's own type such as `sectigo-email-01`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// URL to respond at.
+    pub url: String,
+    /// The challenge's status.
+    pub status: Status,
+    /// When the server validated it (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validated: Option<String>,
+    /// Why validation failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<Problem>,
+    /// The challenge token; Sectigo's pre-validated challenges have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+/// The finalize request payload (RFC 8555 §7.4).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finalize {
+    /// The DER CSR, base64url.
+    pub csr: String,
+}
+
+/// The revokeCert request payload (RFC 8555 §7.6).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revocation {
+    /// The DER certificate, base64url.
+    pub certificate: String,
+    /// The CRL reason code (RFC 5280 §5.3.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<u8>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc8555_directory_example() {
+        // rfc8555#section-7.1.1
+        let text = r#"{
+     "newNonce": "https://example.com/acme/new-nonce",
+     "newAccount": "https://example.com/acme/new-account",
+     "newOrder": "https://example.com/acme/new-order",
+     "newAuthz": "https://example.com/acme/new-authz",
+     "revokeCert": "https://example.com/acme/revoke-cert",
+     "keyChange": "https://example.com/acme/key-change",
+     "meta": {
+       "termsOfService": "https://example.com/acme/terms/2017-5-30",
+       "website": "https://www.example.com/",
+       "caaIdentities": ["example.com"],
+       "externalAccountRequired": false
+     }
+   }"#;
+        let d: Directory = serde_json::from_str(text).unwrap();
+        assert_eq!(
+            d.new_authz.as_deref(),
+            Some("https://example.com/acme/new-authz")
+        );
+        let meta = d.meta.unwrap();
+        assert_eq!(meta.caa_identities, ["example.com"]);
+        assert_eq!(meta.external_account_required, Some(false));
+    }
+
+    #[test]
+    fn rfc8555_account_example() {
+        // rfc8555#section-7.1.2
+        let text = r#"{
+     "status": "valid",
+     "contact": [
+       "mailto:cert-admin@example.org",
+       "mailto:admin@example.org"
+     ],
+     "termsOfServiceAgreed": true,
+     "orders": "https://example.com/acme/orders/rzGoeA"
+   }"#;
+        let a: Account = serde_json::from_str(text).unwrap();
+        assert_eq!(a.status, Status::Valid);
+        assert_eq!(a.contact.unwrap().len(), 2);
+    }
+
+    #[test]
+    fn rfc8555_order_example() {
+        // rfc8555#section-7.1.3
+        let text = r#"{
+     "status": "valid",
+     "expires": "2016-01-20T14:09:07.99Z",
+
+     "identifiers": [
+       { "type": "dns", "value": "www.example.org" },
+       { "type": "dns", "value": "example.org" }
+     ],
+
+     "notBefore": "2016-01-01T00:00:00Z",
+     "notAfter": "2016-01-08T00:00:00Z",
+
+     "authorizations": [
+       "https://example.com/acme/authz/PAniVnsZcis",
+       "https://example.com/acme/authz/r4HqLzrSrpI"
+     ],
+
+     "finalize": "https://example.com/acme/order/TOlocE8rfgo/finalize",
+
+     "certificate": "https://example.com/acme/cert/mAt3xBGaobw"
+   }"#;
+        let o: Order = serde_json::from_str(text).unwrap();
+        assert_eq!(o.identifiers[0], Identifier::dns("www.example.org"));
+        assert_eq!(o.authorizations.len(), 2);
+        assert!(o.certificate.is_some());
+    }
+
+    #[test]
+    fn rfc8555_authorization_example() {
+        // rfc8555#section-7.1.4
+        let text = r#"{
+     "status": "valid",
+     "expires": "2015-03-01T14:09:07.99Z",
+
+     "identifier": {
+       "type": "dns",
+       "value": "www.example.org"
+     },
+
+     "challenges": [
+       {
+         "url": "https://example.com/acme/chall/prV_B7yEyA4",
+         "type": "http-01",
+         "status": "valid",
+         "token": "DGyRejmCefe7v4NfDGDKfA",
+         "validated": "2014-12-01T12:05:58.16Z"
+       }
+     ],
+
+     "wildcard": false
+   }"#;
+        let a: Authorization = serde_json::from_str(text).unwrap();
+        assert_eq!(a.challenges[0].kind, "http-01");
+        assert_eq!(a.challenges[0].status, Status::Valid);
+        assert_eq!(a.wildcard, Some(false));
+    }
+
+    #[test]
+    fn rfc8555_new_account_and_new_order_payloads() {
+        // rfc8555#section-7.3
+        let text = r#"{
+       "termsOfServiceAgreed": true,
+       "contact": [
+         "mailto:cert-admin@example.org",
+         "mailto:admin@example.org"
+       ]
+     }"#;
+        let a: NewAccount = serde_json::from_str(text).unwrap();
+        assert_eq!(a.terms_of_service_agreed, Some(true));
+        // rfc8555#section-7.4
+        let text = r#"{
+       "identifiers": [
+         { "type": "dns", "value": "www.example.org" },
+         { "type": "dns", "value": "example.org" }
+       ],
+       "notBefore": "2016-01-01T00:04:00+04:00",
+       "notAfter": "2016-01-08T00:04:00+04:00"
+     }"#;
+        let o: NewOrder = serde_json::from_str(text).unwrap();
+        assert_eq!(o.identifiers.len(), 2);
+        assert_eq!(o.not_before.as_deref(), Some("2016-01-01T00:04:00+04:00"));
+    }
+
+    #[test]
+    fn rfc8555_revocation_payload() {
+        // rfc8555#section-7.6
+        let text = r#"{
+       "certificate": "MIIEDTCCAvegAwIBAgIRAP8",
+       "reason": 4
+     }"#;
+        let r: Revocation = serde_json::from_str(text).unwrap();
+        assert_eq!(r.reason, Some(4));
+    }
+}

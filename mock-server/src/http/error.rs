@@ -1,0 +1,95 @@
+//! The one mapping from a refusal to what the peer sees: an RFC 7807 problem document with
+//! the HTTP status its ACME error type calls for (RFC 8555 §6.7).
+
+use acme_proto::{PROBLEM_CONTENT_TYPE, Problem, ProblemType};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderName, HeaderValue, StatusCode, header};
+
+/// A refused request.
+#[derive(Debug)]
+pub struct AcmeError {
+    status: StatusCode,
+    problem: Problem,
+    headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl AcmeError {
+    /// A problem of `kind` sent with `status`.
+    pub fn new(kind: ProblemType, status: StatusCode, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            problem: Problem::new(kind, status.as_u16(), detail),
+            headers: Vec::new(),
+        }
+    }
+
+    /// 400 malformed.
+    pub fn malformed(detail: impl Into<String>) -> Self {
+        Self::new(ProblemType::Malformed, StatusCode::BAD_REQUEST, detail)
+    }
+
+    /// 403 unauthorized.
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(ProblemType::Unauthorized, StatusCode::FORBIDDEN, detail)
+    }
+
+    /// 400 badNonce.
+    pub fn bad_nonce(detail: impl Into<String>) -> Self {
+        Self::new(ProblemType::BadNonce, StatusCode::BAD_REQUEST, detail)
+    }
+
+    /// 400 rejectedIdentifier.
+    pub fn rejected_identifier(detail: impl Into<String>) -> Self {
+        Self::new(
+            ProblemType::RejectedIdentifier,
+            StatusCode::BAD_REQUEST,
+            detail,
+        )
+    }
+
+    /// 400 badCSR.
+    pub fn bad_csr(detail: impl Into<String>) -> Self {
+        Self::new(ProblemType::BadCsr, StatusCode::BAD_REQUEST, detail)
+    }
+
+    /// 500 serverInternal.
+    pub fn internal(detail: impl Into<String>) -> Self {
+        Self::new(
+            ProblemType::ServerInternal,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            detail,
+        )
+    }
+
+    /// Adds a response header.
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
+    /// Mutable access to the problem document (subproblems, algorithms).
+    pub fn problem_mut(&mut self) -> &mut Problem {
+        &mut self.problem
+    }
+
+    /// The problem document.
+    pub fn problem(&self) -> &Problem {
+        &self.problem
+    }
+}
+
+impl IntoResponse for AcmeError {
+    fn into_response(self) -> Response {
+        let body = serde_json::to_vec(&self.problem).unwrap_or_default();
+        let mut response = (self.status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
+        );
+        for (name, value) in self.headers {
+            headers.append(name, value);
+        }
+        response
+    }
+}

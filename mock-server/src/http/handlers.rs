@@ -1,0 +1,869 @@
+//! Request handling: one function per ACME endpoint.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use acme_proto::eab::{EabError, ExternalAccountBinding};
+use acme_proto::{
+    Finalize, Identifier, NewAccount, NewOrder, ProblemType, Revocation, Status, b64,
+};
+use axum::Json;
+use axum::extract::{Path, Request, State};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use super::jose::{Authenticated, JosePost, KeyMode};
+use super::{AcmeError, AppState, ProfileCtx, repr};
+use crate::ca::csr;
+use crate::state::{Account, Authz, Challenge, IssuedCert, Order, new_id};
+
+type Shared = State<Arc<AppState>>;
+
+fn json_response(status: StatusCode, value: &impl serde::Serialize) -> Response {
+    (status, Json(value)).into_response()
+}
+
+fn with_location(mut response: Response, url: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(url) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    response
+}
+
+fn with_retry_after(mut response: Response, seconds: u64) -> Response {
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    response
+}
+
+fn with_link(mut response: Response, url: &str, rel: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(&format!("<{url}>;rel=\"{rel}\"")) {
+        response.headers_mut().append(header::LINK, v);
+    }
+    response
+}
+
+/// GET /v2/{dir}: the directory. /v2/directory answers 403, as at Sectigo (§1).
+pub(crate) async fn directory(State(state): Shared, Path(dir): Path<String>) -> Response {
+    if dir == "directory" {
+        let served: Vec<&str> = state.profiles.values().map(|c| c.base.as_str()).collect();
+        return AcmeError::new(
+            ProblemType::Unauthorized,
+            StatusCode::FORBIDDEN,
+            format!(
+                "There is no directory at /v2/directory: each directory is its own base URL ({})",
+                served.join(", ")
+            ),
+        )
+        .into_response();
+    }
+    match state.profile(&dir) {
+        Ok(ctx) => {
+            let mut response = (StatusCode::OK, ctx.directory.clone()).into_response();
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            response
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// HEAD (200) and GET (204) newNonce (RFC 8555 §7.2); the nonce comes from the middleware.
+pub(crate) async fn new_nonce(
+    State(state): Shared,
+    Path(dir): Path<String>,
+    req: Request,
+) -> Response {
+    if let Err(e) = state.profile(&dir) {
+        return e.into_response();
+    }
+    if req.method() == http::Method::HEAD {
+        let mut response = StatusCode::OK.into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        response
+    } else {
+        StatusCode::NO_CONTENT.into_response()
+    }
+}
+
+/// Any other method on a GET-only URL.
+pub(crate) async fn get_only() -> Response {
+    AcmeError::new(
+        ProblemType::Malformed,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "Method not allowed: this URL answers GET and HEAD",
+    )
+    .with_header(header::ALLOW, HeaderValue::from_static("GET, HEAD"))
+    .into_response()
+}
+
+/// GET (or anything but POST) on an ACME resource: POST-as-GET is enforced (§4).
+pub(crate) async fn post_only() -> Response {
+    AcmeError::new(
+        ProblemType::Malformed,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "Method not allowed: ACME resources are fetched with POST-as-GET (RFC 8555 §6.3)",
+    )
+    .with_header(header::ALLOW, HeaderValue::from_static("POST"))
+    .into_response()
+}
+
+/// Anything outside the served URLs.
+pub(crate) async fn not_found(req: Request) -> Response {
+    AcmeError::new(
+        ProblemType::Malformed,
+        StatusCode::NOT_FOUND,
+        format!("Nothing is served at {}", req.uri().path()),
+    )
+    .into_response()
+}
+
+fn now_utc() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+// ---------------------------------------------------------------- accounts
+
+/// POST newAccount (RFC 8555 §7.3) with Sectigo's EAB rules (§2).
+pub(crate) async fn new_account(
+    State(state): Shared,
+    post: JosePost,
+) -> Result<Response, AcmeError> {
+    let auth = state.authenticate(&post, KeyMode::Jwk)?;
+    let ctx = &post.ctx;
+    let req: NewAccount = auth.payload()?;
+    let thumbprint = auth.jwk.thumbprint();
+
+    if let Some(id) = state
+        .store
+        .account_keys
+        .get(&thumbprint)
+        .map(|id| id.clone())
+        && let Some(existing) = state.store.accounts.get(&id).map(|a| a.clone())
+        && existing.profile == ctx.profile.name
+    {
+        let body = json_response(StatusCode::OK, &repr::account(&existing));
+        return Ok(with_location(body, &ctx.url("account", &existing.id)));
+    }
+    if req.only_return_existing == Some(true) {
+        return Err(AcmeError::new(
+            ProblemType::AccountDoesNotExist,
+            StatusCode::BAD_REQUEST,
+            "No account exists with the provided key",
+        ));
+    }
+    let contact = req.contact.clone().unwrap_or_default();
+    for c in &contact {
+        if !c.starts_with("mailto:") || c.len() <= "mailto:".len() {
+            return Err(AcmeError::new(
+                ProblemType::UnsupportedContact,
+                StatusCode::BAD_REQUEST,
+                format!("Contact {c:?} is not supported: only mailto: contacts are"),
+            ));
+        }
+    }
+    let eab_kid = match &req.external_account_binding {
+        None if ctx.profile.account.eab_required => {
+            // §2: Sectigo's text (Infisical PR#5578, acme.sh #5318).
+            return Err(AcmeError::new(
+                ProblemType::ExternalAccountRequired,
+                StatusCode::BAD_REQUEST,
+                "The request must include a value for the \"externalAccountBinding\" field",
+            ));
+        }
+        None => None,
+        Some(binding) => Some(state.check_eab(ctx, binding, &post.url, &auth)?),
+    };
+    let account = Account {
+        id: new_id(),
+        jwk: auth.jwk.clone(),
+        status: Status::Valid,
+        contact,
+        terms_agreed: req.terms_of_service_agreed == Some(true),
+        eab_kid,
+        profile: ctx.profile.name.clone(),
+    };
+    let id = account.id.clone();
+    // Two racing newAccounts for one key: the first one wins, the second sees it.
+    let winner = state
+        .store
+        .account_keys
+        .entry(thumbprint)
+        .or_insert_with(|| id.clone())
+        .clone();
+    if winner != id {
+        let existing = state.store.accounts.get(&winner).map(|a| a.clone());
+        if let Some(existing) = existing {
+            let body = json_response(StatusCode::OK, &repr::account(&existing));
+            return Ok(with_location(body, &ctx.url("account", &winner)));
+        }
+    }
+    let body = json_response(StatusCode::CREATED, &repr::account(&account));
+    state.store.accounts.insert(id.clone(), account);
+    tracing::info!(account = %id, profile = %ctx.profile.name, "account created");
+    Ok(with_location(body, &ctx.url("account", &id)))
+}
+
+impl AppState {
+    /// Checks an EAB and claims its credential; Sectigo's texts for each refusal (§2).
+    fn check_eab(
+        &self,
+        ctx: &ProfileCtx,
+        binding: &Value,
+        url: &str,
+        auth: &Authenticated,
+    ) -> Result<String, AcmeError> {
+        let eab_malformed =
+            |what: &str| AcmeError::malformed(format!("[External Account Binding] {what}"));
+        let eab = ExternalAccountBinding::parse(binding).map_err(|e| match e {
+            EabError::MissingKid => AcmeError::malformed("A Key ID MUST be specified"),
+            EabError::Algorithm(alg) => eab_malformed(&format!(
+                "The MAC algorithm {alg:?} is not supported; use HS256, HS384 or HS512"
+            )),
+            EabError::Nonce => eab_malformed("The JWS must not contain a nonce"),
+            other => eab_malformed(&format!("The JWS is not valid: {other}")),
+        })?;
+        let credential = self
+            .store
+            .orgs
+            .credential(&eab.kid)
+            .ok_or_else(|| eab_malformed("The Key Identifier was not recognized"))?;
+        eab.verify(
+            credential.hmac_key.expose(),
+            &ctx.endpoint("newAccount"),
+            &auth.jwk,
+        )
+        .map_err(|e| match e {
+            EabError::Mac => eab_malformed("Invalid MAC on JWS request"),
+            EabError::Url => eab_malformed(&format!(
+                "The JWS url does not match the newAccount URL {url:?}"
+            )),
+            _ => eab_malformed("The JWS payload is not the account key of the request"),
+        })?;
+        if credential
+            .revoked
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            return Err(AcmeError::unauthorized(
+                "[External Account Binding] The credential has been revoked",
+            ));
+        }
+        if !credential.claim() {
+            return Err(eab_malformed(
+                "The account is not awaiting external account binding",
+            ));
+        }
+        Ok(credential.kid.clone())
+    }
+}
+
+/// POST account/{id}: fetch, update contact, deactivate (RFC 8555 §7.3.2, §7.3.6).
+pub(crate) async fn account(
+    State(state): Shared,
+    Path((_, id)): Path<(String, String)>,
+    post: JosePost,
+) -> Result<Response, AcmeError> {
+    let auth = state.authenticate(&post, KeyMode::Kid)?;
+    let me = auth.account()?;
+    if me.id != id {
+        return Err(AcmeError::unauthorized(
+            "The kid of the request is not the account URL it was sent to",
+        ));
+    }
+    let mut updated = me.clone();
+    if !auth.jws.post_as_get {
+        let update: NewAccount = auth.payload()?;
+        if let Some(contact) = update.contact {
+            if let Some(bad) = contact.iter().find(|c| !c.starts_with("mailto:")) {
+                return Err(AcmeError::new(
+                    ProblemType::UnsupportedContact,
+                    StatusCode::BAD_REQUEST,
+                    format!("Contact {bad:?} is not supported: only mailto: contacts are"),
+                ));
+            }
+            updated.contact = contact;
+        }
+        match update.status {
+            Some(Status::Deactivated) => updated.status = Status::Deactivated,
+            Some(other) => {
+                return Err(AcmeError::malformed(format!(
+                    "An account's status can only be set to \"deactivated\", not {:?}",
+                    other.as_str()
+                )));
+            }
+            None => {}
+        }
+        if let Some(mut entry) = state.store.accounts.get_mut(&id) {
+            entry.contact = updated.contact.clone();
+            if updated.status == Status::Deactivated {
+                entry.status = Status::Deactivated;
+            }
+        }
+    }
+    let body = json_response(StatusCode::OK, &repr::account(&updated));
+    Ok(with_location(body, &post.ctx.url("account", &id)))
+}
+
+/// POST keyChange: Sectigo answers 500 "Not yet implemented" (§9, acme.sh PR#7080).
+pub(crate) async fn key_change(
+    State(state): Shared,
+    post: JosePost,
+) -> Result<Response, AcmeError> {
+    state.authenticate(&post, KeyMode::Kid)?;
+    Err(AcmeError::internal("Not yet implemented"))
+}
+
+// ---------------------------------------------------------------- orders
+
+/// Whether `name` is a syntactically valid DNS name (optionally `*.`-prefixed).
+fn valid_dns_name(name: &str) -> bool {
+    let name = name.strip_prefix("*.").unwrap_or(name);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.contains('.')
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+/// POST newOrder (RFC 8555 §7.4): identifiers checked against the account's delegation (§3).
+pub(crate) async fn new_order(State(state): Shared, post: JosePost) -> Result<Response, AcmeError> {
+    let auth = state.authenticate(&post, KeyMode::Kid)?;
+    let account = auth.account()?;
+    let ctx = &post.ctx;
+    let req: NewOrder = auth.payload()?;
+    if req.identifiers.is_empty() {
+        return Err(AcmeError::malformed(
+            "The order must contain at least one identifier",
+        ));
+    }
+    if req.not_before.is_some() || req.not_after.is_some() {
+        // §7: notBefore/notAfter in newOrder are not supported.
+        return Err(AcmeError::malformed(
+            "notBefore and notAfter are not supported",
+        ));
+    }
+    let mut names = Vec::with_capacity(req.identifiers.len());
+    for id in &req.identifiers {
+        match id.kind.as_str() {
+            "dns" => {}
+            // §3 [Z] (lego #2222, acme.sh #4022).
+            "ip" => {
+                return Err(AcmeError::new(
+                    ProblemType::UnsupportedIdentifier,
+                    StatusCode::BAD_REQUEST,
+                    "IPv4 and IPv6 identifier types are not yet supported",
+                ));
+            }
+            other => {
+                return Err(AcmeError::new(
+                    ProblemType::UnsupportedIdentifier,
+                    StatusCode::BAD_REQUEST,
+                    format!("Identifier type {other:?} is not supported"),
+                ));
+            }
+        }
+        let name = id.value.to_ascii_lowercase();
+        if !valid_dns_name(&name) {
+            return Err(AcmeError::rejected_identifier(format!(
+                "{:?} is not a valid DNS name",
+                id.value
+            )));
+        }
+        names.push(name);
+    }
+    let unique: BTreeSet<&String> = names.iter().collect();
+    if unique.len() != names.len() {
+        // §3 [Z] (acme.sh #3268).
+        return Err(AcmeError::rejected_identifier(
+            "One or more identifiers are duplicated",
+        ));
+    }
+    let credential = account
+        .eab_kid
+        .as_deref()
+        .and_then(|kid| state.store.orgs.credential(kid));
+    let undelegated: Vec<&String> = names
+        .iter()
+        .filter(|n| !credential.is_some_and(|c| c.covers(n)))
+        .collect();
+    if !undelegated.is_empty() {
+        // §3 [S]: Sectigo's sentence, then the names so that the administrator knows which.
+        let list: Vec<&str> = undelegated.iter().map(|s| s.as_str()).collect();
+        let mut err = AcmeError::rejected_identifier(format!(
+            "A requested identifier has not been delegated. Not delegated to this ACME account: {}",
+            list.join(", ")
+        ));
+        err.problem_mut().subproblems = undelegated
+            .iter()
+            .map(|n| {
+                let mut p = acme_proto::Problem::new(
+                    ProblemType::RejectedIdentifier,
+                    400,
+                    format!("{n} has not been delegated to this ACME account"),
+                );
+                p.identifier = Some(Identifier::dns(n.as_str()));
+                p
+            })
+            .collect();
+        return Err(err);
+    }
+    let owners: BTreeSet<Option<usize>> =
+        names.iter().map(|n| state.store.orgs.owner_of(n)).collect();
+    if owners.len() > 1 {
+        // §3 [S] (win-acme #1644 #2374).
+        return Err(AcmeError::rejected_identifier(
+            "The identifiers are not all linked to the same preauthorized Subject organization name/address",
+        ));
+    }
+
+    let now = now_utc();
+    let order_id = new_id();
+    let mut authz_ids = Vec::with_capacity(names.len());
+    for (name, id) in names.iter().zip(&req.identifiers) {
+        let authz_id = new_id();
+        let chall_id = new_id();
+        let (wildcard, base) = match name.strip_prefix("*.") {
+            Some(base) => (true, base),
+            None => (false, name.as_str()),
+        };
+        // §3 [S] (acme2certifier #122): delegated names are pre-validated.
+        state.store.challenges.insert(
+            chall_id.clone(),
+            Challenge {
+                id: chall_id.clone(),
+                authz: authz_id.clone(),
+                kind: ctx.profile.order.prevalidated_challenge_type.clone(),
+                status: Status::Valid,
+                token: None,
+                validated: Some(now),
+            },
+        );
+        state.store.authzs.insert(
+            authz_id.clone(),
+            Authz {
+                id: authz_id.clone(),
+                account: account.id.clone(),
+                identifier: Identifier {
+                    kind: id.kind.clone(),
+                    value: base.to_owned(),
+                },
+                wildcard,
+                status: Status::Valid,
+                expires: now + time::Duration::days(30),
+                challenges: vec![chall_id],
+            },
+        );
+        authz_ids.push(authz_id);
+    }
+    let order = Order {
+        id: order_id.clone(),
+        account: account.id.clone(),
+        status: Status::Ready,
+        identifiers: names.iter().map(|n| Identifier::dns(n.as_str())).collect(),
+        authzs: authz_ids,
+        expires: now + time::Duration::days(7),
+        ready_at: None,
+        cert: None,
+        error: None,
+    };
+    let body = json_response(
+        StatusCode::CREATED,
+        &repr::order(ctx, &order, Instant::now()),
+    );
+    state.store.orders.insert(order_id.clone(), order);
+    Ok(with_location(body, &ctx.url("order", &order_id)))
+}
+
+fn owned_order(state: &AppState, id: &str, account: &Account) -> Result<Order, AcmeError> {
+    let order = state
+        .store
+        .orders
+        .get(id)
+        .map(|o| o.clone())
+        .ok_or_else(|| {
+            AcmeError::new(
+                ProblemType::Malformed,
+                StatusCode::NOT_FOUND,
+                "Order not found",
+            )
+        })?;
+    if order.account != account.id {
+        return Err(AcmeError::unauthorized(
+            "This order belongs to another account",
+        ));
+    }
+    Ok(order)
+}
+
+fn order_response(ctx: &ProfileCtx, order: &Order, status: StatusCode) -> Response {
+    let now = Instant::now();
+    let body = json_response(status, &repr::order(ctx, order, now));
+    let body = with_location(body, &ctx.url("order", &order.id));
+    if order.status_at(now) == Status::Processing {
+        with_retry_after(body, ctx.profile.order.processing_retry_after)
+    } else {
+        body
+    }
+}
+
+/// POST-as-GET order/{id}.
+pub(crate) async fn order(
+    State(state): Shared,
+    Path((_, id)): Path<(String, String)>,
+    post: JosePost,
+) -> Result<Response, AcmeError> {
+    let auth = state.authenticate(&post, KeyMode::Kid)?;
+    require_post_as_get(&auth)?;
+    let order = owned_order(&state, &id, auth.account()?)?;
+    Ok(order_response(&post.ctx, &order, StatusCode::OK))
+}
+
+fn require_post_as_get(auth: &Authenticated) -> Result<(), AcmeError> {
+    if auth.jws.post_as_get {
+        Ok(())
+    } else {
+        Err(AcmeError::malformed(
+            "This resource is fetched with POST-as-GET: the payload must be empty",
+        ))
+    }
+}
+
+/// POST order/{id}/finalize (RFC 8555 §7.4): CSR checks, then `processing` (§5, §7).
+pub(crate) async fn finalize(
+    State(state): Shared,
+    Path((_, id)): Path<(String, String)>,
+    post: JosePost,
+) -> Result<Response, AcmeError> {
+    let auth = state.authenticate(&post, KeyMode::Kid)?;
+    let account = auth.account()?;
+    let ctx = &post.ctx;
+    let order = owned_order(&state, &id, account)?;
+    let status = order.status_at(Instant::now());
+    if status != Status::Ready {
+        return Err(AcmeError::new(
+            ProblemType::OrderNotReady,
+            StatusCode::FORBIDDEN,
+            format!(
+                "Order is not ready to be finalized: its status is \"{}\"",
+                status.as_str()
+            ),
+        ));
+    }
+    let req: Finalize = auth.payload()?;
+    let der = b64::decode(&req.csr)
+        .map_err(|_| AcmeError::malformed("The \"csr\" field is not base64url"))?;
+    let checked = csr::check(&der).map_err(|e| AcmeError::bad_csr(e.to_string()))?;
+    let wanted: BTreeSet<String> = order.identifiers.iter().map(|i| i.value.clone()).collect();
+    if checked.names != wanted {
+        let got: Vec<&str> = checked.names.iter().map(String::as_str).collect();
+        let want: Vec<&str> = wanted.iter().map(String::as_str).collect();
+        return Err(AcmeError::bad_csr(format!(
+            "The CSR's names ({}) do not match the order's identifiers ({})",
+            got.join(", "),
+            want.join(", ")
+        )));
+    }
+    if checked.jwk.as_ref() == Some(&account.jwk) {
+        return Err(AcmeError::bad_csr(
+            "The CSR's public key must not be the account key",
+        ));
+    }
+    let org = account
+        .eab_kid
+        .as_deref()
+        .and_then(|kid| state.store.orgs.credential(kid))
+        .and_then(|c| state.store.orgs.organizations.get(c.org))
+        .filter(|_| ctx.profile.order.subject == crate::profile::SubjectStyle::Ov);
+    let names: Vec<String> = order.identifiers.iter().map(|i| i.value.clone()).collect();
+    let (leaf_der, chains) = state
+        .ca
+        .issue(&checked, &names, org, ctx.profile.order.validity_days)
+        .map_err(|e| {
+            tracing::error!(error = %e, "issuance failed");
+            AcmeError::internal("The server experienced an internal error")
+        })?;
+    let cert_id = new_id();
+    let ready_at = Instant::now() + Duration::from_millis(ctx.profile.order.processing_ms);
+    let claimed = match state.store.orders.get_mut(&id) {
+        Some(mut live) if live.status_at(Instant::now()) == Status::Ready => {
+            live.status = Status::Processing;
+            live.ready_at = Some(ready_at);
+            live.cert = Some(cert_id.clone());
+            Some(live.clone())
+        }
+        _ => None,
+    };
+    let Some(updated) = claimed else {
+        return Err(AcmeError::new(
+            ProblemType::OrderNotReady,
+            StatusCode::FORBIDDEN,
+            "Order is not ready to be finalized: it was finalized concurrently",
+        ));
+    };
+    state
+        .store
+        .certs_by_der
+        .insert(leaf_der.clone(), cert_id.clone());
+    state.store.certs.insert(
+        cert_id.clone(),
+        IssuedCert {
+            id: cert_id,
+            account: account.id.clone(),
+            order: id.clone(),
+            chains,
+            leaf_der,
+            key: checked.jwk,
+            revoked: None,
+        },
+    );
+    tracing::info!(order = %id, names = ?names, "order finalized");
+    Ok(order_response(ctx, &updated, StatusCode::OK))
+}
+
+// ---------------------------------------------------------------- authorizations
+
+fn owned_authz(state: &AppState, id: &str, account: &Account) -> Result<Authz, AcmeError> {
+    let authz = state
+        .store
+        .authzs
+        .get(id)
+        .map(|a| a.clone())
+        .ok_or_else(|| {
+            AcmeError::new(
+                ProblemType::Malformed,
+                StatusCode::NOT_FOUND,
+                "Authorization not found",
+            )
+        })?;
+    if authz.account != account.id {
+        return Err(AcmeError::unauthorized(
+            "This authorization belongs to another account",
+        ));
+    }
+    Ok(authz)
+}
+
+fn authz_response(state: &AppState, ctx: &ProfileCtx, authz: &Authz) -> Response {
+    let challenges = authz
+        .challenges
+        .iter()
+        .filter_map(|id| {
+            state
+                .store
+                .challenges
+                .get(id)
+                .map(|c| repr::challenge(ctx, &c))
+        })
+        .collect();
+    let body = json_response(StatusCode::OK, &repr::authz(authz, challenges));
+    match ctx.profile.order.prevalidated_authz_retry_after {
+        Some(seconds) if authz.status == Status::Valid => with_retry_after(body, seconds),
+        _ => body,
+    }
+}
+
+/// POST authz/{id}: fetch or deactivate (RFC 8555 §7.5, §7.5.2).
+pub(crate) async fn authz(
+    State(state): Shared,
+    Path((_, id)): Path<(String, String)>,
+    post: JosePost,
+) -> Result<Response, AcmeError> {
+    let auth = state.authenticate(&post, KeyMode::Kid)?;
+    let mut authz = owned_authz(&state, &id, auth.account()?)?;
+    if !auth.jws.post_as_get {
+        let update: Value = auth.payload()?;
+        if update.get("status").and_then(Value::as_str) != Some("deactivated") {
+            return Err(AcmeError::malformed(
+                "An authorization can only be updated to {\"status\":\"deactivated\"}",
+            ));
+        }
+        if let Some(mut live) = state.store.authzs.get_mut(&id) {
+            live.status = Status::Deactivated;
+            authz = live.clone();
+        }
+    }
+    Ok(authz_response(&state, &post.ctx, &authz))
+}
+
+/// POST chall/{id}: fetch (POST-as-GET) or respond (`{}`) (RFC 8555 §7.5.1).
+pub(crate) async fn challenge(
+    State(state): Shared,
+    Path((_, id)): Path<(String, String)>,
+    post: JosePost,
+) -> Result<Response, AcmeError> {
+    let auth = state.authenticate(&post, KeyMode::Kid)?;
+    let challenge = state
+        .store
+        .challenges
+        .get(&id)
+        .map(|c| c.clone())
+        .ok_or_else(|| {
+            AcmeError::new(
+                ProblemType::Malformed,
+                StatusCode::NOT_FOUND,
+                "Challenge not found",
+            )
+        })?;
+    owned_authz(&state, &challenge.authz, auth.account()?)?;
+    if !auth.jws.post_as_get {
+        let _: Value = auth.payload()?;
+    }
+    let ctx = &post.ctx;
+    let body = json_response(StatusCode::OK, &repr::challenge(ctx, &challenge));
+    // §10: rel="up" to the authorization on challenges.
+    Ok(with_link(body, &ctx.url("authz", &challenge.authz), "up"))
+}
+
+// ---------------------------------------------------------------- certificates
+
+fn certificate_at(
+    state: &AppState,
+    post: JosePost,
+    id: &str,
+    index: usize,
+) -> Result<Response, AcmeError> {
+    let auth = state.authenticate(&post, KeyMode::Kid)?;
+    require_post_as_get(&auth)?;
+    let account = auth.account()?;
+    let not_found = || {
+        AcmeError::new(
+            ProblemType::Malformed,
+            StatusCode::NOT_FOUND,
+            "Certificate not found",
+        )
+    };
+    let cert = state
+        .store
+        .certs
+        .get(id)
+        .map(|c| c.clone())
+        .ok_or_else(not_found)?;
+    if cert.account != account.id {
+        return Err(AcmeError::unauthorized(
+            "This certificate belongs to another account",
+        ));
+    }
+    // Not visible until the order it belongs to is valid.
+    let visible = state
+        .store
+        .orders
+        .get(&cert.order)
+        .is_some_and(|o| o.status_at(Instant::now()) == Status::Valid);
+    let pem = cert
+        .chains
+        .get(index)
+        .filter(|_| visible)
+        .ok_or_else(not_found)?;
+    let mut response = (StatusCode::OK, pem.clone()).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/pem-certificate-chain"),
+    );
+    let ctx = &post.ctx;
+    for other in (0..cert.chains.len()).filter(|i| *i != index) {
+        let url = if other == 0 {
+            ctx.url("cert", id)
+        } else {
+            format!("{}/{other}", ctx.url("cert", id))
+        };
+        response = with_link(response, &url, "alternate");
+    }
+    Ok(response)
+}
+
+/// POST-as-GET cert/{id}: the default chain (RFC 8555 §7.4.2).
+pub(crate) async fn certificate(
+    State(state): Shared,
+    Path((_, id)): Path<(String, String)>,
+    post: JosePost,
+) -> Result<Response, AcmeError> {
+    certificate_at(&state, post, &id, 0)
+}
+
+/// POST-as-GET cert/{id}/{n}: an alternate chain.
+pub(crate) async fn certificate_alternate(
+    State(state): Shared,
+    Path((_, id, n)): Path<(String, String, String)>,
+    post: JosePost,
+) -> Result<Response, AcmeError> {
+    let index = n.parse::<usize>().ok().filter(|i| *i > 0).ok_or_else(|| {
+        AcmeError::new(
+            ProblemType::Malformed,
+            StatusCode::NOT_FOUND,
+            "Certificate not found",
+        )
+    })?;
+    certificate_at(&state, post, &id, index)
+}
+
+/// POST revokeCert (RFC 8555 §7.6), by the owning account or by the certificate's key.
+pub(crate) async fn revoke_cert(
+    State(state): Shared,
+    post: JosePost,
+) -> Result<Response, AcmeError> {
+    let auth = state.authenticate(&post, KeyMode::Either)?;
+    let req: Revocation = auth.payload()?;
+    let der = b64::decode(&req.certificate)
+        .map_err(|_| AcmeError::malformed("The \"certificate\" field is not base64url"))?;
+    let id = state
+        .store
+        .certs_by_der
+        .get(&der)
+        .map(|id| id.clone())
+        .ok_or_else(|| {
+            AcmeError::new(
+                ProblemType::Malformed,
+                StatusCode::NOT_FOUND,
+                "Certificate not found: it was not issued by this server",
+            )
+        })?;
+    let reason = req.reason.unwrap_or(0);
+    if !matches!(reason, 0 | 1 | 3 | 4 | 5 | 9) {
+        return Err(AcmeError::new(
+            ProblemType::BadRevocationReason,
+            StatusCode::BAD_REQUEST,
+            format!("Revocation reason {reason} is not allowed; use 0, 1, 3, 4, 5 or 9"),
+        ));
+    }
+    let mut cert = state
+        .store
+        .certs
+        .get_mut(&id)
+        .ok_or_else(|| AcmeError::internal("The server experienced an internal error"))?;
+    let authorised = match &auth.account {
+        Some(account) => cert.account == account.id,
+        None => cert.key.as_ref() == Some(&auth.jwk),
+    };
+    if !authorised {
+        return Err(AcmeError::unauthorized(
+            "The request is signed neither by the account that owns the certificate nor by the certificate's key",
+        ));
+    }
+    if cert.revoked.is_some() {
+        return Err(AcmeError::new(
+            ProblemType::AlreadyRevoked,
+            StatusCode::BAD_REQUEST,
+            "Certificate already revoked",
+        ));
+    }
+    cert.revoked = Some(reason);
+    drop(cert);
+    tracing::info!(cert = %id, reason, "certificate revoked");
+    Ok(StatusCode::OK.into_response())
+}

@@ -1,0 +1,86 @@
+//! Resource representations: state records to RFC 8555 JSON, URLs built from the profile.
+
+use acme_proto::{Directory, DirectoryMeta};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::ProfileCtx;
+use crate::profile::Profile;
+use crate::state::{Account, Authz, Challenge, Order};
+
+/// RFC 3339 text of a timestamp.
+pub(crate) fn timestamp(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+/// The directory of `profile` served at `base`. No newAuthz, as at Sectigo (§1).
+pub(crate) fn directory(profile: &Profile, base: &str) -> Directory {
+    let meta = &profile.meta;
+    Directory {
+        new_nonce: format!("{base}/newNonce"),
+        new_account: format!("{base}/newAccount"),
+        new_order: format!("{base}/newOrder"),
+        new_authz: None,
+        revoke_cert: format!("{base}/revokeCert"),
+        key_change: format!("{base}/keyChange"),
+        renewal_info: None,
+        meta: Some(DirectoryMeta {
+            terms_of_service: meta.terms_of_service.clone(),
+            website: meta.website.clone(),
+            caa_identities: meta.caa_identities.clone(),
+            external_account_required: Some(meta.external_account_required),
+        }),
+    }
+}
+
+pub(crate) fn account(a: &Account) -> acme_proto::Account {
+    acme_proto::Account {
+        status: a.status,
+        contact: (!a.contact.is_empty()).then(|| a.contact.clone()),
+        terms_of_service_agreed: a.terms_agreed.then_some(true),
+        external_account_binding: None,
+        orders: None,
+    }
+}
+
+pub(crate) fn order(ctx: &ProfileCtx, o: &Order, now: std::time::Instant) -> acme_proto::Order {
+    let status = o.status_at(now);
+    acme_proto::Order {
+        status,
+        expires: Some(timestamp(o.expires)),
+        identifiers: o.identifiers.clone(),
+        not_before: None,
+        not_after: None,
+        error: o.error.clone(),
+        authorizations: o.authzs.iter().map(|id| ctx.url("authz", id)).collect(),
+        finalize: format!("{}/finalize", ctx.url("order", &o.id)),
+        certificate: match (status, &o.cert) {
+            (acme_proto::Status::Valid, Some(id)) => Some(ctx.url("cert", id)),
+            _ => None,
+        },
+    }
+}
+
+pub(crate) fn challenge(ctx: &ProfileCtx, c: &Challenge) -> acme_proto::Challenge {
+    acme_proto::Challenge {
+        kind: c.kind.clone(),
+        url: ctx.url("chall", &c.id),
+        status: c.status,
+        validated: c.validated.map(timestamp),
+        error: None,
+        token: c.token.clone(),
+    }
+}
+
+pub(crate) fn authz(
+    a: &Authz,
+    challenges: Vec<acme_proto::Challenge>,
+) -> acme_proto::Authorization {
+    acme_proto::Authorization {
+        identifier: a.identifier.clone(),
+        status: a.status,
+        expires: Some(timestamp(a.expires)),
+        challenges,
+        wildcard: Some(a.wildcard),
+    }
+}

@@ -1,0 +1,307 @@
+//! Profiles: the mock's personality. Every quirk is a named switch, documented in the built-in
+//! TOML files with the evidence it reproduces (shared/reference/sectigo-behaviour.md).
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// A profile as loaded from TOML. Unknown fields are an error that names the field.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// The profile's name (`sectigo-incommon-rsa-ov`).
+    pub name: String,
+    /// One line for people.
+    #[serde(default)]
+    pub description: String,
+    /// Path of the directory; the base of every other URL of this profile (`/v2/InCommonRSAOV`).
+    pub directory_path: String,
+    /// Directory metadata.
+    #[serde(default)]
+    pub meta: MetaProfile,
+    /// Account switches.
+    #[serde(default)]
+    pub account: AccountProfile,
+    /// Order switches.
+    #[serde(default)]
+    pub order: OrderProfile,
+    /// Nonce switches.
+    #[serde(default)]
+    pub nonce: NonceProfile,
+}
+
+/// The directory's `meta` object.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetaProfile {
+    /// `meta.termsOfService`.
+    #[serde(default)]
+    pub terms_of_service: Option<String>,
+    /// `meta.website`.
+    #[serde(default)]
+    pub website: Option<String>,
+    /// `meta.caaIdentities`.
+    #[serde(default)]
+    pub caa_identities: Vec<String>,
+    /// `meta.externalAccountRequired`.
+    #[serde(default)]
+    pub external_account_required: bool,
+}
+
+/// Account behaviour.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountProfile {
+    /// newAccount without `externalAccountBinding` is refused.
+    #[serde(default = "yes")]
+    pub eab_required: bool,
+    /// Whether keyChange works; otherwise 500 serverInternal "Not yet implemented".
+    #[serde(default)]
+    pub key_change_supported: bool,
+}
+
+impl Default for AccountProfile {
+    fn default() -> Self {
+        Self {
+            eab_required: true,
+            key_change_supported: false,
+        }
+    }
+}
+
+/// How the certificate subject is filled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SubjectStyle {
+    /// C, ST, O from the organisation and CN from the first name (OV, EV).
+    Ov,
+    /// CN only (DV).
+    Dv,
+}
+
+/// Order behaviour.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderProfile {
+    /// Challenge type listed on pre-validated authorizations.
+    #[serde(default = "sectigo_email")]
+    pub prevalidated_challenge_type: String,
+    /// Retry-After sent with a pre-validated authorization, if any.
+    #[serde(default)]
+    pub prevalidated_authz_retry_after: Option<u64>,
+    /// How long an order stays `processing` after finalize, in milliseconds.
+    #[serde(default = "default_processing_ms")]
+    pub processing_ms: u64,
+    /// Retry-After (seconds) sent while an order is `processing`.
+    #[serde(default = "default_retry_after")]
+    pub processing_retry_after: u64,
+    /// Certificate validity in days; notAfter is that day at 23:59:59Z.
+    #[serde(default = "default_validity")]
+    pub validity_days: u32,
+    /// How the subject is filled.
+    #[serde(default = "ov")]
+    pub subject: SubjectStyle,
+}
+
+impl Default for OrderProfile {
+    fn default() -> Self {
+        Self {
+            prevalidated_challenge_type: sectigo_email(),
+            prevalidated_authz_retry_after: None,
+            processing_ms: default_processing_ms(),
+            processing_retry_after: default_retry_after(),
+            validity_days: default_validity(),
+            subject: SubjectStyle::Ov,
+        }
+    }
+}
+
+/// Nonce behaviour.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NonceProfile {
+    /// A nonce that is not base64url gets `malformed` (Sectigo) instead of `badNonce` (RFC).
+    #[serde(default)]
+    pub garbled_is_malformed: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+fn sectigo_email() -> String {
+    "sectigo-email-01".into()
+}
+fn default_processing_ms() -> u64 {
+    1500
+}
+fn default_retry_after() -> u64 {
+    2
+}
+fn default_validity() -> u32 {
+    365
+}
+fn ov() -> SubjectStyle {
+    SubjectStyle::Ov
+}
+
+/// Why a profile could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProfileError {
+    /// No built-in profile has that name.
+    #[error("unknown profile {name:?}; built-in profiles: {known}")]
+    Unknown {
+        /// The name asked for.
+        name: String,
+        /// The built-in names, comma-separated.
+        known: String,
+    },
+    /// The file could not be read.
+    #[error("cannot read profile file {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The TOML is invalid or has an unknown field.
+    #[error("invalid profile {origin}: {message}")]
+    Invalid {
+        /// Built-in name or file path.
+        origin: String,
+        /// The parser's message, which names the field.
+        message: String,
+    },
+}
+
+const BUILT_IN: &[(&str, &str)] = &[
+    (
+        "sectigo-incommon-rsa-ov",
+        include_str!("../../../fixtures/profiles/sectigo-incommon-rsa-ov.toml"),
+    ),
+    (
+        "sectigo-incommon-ecc-ov",
+        include_str!("../../../fixtures/profiles/sectigo-incommon-ecc-ov.toml"),
+    ),
+];
+
+impl Profile {
+    /// The names of the built-in profiles.
+    pub fn built_in_names() -> impl Iterator<Item = &'static str> {
+        BUILT_IN.iter().map(|(n, _)| *n)
+    }
+
+    /// A built-in profile by name.
+    pub fn built_in(name: &str) -> Result<Self, ProfileError> {
+        let (_, text) =
+            BUILT_IN
+                .iter()
+                .find(|(n, _)| *n == name)
+                .ok_or_else(|| ProfileError::Unknown {
+                    name: name.into(),
+                    known: Self::built_in_names().collect::<Vec<_>>().join(", "),
+                })?;
+        Self::from_toml(text, name)
+    }
+
+    /// Every built-in profile.
+    pub fn all_built_in() -> Result<Vec<Self>, ProfileError> {
+        Self::built_in_names().map(Self::built_in).collect()
+    }
+
+    /// Parses a profile; `origin` names it in errors.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self, ProfileError> {
+        let profile: Self = toml::from_str(text).map_err(|e| ProfileError::Invalid {
+            origin: origin.into(),
+            message: e.to_string(),
+        })?;
+        profile.check().map_err(|message| ProfileError::Invalid {
+            origin: origin.into(),
+            message,
+        })?;
+        Ok(profile)
+    }
+
+    /// Loads a profile from a TOML file.
+    pub fn from_file(path: &Path) -> Result<Self, ProfileError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_toml(&text, &path.display().to_string())
+    }
+
+    /// A built-in name, or else a path to a TOML file.
+    pub fn load(name_or_path: &str) -> Result<Self, ProfileError> {
+        if BUILT_IN.iter().any(|(n, _)| *n == name_or_path) {
+            return Self::built_in(name_or_path);
+        }
+        let path = Path::new(name_or_path);
+        if name_or_path.ends_with(".toml") || path.exists() {
+            return Self::from_file(path);
+        }
+        Self::built_in(name_or_path)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let p = &self.directory_path;
+        let segments: Vec<&str> = p.split('/').collect();
+        if !(segments.len() == 3 && segments[0].is_empty() && segments[1] == "v2")
+            || !segments[2]
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            || segments[2].is_empty()
+        {
+            return Err(format!(
+                "directory_path {p:?} must look like \"/v2/NAME\" (letters, digits, - and _)"
+            ));
+        }
+        if segments[2] == "directory" {
+            return Err(
+                "directory_path \"/v2/directory\" is reserved: Sectigo answers it with 403".into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// The last path segment, which routes requests to this profile.
+    pub fn slug(&self) -> &str {
+        self.directory_path.rsplit('/').next().unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_ins_load() {
+        let all = Profile::all_built_in().unwrap();
+        assert_eq!(all.len(), 2);
+        let rsa = Profile::built_in("sectigo-incommon-rsa-ov").unwrap();
+        assert_eq!(rsa.slug(), "InCommonRSAOV");
+        assert!(rsa.account.eab_required);
+        assert!(!rsa.account.key_change_supported);
+        assert_eq!(rsa.order.prevalidated_authz_retry_after, Some(300));
+    }
+
+    #[test]
+    fn unknown_field_is_named() {
+        let text = "name = \"x\"\ndirectory_path = \"/v2/X\"\n[order]\nprocesing_ms = 5\n";
+        let err = Profile::from_toml(text, "custom.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("procesing_ms"), "{err}");
+        assert!(err.contains("custom.toml"), "{err}");
+    }
+
+    #[test]
+    fn bad_directory_path_and_unknown_name() {
+        let err = Profile::from_toml("name = \"x\"\ndirectory_path = \"/acme\"\n", "t")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/v2/NAME"), "{err}");
+        let err = Profile::built_in("letsencrypt").unwrap_err().to_string();
+        assert!(err.contains("sectigo-incommon-rsa-ov"), "{err}");
+    }
+}

@@ -1,0 +1,166 @@
+//! Server state: accounts, orders, authorizations, challenges and certificates in sharded
+//! maps (one entry lock at a time, no global lock), the nonce store and the organisations.
+
+pub mod nonce;
+pub mod org;
+
+use std::time::Instant;
+
+use acme_proto::{Identifier, Jwk, Problem, Status, Thumbprint};
+use dashmap::DashMap;
+use rand::RngCore;
+use time::OffsetDateTime;
+
+/// A 22-character base64url id from 16 random bytes, the shape of Sectigo's ids.
+pub fn new_id() -> String {
+    let mut bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut bytes);
+    acme_proto::b64::encode(bytes)
+}
+
+/// An ACME account.
+#[derive(Clone, Debug)]
+pub struct Account {
+    /// Id in the account URL.
+    pub id: String,
+    /// The account key.
+    pub jwk: Jwk,
+    /// `valid` or `deactivated`.
+    pub status: Status,
+    /// Contact URLs.
+    pub contact: Vec<String>,
+    /// Whether the terms were agreed to.
+    pub terms_agreed: bool,
+    /// The EAB credential it bound with.
+    pub eab_kid: Option<String>,
+    /// The profile (directory) it was created under.
+    pub profile: String,
+}
+
+/// An order.
+#[derive(Clone, Debug)]
+pub struct Order {
+    /// Id in the order URL.
+    pub id: String,
+    /// Owning account id.
+    pub account: String,
+    /// Status as last stored; see [`Order::status_at`].
+    pub status: Status,
+    /// Identifiers, as requested.
+    pub identifiers: Vec<Identifier>,
+    /// Authorization ids, one per identifier.
+    pub authzs: Vec<String>,
+    /// Expiry.
+    pub expires: OffsetDateTime,
+    /// While `processing`: when it becomes `valid`.
+    pub ready_at: Option<Instant>,
+    /// Certificate id, set at finalize (revealed once valid).
+    pub cert: Option<String>,
+    /// Why it is invalid.
+    pub error: Option<Problem>,
+}
+
+impl Order {
+    /// The status now: a processing order whose time has come is valid.
+    pub fn status_at(&self, now: Instant) -> Status {
+        match (self.status, self.ready_at) {
+            (Status::Processing, Some(at)) if now >= at => Status::Valid,
+            (status, _) => status,
+        }
+    }
+}
+
+/// An authorization.
+#[derive(Clone, Debug)]
+pub struct Authz {
+    /// Id in the authz URL.
+    pub id: String,
+    /// Owning account id.
+    pub account: String,
+    /// The identifier (without `*.`).
+    pub identifier: Identifier,
+    /// Whether the order asked for the wildcard.
+    pub wildcard: bool,
+    /// Status.
+    pub status: Status,
+    /// Expiry.
+    pub expires: OffsetDateTime,
+    /// Challenge ids.
+    pub challenges: Vec<String>,
+}
+
+/// A challenge.
+#[derive(Clone, Debug)]
+pub struct Challenge {
+    /// Id in the challenge URL.
+    pub id: String,
+    /// Owning authorization id.
+    pub authz: String,
+    /// Challenge type.
+    pub kind: String,
+    /// Status.
+    pub status: Status,
+    /// Token, for challenges that have one.
+    pub token: Option<String>,
+    /// When it was validated.
+    pub validated: Option<OffsetDateTime>,
+}
+
+/// An issued certificate.
+#[derive(Clone, Debug)]
+pub struct IssuedCert {
+    /// Id in the certificate URL.
+    pub id: String,
+    /// Owning account id.
+    pub account: String,
+    /// The order it was issued for.
+    pub order: String,
+    /// The PEM chains: the default first, then the alternates.
+    pub chains: Vec<String>,
+    /// DER of the leaf, to match revocation requests.
+    pub leaf_der: Vec<u8>,
+    /// The certificate's public key as a JWK, for revocation by certificate key.
+    pub key: Option<Jwk>,
+    /// RFC 5280 reason code once revoked.
+    pub revoked: Option<u8>,
+}
+
+/// All mutable server state.
+#[derive(Debug)]
+pub struct Store {
+    /// Accounts by id.
+    pub accounts: DashMap<String, Account>,
+    /// Account ids by key thumbprint.
+    pub account_keys: DashMap<Thumbprint, String>,
+    /// Orders by id.
+    pub orders: DashMap<String, Order>,
+    /// Authorizations by id.
+    pub authzs: DashMap<String, Authz>,
+    /// Challenges by id.
+    pub challenges: DashMap<String, Challenge>,
+    /// Certificates by id.
+    pub certs: DashMap<String, IssuedCert>,
+    /// Certificate ids by leaf DER, for revokeCert.
+    pub certs_by_der: DashMap<Vec<u8>, String>,
+    /// Nonces.
+    pub nonces: nonce::NonceStore,
+    /// Organisations and credentials.
+    pub orgs: org::Orgs,
+}
+
+impl Store {
+    /// An empty store over `orgs`.
+    pub fn new(orgs: org::Orgs) -> Self {
+        Self {
+            accounts: DashMap::new(),
+            account_keys: DashMap::new(),
+            orders: DashMap::new(),
+            authzs: DashMap::new(),
+            challenges: DashMap::new(),
+            certs: DashMap::new(),
+            certs_by_der: DashMap::new(),
+            nonces: nonce::NonceStore::new(1 << 16, std::time::Duration::from_secs(3600)),
+            orgs,
+        }
+    }
+}
