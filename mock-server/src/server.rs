@@ -283,10 +283,13 @@ impl Drop for MockServer {
 
 fn demo_info(orgs: &Orgs) -> Option<DemoInfo> {
     let cred = orgs.credentials.first()?;
+    // Plain names first: scripts take domains[0] as the name to ask for.
+    let mut domains: Vec<String> = cred.domains.iter().cloned().collect();
+    domains.sort_by_key(|d| (d.starts_with("*."), d.clone()));
     Some(DemoInfo {
         eab_kid: cred.kid.clone(),
         eab_hmac_key: acme_proto::b64::encode(cred.hmac_key.expose()),
-        domains: cred.domains.iter().cloned().collect(),
+        domains,
         undelegated_domain: orgs
             .demo
             .as_ref()

@@ -5,9 +5,12 @@ use acme_proto::{PROBLEM_CONTENT_TYPE, Problem, ProblemType};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderName, HeaderValue, StatusCode, header};
 
-/// A refused request.
+/// A refused request. Boxed: it travels up every handler's `Result`.
 #[derive(Debug)]
-pub struct AcmeError {
+pub struct AcmeError(Box<Inner>);
+
+#[derive(Debug)]
+struct Inner {
     status: StatusCode,
     problem: Problem,
     headers: Vec<(HeaderName, HeaderValue)>,
@@ -16,11 +19,11 @@ pub struct AcmeError {
 impl AcmeError {
     /// A problem of `kind` sent with `status`.
     pub fn new(kind: ProblemType, status: StatusCode, detail: impl Into<String>) -> Self {
-        Self {
+        Self(Box::new(Inner {
             status,
             problem: Problem::new(kind, status.as_u16(), detail),
             headers: Vec::new(),
-        }
+        }))
     }
 
     /// 400 malformed.
@@ -63,31 +66,32 @@ impl AcmeError {
 
     /// Adds a response header.
     pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
-        self.headers.push((name, value));
+        self.0.headers.push((name, value));
         self
     }
 
     /// Mutable access to the problem document (subproblems, algorithms).
     pub fn problem_mut(&mut self) -> &mut Problem {
-        &mut self.problem
+        &mut self.0.problem
     }
 
     /// The problem document.
     pub fn problem(&self) -> &Problem {
-        &self.problem
+        &self.0.problem
     }
 }
 
 impl IntoResponse for AcmeError {
     fn into_response(self) -> Response {
-        let body = serde_json::to_vec(&self.problem).unwrap_or_default();
-        let mut response = (self.status, body).into_response();
+        let inner = *self.0;
+        let body = serde_json::to_vec(&inner.problem).unwrap_or_default();
+        let mut response = (inner.status, body).into_response();
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
         );
-        for (name, value) in self.headers {
+        for (name, value) in inner.headers {
             headers.append(name, value);
         }
         response

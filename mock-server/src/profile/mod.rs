@@ -245,18 +245,17 @@ impl Profile {
 
     fn check(&self) -> Result<(), String> {
         let p = &self.directory_path;
-        let segments: Vec<&str> = p.split('/').collect();
-        if !(segments.len() == 3 && segments[0].is_empty() && segments[1] == "v2")
-            || !segments[2]
+        let name = p.strip_prefix("/v2/").unwrap_or_default();
+        let name_ok = !name.is_empty()
+            && name
                 .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-            || segments[2].is_empty()
-        {
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !name_ok {
             return Err(format!(
                 "directory_path {p:?} must look like \"/v2/NAME\" (letters, digits, - and _)"
             ));
         }
-        if segments[2] == "directory" {
+        if name == "directory" {
             return Err(
                 "directory_path \"/v2/directory\" is reserved: Sectigo answers it with 403".into(),
             );

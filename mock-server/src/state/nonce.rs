@@ -47,7 +47,7 @@ impl NonceStore {
         let mut random = [0u8; 24];
         rand::rng().fill_bytes(&mut random);
         self.outstanding.insert(seq, (random, Instant::now()));
-        if seq % (self.capacity / 4) == 0 {
+        if seq.is_multiple_of(self.capacity / 4) {
             self.sweep(seq);
         }
         let mut bytes = [0u8; 32];

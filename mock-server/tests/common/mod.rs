@@ -1,0 +1,315 @@
+//! A deliberately small ACME client for the server tests: it signs what it is told to, so
+//! tests can send both what honest clients send and what they never would.
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use acme_proto::eab::{self, MacAlgorithm};
+use acme_proto::{AccountKey, Directory, Problem, SignatureAlgorithm, b64};
+use mock_server::{MockServer, Orgs, Profile, ServerConfig};
+use serde_json::{Value, json};
+
+pub const DEMO_KID: &str = "DemoPhysicsKeyId0000Ab";
+pub const RSA: &str = "sectigo-incommon-rsa-ov";
+pub const ECC: &str = "sectigo-incommon-ecc-ov";
+
+/// One CA for the whole test binary: generating RSA CA keys per test would be slow.
+fn shared_data_dir() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("acme-harness-test-{}", std::process::id()));
+        mock_server::ca::Ca::load_or_create(&dir.join("ca")).expect("test CA");
+        dir
+    })
+    .clone()
+}
+
+pub async fn start() -> MockServer {
+    start_with(Orgs::demo(), Profile::all_built_in().unwrap()).await
+}
+
+pub async fn start_with(orgs: Orgs, profiles: Vec<Profile>) -> MockServer {
+    let mut config = ServerConfig::ephemeral();
+    config.data_dir = Some(shared_data_dir());
+    config.orgs = orgs;
+    config.profiles = profiles;
+    MockServer::start(config).await.expect("server starts")
+}
+
+pub fn demo_hmac() -> Vec<u8> {
+    Orgs::demo().credentials[0].hmac_key.expose().clone()
+}
+
+pub fn http_client(ca_bundle: &Path) -> reqwest::Client {
+    let pem = std::fs::read(ca_bundle).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .user_agent("acme-harness-tests")
+        .build()
+        .unwrap()
+}
+
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+    pub fn problem(&self) -> Problem {
+        assert_eq!(
+            self.header("content-type").as_deref(),
+            Some("application/problem+json"),
+            "status {} body {}",
+            self.status,
+            String::from_utf8_lossy(&self.body)
+        );
+        let p: Problem = serde_json::from_slice(&self.body).unwrap();
+        assert_eq!(p.status, Some(self.status));
+        p
+    }
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    }
+    pub fn location(&self) -> String {
+        self.header("location").expect("Location header")
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    /// Asserts a problem of `kind` (short name) and returns its detail.
+    pub fn expect_problem(&self, status: u16, kind: &str) -> String {
+        assert_eq!(self.status, status, "{}", self.text());
+        let p = self.problem();
+        assert_eq!(p.kind.name(), kind, "{}", self.text());
+        p.detail.unwrap_or_default()
+    }
+}
+
+pub struct Client {
+    pub http: reqwest::Client,
+    pub dir: Directory,
+    pub key: AccountKey,
+    pub kid: Option<String>,
+    nonce: Option<String>,
+}
+
+impl Client {
+    pub async fn new(server: &MockServer, profile: &str, alg: SignatureAlgorithm) -> Self {
+        Self::with_key(server, profile, AccountKey::generate(alg).unwrap()).await
+    }
+
+    pub async fn with_key(server: &MockServer, profile: &str, key: AccountKey) -> Self {
+        let http = http_client(&server.ready().ca_bundle);
+        let url = server.directory_url(profile).unwrap();
+        let dir: Directory = http.get(url).send().await.unwrap().json().await.unwrap();
+        Self {
+            http,
+            dir,
+            key,
+            kid: None,
+            nonce: None,
+        }
+    }
+
+    pub async fn fresh_nonce(&mut self) -> String {
+        if let Some(n) = self.nonce.take() {
+            return n;
+        }
+        let r = self.http.head(&self.dir.new_nonce).send().await.unwrap();
+        r.headers()["replay-nonce"].to_str().unwrap().to_owned()
+    }
+
+    async fn send(&mut self, url: &str, body: String, content_type: &str) -> Resp {
+        let r = self
+            .http
+            .post(url)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let resp = Resp {
+            status: r.status().as_u16(),
+            headers: r.headers().clone(),
+            body: r.bytes().await.unwrap().to_vec(),
+        };
+        self.nonce = resp.header("replay-nonce");
+        assert!(self.nonce.is_some(), "every response carries Replay-Nonce");
+        resp
+    }
+
+    /// Signed with the kid when the client has one, else with the jwk.
+    pub async fn post(&mut self, url: &str, payload: Option<Value>) -> Resp {
+        let nonce = self.fresh_nonce().await;
+        let jws = self
+            .key
+            .sign_request(self.kid.as_deref(), &nonce, url, payload.as_ref())
+            .unwrap();
+        self.send(
+            url,
+            serde_json::to_string(&jws).unwrap(),
+            "application/jose+json",
+        )
+        .await
+    }
+
+    /// Signs an arbitrary header (nonce and url filled in unless present) and payload.
+    pub async fn post_header(
+        &mut self,
+        url: &str,
+        mut header: Value,
+        payload: Option<Value>,
+    ) -> Resp {
+        if header.get("nonce").is_none() {
+            header["nonce"] = Value::from(self.fresh_nonce().await);
+        }
+        if header.get("url").is_none() {
+            header["url"] = Value::from(url);
+        }
+        let jws = self.key.sign_parts(&header, payload.as_ref()).unwrap();
+        self.send(
+            url,
+            serde_json::to_string(&jws).unwrap(),
+            "application/jose+json",
+        )
+        .await
+    }
+
+    pub async fn post_raw(&mut self, url: &str, body: String, content_type: &str) -> Resp {
+        self.send(url, body, content_type).await
+    }
+
+    pub fn eab(&self, kid: &str, hmac: &[u8], alg: MacAlgorithm) -> Value {
+        eab::sign(alg, kid, hmac, &self.dir.new_account, self.key.jwk())
+    }
+
+    pub async fn register_with(&mut self, payload: Value) -> Resp {
+        let url = self.dir.new_account.clone();
+        let saved = self.kid.take();
+        let r = self.post(&url, Some(payload)).await;
+        self.kid = saved;
+        if r.status == 201 || r.status == 200 {
+            self.kid = Some(r.location());
+        }
+        r
+    }
+
+    /// Registers with the demo EAB credential.
+    pub async fn register(&mut self) -> Resp {
+        let eab = self.eab(DEMO_KID, &demo_hmac(), MacAlgorithm::Hs256);
+        self.register_with(json!({
+            "termsOfServiceAgreed": true,
+            "contact": ["mailto:admin@physics.example.edu"],
+            "externalAccountBinding": eab,
+        }))
+        .await
+    }
+
+    pub async fn new_order(&mut self, names: &[&str]) -> Resp {
+        let ids: Vec<Value> = names
+            .iter()
+            .map(|n| json!({"type": "dns", "value": n}))
+            .collect();
+        let url = self.dir.new_order.clone();
+        self.post(&url, Some(json!({ "identifiers": ids }))).await
+    }
+
+    pub async fn get(&mut self, url: &str) -> Resp {
+        self.post(url, None).await
+    }
+
+    /// Finalizes `order` with a CSR for `names` and waits for the certificate.
+    pub async fn finalize_and_wait(&mut self, order_url: &str, csr_der: &[u8]) -> Value {
+        let order = self.get(order_url).await.json();
+        let finalize = order["finalize"].as_str().unwrap().to_owned();
+        let r = self
+            .post(&finalize, Some(json!({ "csr": b64::encode(csr_der) })))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.json()["status"], "processing");
+        assert!(r.header("retry-after").is_some());
+        for _ in 0..50 {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            let o = self.get(order_url).await.json();
+            if o["status"] == "valid" {
+                return o;
+            }
+            assert_eq!(o["status"], "processing");
+        }
+        panic!("order never became valid");
+    }
+}
+
+/// A CSR for `names` over a fresh key of `alg`, with the key.
+pub fn csr(names: &[&str], alg: &'static rcgen::SignatureAlgorithm) -> (Vec<u8>, rcgen::KeyPair) {
+    let key = if alg == &rcgen::PKCS_RSA_SHA256 {
+        rcgen::KeyPair::generate_rsa_for(alg, rcgen::RsaKeySize::_2048).unwrap()
+    } else {
+        rcgen::KeyPair::generate_for(alg).unwrap()
+    };
+    let mut params =
+        rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .unwrap();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    let der = params.serialize_request(&key).unwrap().der().to_vec();
+    (der, key)
+}
+
+/// Every certificate in a PEM chain, as DER.
+pub fn pem_certs(pem: &str) -> Vec<Vec<u8>> {
+    rustls_pemfile::certs(&mut pem.as_bytes())
+        .map(|c| c.unwrap().to_vec())
+        .collect()
+}
+
+/// Verifies `chain` (leaf first) up to one of the PEM roots with webpki, for `name`.
+pub fn verify_chain(chain: &[Vec<u8>], roots_pem: &str, name: &str) -> Result<(), String> {
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    let roots: Vec<CertificateDer<'static>> = pem_certs(roots_pem)
+        .into_iter()
+        .map(CertificateDer::from)
+        .collect();
+    let anchors: Vec<_> = roots
+        .iter()
+        .map(|c| webpki::anchor_from_trusted_cert(c).unwrap().to_owned())
+        .collect();
+    let leaf = CertificateDer::from(chain[0].clone());
+    let intermediates: Vec<CertificateDer<'_>> = chain[1..]
+        .iter()
+        .map(|c| CertificateDer::from(c.clone()))
+        .collect();
+    let ee = webpki::EndEntityCert::try_from(&leaf).map_err(|e| e.to_string())?;
+    let algs = webpki::ALL_VERIFICATION_ALGS;
+    ee.verify_for_usage(
+        algs,
+        &anchors,
+        &intermediates,
+        UnixTime::now(),
+        webpki::KeyUsage::server_auth(),
+        None,
+        None,
+    )
+    .map_err(|e| e.to_string())?;
+    let server_name = ServerName::try_from(name.to_owned()).map_err(|e| e.to_string())?;
+    ee.verify_is_valid_for_subject_name(&server_name)
+        .map_err(|e| e.to_string())
+}
