@@ -19,7 +19,7 @@ cd "$ROOT"
 BIN=${ACME_HARNESS_BIN:-target/release/acme-harness}
 read -r -a CLIENTS <<<"${INTEROP_CLIENTS:-certbot lego dehydrated uacme}"
 PARALLEL=${INTEROP_PARALLEL:-1}
-CASES=(issue-rsa issue-ecdsa no-eab bad-hmac undelegated)
+CASES=(issue-rsa issue-ecdsa no-eab no-eab-server bad-hmac undelegated)
 CLIENT_TIMEOUT=${INTEROP_CLIENT_TIMEOUT:-120}
 
 W=${INTEROP_WORKDIR:-$(mktemp -d "${TMPDIR:-/tmp}/interop.XXXXXX")}
@@ -98,7 +98,12 @@ done
 # Start the server and read ready.json
 mkdir -p "$W/server" "$W/results"
 rm -f "$W/server/ready.json" "$W/results/"*
-"$BIN" serve --listen 127.0.0.1:0 --data-dir "$W/server" >"$W/server.log" 2>&1 &
+# The third profile hides the EAB requirement from the directory, so that clients send a
+# newAccount without EAB and meet the server's own Sectigo text (case no-eab-server).
+"$BIN" serve --listen 127.0.0.1:0 --data-dir "$W/server" \
+    --profile sectigo-incommon-rsa-ov --profile sectigo-incommon-ecc-ov \
+    --profile fixtures/profiles/test/incommon-rsa-ov-unadvertised-eab.toml \
+    >"$W/server.log" 2>&1 &
 SERVER_PID=$!
 echo "interop: server pid $SERVER_PID, log $W/server.log"
 
@@ -117,6 +122,7 @@ rj() { jq -er "$1" "$READY"; }
 # (die_setup must run in this shell, not inside the $(...), so it comes after the ||.)
 DIR_RSA=$(rj '.directories["sectigo-incommon-rsa-ov"] // .directory') || die_setup "ready.json: no RSA directory"
 DIR_ECC=$(rj '.directories["sectigo-incommon-ecc-ov"]') || die_setup "ready.json: no ECC directory"
+DIR_QUIET=$(rj '.directories["test-incommon-rsa-ov-unadvertised-eab"]') || die_setup "ready.json: no unadvertised-EAB directory"
 CA=$(rj '.ca_bundle') || die_setup "ready.json: no ca_bundle"
 ROOTS=$(rj '.roots') || die_setup "ready.json: no roots"
 KID=$(rj '.demo.eab_kid') || die_setup "ready.json: no demo.eab_kid"
@@ -335,6 +341,10 @@ run_case() {
         no-eab)      eab=none
                      expected="error: externalAccountBinding"
                      pattern='"externalAccountBinding" field' ;;
+        no-eab-server) eab=none; dir=$DIR_QUIET
+                     expected="server: externalAccountRequired"
+                     # Clients that print the problem JSON escape the quotes: match around them.
+                     pattern='must include a value for the .{1,2}externalAccountBinding' ;;
         bad-hmac)    eab=bad; expected="error: Invalid MAC"; pattern='Invalid MAC on JWS request' ;;
         undelegated) dom=$UNDELEGATED; expected="error: not delegated"; pattern='has not been delegated' ;;
     esac
