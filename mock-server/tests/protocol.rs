@@ -626,3 +626,83 @@ async fn post_as_get_is_enforced() {
         .await
         .expect_problem(403, "unauthorized");
 }
+
+#[tokio::test]
+async fn key_change_where_the_profile_supports_it() {
+    let mut profile = mock_server::Profile::built_in(RSA).unwrap();
+    profile.name = "rollover".into();
+    profile.directory_path = "/v2/Rollover".into();
+    profile.account.key_change_supported = true;
+    let server = start_with(mock_server::Orgs::demo(), vec![profile]).await;
+    let mut client = Client::new(&server, "rollover", SignatureAlgorithm::Es256).await;
+    client.register().await;
+    let account_url = client.kid.clone().unwrap();
+    let url = client.dir.key_change.clone();
+    let new_key = AccountKey::generate(SignatureAlgorithm::Es384).unwrap();
+    let inner_for = |key: &AccountKey, old: &AccountKey, account: &str| {
+        let header = json!({"alg": key.algorithm().name(), "jwk": key.jwk().to_json(), "url": url});
+        let payload = json!({"account": account, "oldKey": old.jwk().to_json()});
+        serde_json::to_value(key.sign_parts(&header, Some(&payload)).unwrap()).unwrap()
+    };
+    // oldKey that is not the account's key.
+    let stranger = AccountKey::generate(SignatureAlgorithm::Es256).unwrap();
+    let bad = inner_for(&new_key, &stranger, &account_url);
+    client
+        .post(&url, Some(bad))
+        .await
+        .expect_problem(403, "unauthorized");
+    let good = inner_for(&new_key, &client.key, &account_url);
+    let r = client.post(&url, Some(good)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // The old key no longer signs for the account; the new one does.
+    client
+        .get(&account_url)
+        .await
+        .expect_problem(400, "malformed");
+    let old = std::mem::replace(&mut client.key, new_key);
+    assert_eq!(client.get(&account_url).await.status, 200);
+    // The old key is free again: onlyReturnExisting finds nothing for it.
+    let mut again = Client::with_key(&server, "rollover", old).await;
+    again
+        .register_with(json!({"onlyReturnExisting": true}))
+        .await
+        .expect_problem(400, "accountDoesNotExist");
+}
+
+#[tokio::test]
+async fn hostile_requests_get_problem_documents() {
+    let server = start().await;
+    let mut client = Client::new(&server, RSA, SignatureAlgorithm::Es256).await;
+    let new_order = client.dir.new_order.clone();
+    let huge = "x".repeat(300 * 1024);
+    let r = client
+        .post_raw(&new_order, huge, "application/jose+json")
+        .await;
+    r.expect_problem(413, "malformed");
+    let base = client.dir.new_order.rsplit_once('/').unwrap().0.to_owned();
+    let r = client
+        .post_raw(
+            &format!("{base}/order/%FF%FE"),
+            "{}".into(),
+            "application/jose+json",
+        )
+        .await;
+    assert!(r.status >= 400 && r.status < 500, "{}", r.status);
+    r.problem();
+    let r = client
+        .post_raw(
+            &client.dir.new_nonce.clone().replace("/newNonce", ""),
+            "{}".into(),
+            "application/jose+json",
+        )
+        .await;
+    r.expect_problem(405, "malformed");
+    let r = client
+        .post_raw(
+            &format!("{base}/order/nope"),
+            "{}".into(),
+            "application/jose+json",
+        )
+        .await;
+    r.expect_problem(400, "malformed");
+}

@@ -313,13 +313,92 @@ pub(crate) async fn account(
     Ok(with_location(body, &post.ctx.url("account", &id)))
 }
 
-/// POST keyChange: Sectigo answers 500 "Not yet implemented" (§9, acme.sh PR#7080).
+/// POST keyChange (RFC 8555 §7.3.5). Sectigo answers 500 "Not yet implemented" (§9, acme.sh
+/// PR#7080); profiles with `key_change_supported` roll the key over.
 pub(crate) async fn key_change(
     State(state): Shared,
     post: JosePost,
 ) -> Result<Response, AcmeError> {
-    state.authenticate(&post, KeyMode::Kid)?;
-    Err(AcmeError::internal("Not yet implemented"))
+    let auth = state.authenticate(&post, KeyMode::Kid)?;
+    let ctx = &post.ctx;
+    if !ctx.profile.account.key_change_supported {
+        return Err(AcmeError::internal("Not yet implemented"));
+    }
+    let account = auth.account()?;
+    let inner_raw: acme_proto::jws::FlattenedJws = auth.payload()?;
+    let inner = acme_proto::Jws::from_flattened(&inner_raw)
+        .map_err(|e| AcmeError::malformed(format!("keyChange inner JWS: {e}")))?;
+    let new_key = inner
+        .header
+        .jwk
+        .as_ref()
+        .ok_or_else(|| {
+            AcmeError::malformed("keyChange inner JWS must carry the new key as \"jwk\"")
+        })
+        .and_then(|j| {
+            acme_proto::Jwk::from_json(j).map_err(|e| {
+                AcmeError::new(
+                    ProblemType::BadPublicKey,
+                    StatusCode::BAD_REQUEST,
+                    e.to_string(),
+                )
+            })
+        })?;
+    inner
+        .verify(&new_key)
+        .map_err(|e| AcmeError::malformed(format!("keyChange inner JWS: {e}")))?;
+    if inner.header.url.as_deref() != Some(post.url.as_str()) {
+        return Err(AcmeError::malformed(
+            "keyChange inner JWS url must equal the outer url",
+        ));
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct KeyChange {
+        account: String,
+        old_key: Value,
+    }
+    let body: KeyChange = serde_json::from_slice(&inner.payload)
+        .map_err(|e| AcmeError::malformed(format!("keyChange inner payload: {e}")))?;
+    let account_url = ctx.url("account", &account.id);
+    if body.account != account_url {
+        return Err(AcmeError::unauthorized(
+            "keyChange inner payload names another account",
+        ));
+    }
+    let old_key = acme_proto::Jwk::from_json(&body.old_key)
+        .map_err(|e| AcmeError::malformed(format!("keyChange oldKey: {e}")))?;
+    if old_key != account.jwk {
+        return Err(AcmeError::unauthorized(
+            "keyChange oldKey is not the account's current key",
+        ));
+    }
+    let new_tp = new_key.thumbprint();
+    match state.store.account_keys.entry(new_tp) {
+        dashmap::Entry::Occupied(taken) => {
+            let url = ctx.url("account", taken.get());
+            return Err(AcmeError::new(
+                ProblemType::Malformed,
+                StatusCode::CONFLICT,
+                "The new key is already in use by an account",
+            )
+            .with_header(
+                header::LOCATION,
+                HeaderValue::from_str(&url).unwrap_or(HeaderValue::from_static("")),
+            ));
+        }
+        dashmap::Entry::Vacant(slot) => {
+            slot.insert(account.id.clone());
+        }
+    }
+    state.store.account_keys.remove(&account.jwk.thumbprint());
+    let updated = state.store.accounts.get_mut(&account.id).map(|mut a| {
+        a.jwk = new_key;
+        a.clone()
+    });
+    let updated = updated.ok_or_else(|| AcmeError::unauthorized("Account is not valid"))?;
+    let body = json_response(StatusCode::OK, &repr::account(&updated));
+    Ok(with_location(body, &account_url))
 }
 
 // ---------------------------------------------------------------- orders

@@ -171,7 +171,7 @@ async fn common_headers(State(state): State<Arc<AppState>>, req: Request, next: 
         .strip_prefix("/v2/")
         .and_then(|rest| rest.split('/').next())
         .map(str::to_owned);
-    let mut response = next.run(req).await;
+    let mut response = problem_for_every_error(next.run(req).await).await;
     let headers = response.headers_mut();
     if let Ok(nonce) = HeaderValue::from_str(&state.store.nonces.issue()) {
         headers.insert("replay-nonce", nonce);
@@ -192,4 +192,41 @@ async fn common_headers(State(state): State<Arc<AppState>>, req: Request, next: 
         HeaderValue::from_static("max-age=31536000"),
     );
     response
+}
+
+/// Refusals made below the handlers (axum's own extractor rejections, a body the transport
+/// could not read) come as plain text; the peer always gets a problem document instead.
+async fn problem_for_every_error(response: Response) -> Response {
+    use axum::response::IntoResponse as _;
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|ct| {
+            ct.as_bytes()
+                .starts_with(acme_proto::PROBLEM_CONTENT_TYPE.as_bytes())
+        });
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let detail = String::from_utf8_lossy(&text).trim().to_owned();
+    let detail = if detail.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_owned()
+    } else {
+        detail
+    };
+    let kind = if status.is_server_error() {
+        acme_proto::ProblemType::ServerInternal
+    } else {
+        acme_proto::ProblemType::Malformed
+    };
+    let mut converted = AcmeError::new(kind, status, detail).into_response();
+    for (name, value) in parts.headers.iter() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            converted.headers_mut().append(name, value.clone());
+        }
+    }
+    converted
 }
