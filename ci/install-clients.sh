@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Install the real ACME clients (and the tools ci/interop.sh needs) from Debian's packages.
+# Install the real ACME clients, Pebble (ci/pebble-client.sh) and the tools ci/interop.sh needs from Debian's packages.
 # Idempotent: does nothing when every package is already installed. Must run as root.
 set -euo pipefail
 
-PACKAGES=(certbot lego dehydrated uacme openssl jq curl python3 procps util-linux)
+PACKAGES=(certbot lego dehydrated uacme pebble openssl jq curl python3 procps util-linux)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

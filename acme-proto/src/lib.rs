@@ -15,6 +15,7 @@ pub mod jws;
 pub mod key;
 pub mod problem;
 pub mod secret;
+pub mod transcript;
 pub mod types;
 
 pub use jwk::{Jwk, KeyAuthorization, Thumbprint};

@@ -1,5 +1,7 @@
 //! `acme-harness`: the one binary. Thin: parses arguments and calls the crates.
 
+mod admin;
+mod client;
 mod serve;
 
 use std::process::ExitCode;
@@ -20,6 +22,12 @@ enum Command {
     /// Run the mock Sectigo ACME server (defaults: https://127.0.0.1:14000, both InCommon
     /// profiles, the demo organisation).
     Serve(serve::ServeArgs),
+    /// The reference ACME client: register (with EAB), issue, renew, revoke, deactivate,
+    /// rollover, show. Exit codes: 1 local, 2 usage, 3 refused by the CA, 4 network.
+    Client(client::ClientArgs),
+    /// Manage the running mock server: organisations, departments, domains, delegations,
+    /// EAB credentials, certificates, recorded requests, fault plans, DNS records.
+    Admin(admin::AdminArgs),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +52,8 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
+            Command::Client(args) => client::run(args).await,
+            Command::Admin(args) => admin::run(args).await,
         }
     });
     match result {

@@ -19,9 +19,47 @@ pub(crate) struct ServeArgs {
     data_dir: Option<PathBuf>,
 
     /// Profile to serve, by built-in name or TOML file; repeat to serve several. The first is
-    /// the default directory. Default: sectigo-incommon-rsa-ov and sectigo-incommon-ecc-ov.
+    /// the default directory. Default: every built-in profile, sectigo-incommon-rsa-ov first
+    /// (sectigo-incommon-ecc-ov, sectigo-ov, sectigo-dv, sectigo-ev, zerossl-dv90, rfc8555).
     #[arg(long = "profile", value_name = "NAME|FILE")]
     profiles: Vec<String>,
+
+    /// A custom profile TOML file to serve (same as `--profile FILE`); repeatable.
+    #[arg(long = "profile-file", value_name = "FILE")]
+    profile_files: Vec<PathBuf>,
+
+    /// A fault plan (TOML or JSON) for every request; per-credential plans are set through
+    /// the admin API (`acme-harness admin faults set`).
+    #[arg(long, value_name = "FILE")]
+    faults: Option<PathBuf>,
+
+    /// Seed of every random fault decision. Printed at start; pass it again to replay a run.
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
+
+    /// Address of the mock DNS (UDP and TCP) that challenge validation resolves through.
+    #[arg(long, default_value = "127.0.0.1:0", value_name = "ADDR")]
+    dns_listen: SocketAddr,
+
+    /// Port on which http-01 answers are fetched (clients under test listen there).
+    #[arg(long = "http-01-port", default_value_t = 5002, value_name = "PORT")]
+    http01_port: u16,
+
+    /// Connections served at once; more wait in the listen backlog.
+    #[arg(long, default_value_t = 1024, value_name = "N")]
+    max_connections: usize,
+
+    /// Largest request body in bytes.
+    #[arg(long, default_value_t = 256 * 1024, value_name = "BYTES")]
+    max_body_bytes: usize,
+
+    /// Seconds a client may take to send request headers, and again for the body.
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    request_timeout: u64,
+
+    /// Port on which tls-alpn-01 answers are fetched.
+    #[arg(long = "tls-alpn-01-port", default_value_t = 5001, value_name = "PORT")]
+    tlsalpn01_port: u16,
 
     /// Organisation file (organisations, departments, delegated domains, EAB credentials).
     /// Default: the built-in demo organisation (fixtures/demo-org.toml).
@@ -37,14 +75,20 @@ pub(crate) fn default_data_dir() -> anyhow::Result<PathBuf> {
 }
 
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let profiles = if args.profiles.is_empty() {
-        Profile::all_built_in().context("built-in profiles")?
-    } else {
-        args.profiles
-            .iter()
-            .map(|p| Profile::load(p).with_context(|| format!("--profile {p}")))
-            .collect::<anyhow::Result<_>>()?
-    };
+    let mut profiles: Vec<Profile> = args
+        .profiles
+        .iter()
+        .map(|p| Profile::load(p).with_context(|| format!("--profile {p}")))
+        .collect::<anyhow::Result<_>>()?;
+    for path in &args.profile_files {
+        profiles.push(
+            Profile::from_file(path)
+                .with_context(|| format!("--profile-file {}", path.display()))?,
+        );
+    }
+    if profiles.is_empty() {
+        profiles = Profile::all_built_in().context("built-in profiles")?;
+    }
     let orgs = match &args.org_file {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -59,11 +103,34 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("--data-dir: cannot create {}", data_dir.display()))?;
+    let faults = match &args.faults {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("--faults: cannot read {}", path.display()))?;
+            Some(
+                mock_server::faults::FaultPlan::parse(&text, &path.display().to_string())
+                    .context("--faults")?,
+            )
+        }
+        None => None,
+    };
     let server = MockServer::start(ServerConfig {
         listen: args.listen,
         data_dir: Some(data_dir.clone()),
         profiles,
         orgs,
+        seed: args.seed,
+        faults,
+        dns_listen: args.dns_listen,
+        http01_port: args.http01_port,
+        tlsalpn01_port: args.tlsalpn01_port,
+        limits: mock_server::Limits {
+            max_connections: args.max_connections,
+            max_body_bytes: args.max_body_bytes,
+            header_read_timeout: std::time::Duration::from_secs(args.request_timeout),
+            body_read_timeout: std::time::Duration::from_secs(args.request_timeout),
+            ..mock_server::Limits::default()
+        },
     })
     .await
     .with_context(|| match args.listen.port() {
@@ -73,10 +140,8 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         _ => "starting the server".to_owned(),
     })?;
     print_banner(server.ready(), &data_dir);
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for Ctrl-C")?;
-    eprintln!("stopping");
+    wait_for_signal().await?;
+    eprintln!("stopping: finishing in-flight requests");
     server.shutdown().await;
     Ok(())
 }
@@ -126,5 +191,23 @@ fn print_banner(ready: &ReadyInfo, data_dir: &std::path::Path) {
             hmac = demo.eab_hmac_key,
             cb = certbot.display(),
         );
+    }
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM.
+async fn wait_for_signal() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
+            _ = term.recv() => {}
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")
     }
 }

@@ -6,12 +6,16 @@
 //! switches). [`MockServer`] binds, serves TLS and writes `ready.json`.
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod ca;
+pub mod dns;
+pub mod faults;
 pub mod http;
 pub mod profile;
-mod server;
+pub mod server;
 pub mod state;
+pub mod validate;
 
 pub use profile::Profile;
-pub use server::{DemoInfo, MockServer, ReadyInfo, ServerConfig, StartError};
+pub use server::{DemoInfo, Limits, MockServer, ReadyInfo, ServerConfig, StartError};
 pub use state::org::Orgs;

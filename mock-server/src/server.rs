@@ -30,6 +30,54 @@ pub struct ServerConfig {
     pub profiles: Vec<Profile>,
     /// Organisations, departments, domains and EAB credentials.
     pub orgs: Orgs,
+    /// Seed of every random fault decision; random (and printed) when absent.
+    pub seed: Option<u64>,
+    /// A fault plan for every request of every profile.
+    pub faults: Option<crate::faults::FaultPlan>,
+    /// Address of the mock DNS (UDP and TCP); port 0 picks one.
+    pub dns_listen: SocketAddr,
+    /// Port http-01 answers are fetched from.
+    pub http01_port: u16,
+    /// Port tls-alpn-01 answers are fetched from.
+    pub tlsalpn01_port: u16,
+    /// Connection and request limits.
+    pub limits: Limits,
+}
+
+/// Limits that keep hostile or broken clients from exhausting the server.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// Time allowed for a TLS handshake.
+    pub handshake_timeout: Duration,
+    /// Time allowed to send a request's headers (HTTP/1.1; slow-loris).
+    pub header_read_timeout: Duration,
+    /// Time allowed to send a request's body.
+    pub body_read_timeout: Duration,
+    /// Largest request head (HTTP/1.1 buffer, HTTP/2 header list).
+    pub max_header_bytes: usize,
+    /// Largest request body.
+    pub max_body_bytes: usize,
+    /// Longest life of one connection.
+    pub connection_lifetime: Duration,
+    /// How long shutdown waits for in-flight requests.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections: 1024,
+            handshake_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(10),
+            max_header_bytes: 16 * 1024,
+            max_body_bytes: 256 * 1024,
+            connection_lifetime: Duration::from_secs(600),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
 }
 
 impl ServerConfig {
@@ -41,6 +89,12 @@ impl ServerConfig {
             data_dir: None,
             profiles: Profile::all_built_in().unwrap_or_default(),
             orgs: Orgs::demo(),
+            seed: None,
+            faults: None,
+            dns_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            http01_port: 5002,
+            tlsalpn01_port: 5001,
+            limits: Limits::default(),
         }
     }
 }
@@ -100,12 +154,20 @@ pub struct ReadyInfo {
     pub ca_bundle: PathBuf,
     /// PEM file of the roots issued certificates chain to.
     pub roots: PathBuf,
-    /// Admin API URL (not served yet).
+    /// Admin API URL.
     pub admin_url: Option<String>,
-    /// Admin API bearer token (not served yet).
+    /// Admin API bearer token.
     pub admin_token: Option<String>,
     /// Demo credential, if the organisation file has one.
     pub demo: Option<DemoInfo>,
+    /// The fault seed: pass it as `--seed` to replay a run.
+    pub seed: u64,
+    /// The mock DNS (UDP and TCP), where challenge names resolve.
+    pub dns: SocketAddr,
+    /// Port http-01 answers are fetched from.
+    pub http01_port: u16,
+    /// Port tls-alpn-01 answers are fetched from.
+    pub tlsalpn01_port: u16,
 }
 
 /// A running server. Dropping it stops the accept loop.
@@ -116,30 +178,34 @@ pub struct MockServer {
     ready: ReadyInfo,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
+    _dns: crate::dns::DnsServer,
     _tmp: Option<tempfile::TempDir>,
 }
 
+/// Writes a file atomically (temporary file, then rename), so a reader never sees it half
+/// written; `secret` files are created 0600.
 fn write_file(path: &Path, contents: &[u8], secret: bool) -> Result<(), StartError> {
     use std::io::Write as _;
     let err = |source| StartError::Write {
         path: path.to_owned(),
         source,
     };
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .map_err(err)?;
     #[cfg(unix)]
-    if secret {
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    }
-    let mut file = options.open(path).map_err(err)?;
-    #[cfg(unix)]
-    if secret {
-        // An existing file keeps its old mode on open: tighten it.
+    {
         use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+        let mode = if secret { 0o600 } else { 0o644 };
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(mode))
             .map_err(err)?;
     }
-    file.write_all(contents).map_err(err)
+    tmp.write_all(contents).map_err(err)?;
+    tmp.persist(path).map_err(|e| err(e.error))?;
+    Ok(())
 }
 
 impl MockServer {
@@ -209,11 +275,34 @@ impl MockServer {
         let demo = demo_info(&config.orgs);
         let profiles = config.profiles;
         let default_name = profiles[0].name.clone();
+        let seed = config.seed.unwrap_or_else(rand::random);
+        let admin_token = load_or_create_token(&dir.join("admin-token"))?;
+        let dns = Arc::new(crate::dns::MockDns::default());
+        let dns_server = crate::dns::serve(dns.clone(), config.dns_listen)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: config.dns_listen,
+                source,
+            })?;
+        let validator = crate::validate::Validator::new(
+            dns_server.addr,
+            config.http01_port,
+            config.tlsalpn01_port,
+        )
+        .map_err(StartError::Profiles)?;
         let state = Arc::new(AppState::new(
             Store::new(config.orgs),
             ca,
             profiles,
             origin.clone(),
+            crate::http::Extras {
+                limits: config.limits,
+                seed,
+                server_faults: config.faults,
+                admin_token: admin_token.clone(),
+                dns,
+                validator: Arc::new(validator),
+            },
         ));
         let directories: BTreeMap<String, String> = state
             .profiles
@@ -225,16 +314,20 @@ impl MockServer {
             directories,
             ca_bundle,
             roots,
-            admin_url: None,
-            admin_token: None,
+            admin_url: Some(format!("{origin}/admin")),
+            admin_token: Some(admin_token.expose().clone()),
             demo,
+            seed,
+            dns: dns_server.addr,
+            http01_port: config.http01_port,
+            tlsalpn01_port: config.tlsalpn01_port,
         };
         let json = serde_json::to_vec_pretty(&ready).unwrap_or_default();
         write_file(&dir.join("ready.json"), &json, true)?;
 
         let (stop, stopped) = watch::channel(false);
         let app = router(state.clone());
-        let task = tokio::spawn(accept_loop(listener, acceptor, app, stopped));
+        let task = tokio::spawn(accept_loop(listener, acceptor, app, stopped, config.limits));
         tracing::info!(%origin, "mock ACME server listening");
         Ok(Self {
             addr,
@@ -242,6 +335,7 @@ impl MockServer {
             ready,
             stop,
             task: Some(task),
+            _dns: dns_server,
             _tmp: tmp,
         })
     }
@@ -281,6 +375,19 @@ impl Drop for MockServer {
     }
 }
 
+/// The admin token kept in the data directory (0600), made at first start.
+fn load_or_create_token(path: &Path) -> Result<acme_proto::Secret<String>, StartError> {
+    if let Ok(text) = std::fs::read_to_string(path) {
+        let token = text.trim();
+        if token.len() >= 32 {
+            return Ok(acme_proto::Secret::new(token.to_owned()));
+        }
+    }
+    let token = crate::admin::new_token();
+    write_file(path, token.expose().as_bytes(), true)?;
+    Ok(token)
+}
+
 fn demo_info(orgs: &Orgs) -> Option<DemoInfo> {
     let cred = orgs.credentials.first()?;
     // Plain names first: scripts take domains[0] as the name to ask for.
@@ -303,8 +410,19 @@ async fn accept_loop(
     acceptor: tokio_rustls::TlsAcceptor,
     app: axum::Router,
     mut stopped: watch::Receiver<bool>,
+    limits: Limits,
 ) {
+    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
+        // At the connection cap, new connections wait in the kernel's backlog.
+        let permit = tokio::select! {
+            _ = stopped.changed() => break,
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
         let (tcp, peer) = tokio::select! {
             _ = stopped.changed() => break,
             accepted = listener.accept() => match accepted {
@@ -318,12 +436,17 @@ async fn accept_loop(
             },
         };
         let acceptor = acceptor.clone();
-        let app = app.clone();
-        let mut conn_stopped = stopped.clone();
+        let control = crate::http::ConnControl {
+            drop: Arc::default(),
+            peer: Some(peer),
+        };
+        let app = app.clone().layer(axum::Extension(control.clone()));
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
+            let _permit = permit;
             let _ = tcp.set_nodelay(true);
             let tls =
-                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)).await {
                     Ok(Ok(tls)) => tls,
                     Ok(Err(e)) => {
                         tracing::debug!(%peer, error = %e, "TLS handshake failed");
@@ -335,12 +458,37 @@ async fn accept_loop(
                     }
                 };
             let service = TowerToHyperService::new(app);
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            let conn = builder.serve_connection(TokioIo::new(tls), service);
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout)
+                .max_buf_size(limits.max_header_bytes.max(8192));
+            builder
+                .http2()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+                .max_concurrent_streams(100);
+            let conn = builder
+                .serve_connection(TokioIo::new(tls), service)
+                .into_owned();
+            let conn = watcher.watch(conn);
             tokio::select! {
                 _ = conn => {}
-                _ = conn_stopped.changed() => {}
+                // No connection lives longer than this, whatever the peer does.
+                _ = tokio::time::sleep(limits.connection_lifetime) => {
+                    tracing::debug!(%peer, "connection closed at its lifetime limit");
+                }
+                // The `drop` fault: close without answering.
+                _ = control.drop.notified() => {}
             }
         });
+    }
+    // Stop accepting; let in-flight requests finish, up to the grace period.
+    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("in-flight connections did not finish within the grace period");
     }
 }

@@ -1,5 +1,7 @@
 //! Finalize, processing, certificates and their chains, revocation.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use acme_proto::{SignatureAlgorithm, b64};

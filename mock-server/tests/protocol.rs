@@ -1,18 +1,13 @@
 //! The RFC 8555 protocol with the Sectigo personality, over real TLS on 127.0.0.1.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use acme_proto::eab::MacAlgorithm;
 use acme_proto::{AccountKey, SignatureAlgorithm, b64};
 use common::*;
 use serde_json::{Value, json};
-
-fn redact_origin(text: &str, server: &mock_server::MockServer) -> String {
-    text.replace(
-        &format!("127.0.0.1:{}", server.addr().port()),
-        "127.0.0.1:[port]",
-    )
-}
 
 #[tokio::test]
 async fn directories_are_sectigos() {
@@ -30,8 +25,8 @@ async fn directories_are_sectigos() {
         );
         let body: Value = r.json().await.unwrap();
         assert!(body.get("newAuthz").is_none(), "Sectigo has no newAuthz");
-        let text = redact_origin(&serde_json::to_string_pretty(&body).unwrap(), &server);
-        insta::assert_snapshot!(format!("directory-{name}"), text);
+        assert_eq!(body["meta"]["externalAccountRequired"], true);
+        // The full text is snapshotted in control.rs, with every other profile's.
     }
     // /v2/directory is not a directory at Sectigo.
     let base = server
@@ -572,7 +567,7 @@ reusable = true
     // A credential of the hospital whose delegation also reaches into the university's
     // namespace is a configuration Sectigo can end up with; the OV check still refuses.
     let mut orgs = mock_server::Orgs::from_toml(text, "test").unwrap();
-    orgs.domain_owner.push(("a.hospital.example.edu".into(), 0));
+    orgs.add_domain(0, "a.hospital.example.edu", true).unwrap();
     let server = start_with(orgs, mock_server::Profile::all_built_in().unwrap()).await;
     let mut client = Client::new(&server, RSA, SignatureAlgorithm::Es256).await;
     let e = client.eab(

@@ -309,6 +309,7 @@ impl Ca {
         csr: &CheckedCsr,
         names: &[String],
         org: Option<&Organization>,
+        policy: CertPolicy,
         validity_days: u32,
     ) -> Result<(Vec<u8>, Vec<String>), CaError> {
         let path = if csr.key.is_rsa() {
@@ -348,17 +349,36 @@ impl Ca {
         params.not_before = today;
         params.not_after = (today + Duration::days(i64::from(validity_days)))
             .replace_time(Time::from_hms(23, 59, 59).unwrap_or(Time::MIDNIGHT));
-        // CA/B Forum policy: OV (2.23.140.1.2.2) or DV (2.23.140.1.2.1).
-        let policy = if org.is_some() { 2 } else { 1 };
         params
             .custom_extensions
-            .push(certificate_policies(&[2, 23, 140, 1, 2, policy]));
+            .push(certificate_policies(policy.oid()));
         let public = SubjectPublicKeyInfo::from_der(&csr.spki_der)?;
         let leaf = params.signed_by(&public, &path.issuer)?;
         let leaf_pem = leaf.pem();
         let default = format!("{leaf_pem}{}{}", path.issuing_pem, path.cross_pem);
         let alternate = format!("{leaf_pem}{}", path.issuing_pem);
         Ok((leaf.der().to_vec(), vec![default, alternate]))
+    }
+}
+
+/// The CA/Browser Forum policy a certificate asserts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CertPolicy {
+    /// Domain validated, 2.23.140.1.2.1.
+    Dv,
+    /// Organization validated, 2.23.140.1.2.2.
+    Ov,
+    /// Extended validation, 2.23.140.1.1.
+    Ev,
+}
+
+impl CertPolicy {
+    fn oid(self) -> &'static [u64] {
+        match self {
+            Self::Dv => &[2, 23, 140, 1, 2, 1],
+            Self::Ov => &[2, 23, 140, 1, 2, 2],
+            Self::Ev => &[2, 23, 140, 1, 1],
+        }
     }
 }
 

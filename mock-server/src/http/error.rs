@@ -9,11 +9,17 @@ use http::{HeaderName, HeaderValue, StatusCode, header};
 #[derive(Debug)]
 pub struct AcmeError(Box<Inner>);
 
+/// Marks a response the fault plan made on purpose (an HTML error page): it goes out as it is.
+#[derive(Clone, Copy, Debug)]
+pub struct Injected;
+
 #[derive(Debug)]
 struct Inner {
     status: StatusCode,
     problem: Problem,
     headers: Vec<(HeaderName, HeaderValue)>,
+    /// A response sent instead of the problem document (injected HTML error pages).
+    raw: Option<Response>,
 }
 
 impl AcmeError {
@@ -23,6 +29,7 @@ impl AcmeError {
             status,
             problem: Problem::new(kind, status.as_u16(), detail),
             headers: Vec::new(),
+            raw: None,
         }))
     }
 
@@ -64,6 +71,25 @@ impl AcmeError {
         )
     }
 
+    /// An HTML error page as nginx in front of Sectigo sends it (§8 [Z]), with Retry-After.
+    pub fn html_page(status: StatusCode, retry_after: Option<u64>) -> Self {
+        let reason = status.canonical_reason().unwrap_or("Error");
+        let page = crate::faults::nginx_page(status.as_u16(), reason);
+        let mut response = (status, page).into_response();
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response.extensions_mut().insert(Injected);
+        let mut err = Self::new(ProblemType::ServerInternal, status, reason);
+        err.0.raw = Some(response);
+        err
+    }
+
     /// Adds a response header.
     pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
         self.0.headers.push((name, value));
@@ -84,6 +110,9 @@ impl AcmeError {
 impl IntoResponse for AcmeError {
     fn into_response(self) -> Response {
         let inner = *self.0;
+        if let Some(raw) = inner.raw {
+            return raw;
+        }
         let body = serde_json::to_vec(&inner.problem).unwrap_or_default();
         let mut response = (inner.status, body).into_response();
         let headers = response.headers_mut();

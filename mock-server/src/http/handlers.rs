@@ -16,11 +16,26 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::jose::{Authenticated, JosePost, KeyMode};
-use super::{AcmeError, AppState, ProfileCtx, repr};
+use super::{AcmeError, AppState, ConnControl, ProfileCtx, repr};
 use crate::ca::csr;
+use crate::faults::{Endpoint, FaultKind, FaultRule};
 use crate::state::{Account, Authz, Challenge, IssuedCert, Order, new_id};
 
 type Shared = State<Arc<AppState>>;
+type Conn = Option<axum::Extension<ConnControl>>;
+
+/// Fault injection for an authenticated request, scoped to the account's EAB credential.
+async fn gate(
+    state: &AppState,
+    post: &JosePost,
+    auth: &Authenticated,
+    endpoint: Endpoint,
+) -> Result<Option<FaultRule>, AcmeError> {
+    let scope = auth.account.as_ref().and_then(|a| a.eab_kid.as_deref());
+    state
+        .inject(&post.ctx, endpoint, scope, post.conn.as_ref())
+        .await
+}
 
 fn json_response(status: StatusCode, value: &impl serde::Serialize) -> Response {
     (status, Json(value)).into_response()
@@ -48,7 +63,11 @@ fn with_link(mut response: Response, url: &str, rel: &str) -> Response {
 }
 
 /// GET /v2/{dir}: the directory. /v2/directory answers 403, as at Sectigo (§1).
-pub(crate) async fn directory(State(state): Shared, Path(dir): Path<String>) -> Response {
+pub(crate) async fn directory(
+    State(state): Shared,
+    Path(dir): Path<String>,
+    conn: Conn,
+) -> Response {
     if dir == "directory" {
         let served: Vec<&str> = state.profiles.values().map(|c| c.base.as_str()).collect();
         return AcmeError::new(
@@ -61,8 +80,16 @@ pub(crate) async fn directory(State(state): Shared, Path(dir): Path<String>) -> 
         )
         .into_response();
     }
-    match state.profile(&dir) {
-        Ok(ctx) => {
+    let ctx = match state.profile(&dir) {
+        Ok(ctx) => ctx,
+        Err(e) => return e.into_response(),
+    };
+    let conn = conn.map(|c| c.0);
+    match state
+        .inject(&ctx, Endpoint::Directory, None, conn.as_ref())
+        .await
+    {
+        Ok(_) => {
             let mut response = (StatusCode::OK, ctx.directory.clone()).into_response();
             response.headers_mut().insert(
                 header::CONTENT_TYPE,
@@ -78,9 +105,21 @@ pub(crate) async fn directory(State(state): Shared, Path(dir): Path<String>) -> 
 pub(crate) async fn new_nonce(
     State(state): Shared,
     Path(dir): Path<String>,
+    conn: Conn,
     req: Request,
 ) -> Response {
-    if let Err(e) = state.profile(&dir) {
+    let ctx = match state.profile(&dir) {
+        Ok(ctx) => ctx,
+        Err(e) => return e.into_response(),
+    };
+    if let Err(e) = state.rate_limit(&ctx, "-") {
+        return e.into_response();
+    }
+    let conn = conn.map(|c| c.0);
+    if let Err(e) = state
+        .inject(&ctx, Endpoint::NewNonce, None, conn.as_ref())
+        .await
+    {
         return e.into_response();
     }
     if req.method() == http::Method::HEAD {
@@ -142,6 +181,20 @@ pub(crate) async fn new_account(
     let ctx = &post.ctx;
     let req: NewAccount = auth.payload()?;
     let thumbprint = auth.jwk.thumbprint();
+    state.rate_limit(ctx, thumbprint.as_str())?;
+    let scope = req
+        .external_account_binding
+        .as_ref()
+        .and_then(|b| ExternalAccountBinding::parse(b).ok())
+        .map(|e| e.kid);
+    state
+        .inject(
+            ctx,
+            Endpoint::NewAccount,
+            scope.as_deref(),
+            post.conn.as_ref(),
+        )
+        .await?;
 
     if let Some(id) = state
         .store
@@ -151,7 +204,7 @@ pub(crate) async fn new_account(
         && let Some(existing) = state.store.accounts.get(&id).map(|a| a.clone())
         && existing.profile == ctx.profile.name
     {
-        let body = json_response(StatusCode::OK, &repr::account(&existing));
+        let body = json_response(StatusCode::OK, &repr::account(ctx, &existing));
         return Ok(with_location(body, &ctx.url("account", &existing.id)));
     }
     if req.only_return_existing == Some(true) {
@@ -162,6 +215,14 @@ pub(crate) async fn new_account(
         ));
     }
     let contact = req.contact.clone().unwrap_or_default();
+    if ctx.profile.account.contact_required && contact.is_empty() {
+        // §2 [Z] (community.crypto PR#100): ZeroSSL refuses a missing email this way.
+        return Err(AcmeError::new(
+            ProblemType::ExternalAccountRequired,
+            StatusCode::BAD_REQUEST,
+            "A contact email address is required: include a \"mailto:\" contact",
+        ));
+    }
     for c in &contact {
         if !c.starts_with("mailto:") || c.len() <= "mailto:".len() {
             return Err(AcmeError::new(
@@ -203,11 +264,11 @@ pub(crate) async fn new_account(
     if winner != id {
         let existing = state.store.accounts.get(&winner).map(|a| a.clone());
         if let Some(existing) = existing {
-            let body = json_response(StatusCode::OK, &repr::account(&existing));
+            let body = json_response(StatusCode::OK, &repr::account(ctx, &existing));
             return Ok(with_location(body, &ctx.url("account", &winner)));
         }
     }
-    let body = json_response(StatusCode::CREATED, &repr::account(&account));
+    let body = json_response(StatusCode::CREATED, &repr::account(ctx, &account));
     state.store.accounts.insert(id.clone(), account);
     tracing::info!(account = %id, profile = %ctx.profile.name, "account created");
     Ok(with_location(body, &ctx.url("account", &id)))
@@ -232,9 +293,8 @@ impl AppState {
             EabError::Nonce => eab_malformed("The JWS must not contain a nonce"),
             other => eab_malformed(&format!("The JWS is not valid: {other}")),
         })?;
-        let credential = self
-            .store
-            .orgs
+        let orgs = self.store.orgs.load();
+        let credential = orgs
             .credential(&eab.kid)
             .ok_or_else(|| eab_malformed("The Key Identifier was not recognized"))?;
         eab.verify(
@@ -273,6 +333,7 @@ pub(crate) async fn account(
     post: JosePost,
 ) -> Result<Response, AcmeError> {
     let auth = state.authenticate(&post, KeyMode::Kid)?;
+    gate(&state, &post, &auth, Endpoint::Account).await?;
     let me = auth.account()?;
     if me.id != id {
         return Err(AcmeError::unauthorized(
@@ -309,7 +370,7 @@ pub(crate) async fn account(
             }
         }
     }
-    let body = json_response(StatusCode::OK, &repr::account(&updated));
+    let body = json_response(StatusCode::OK, &repr::account(&post.ctx, &updated));
     Ok(with_location(body, &post.ctx.url("account", &id)))
 }
 
@@ -320,6 +381,7 @@ pub(crate) async fn key_change(
     post: JosePost,
 ) -> Result<Response, AcmeError> {
     let auth = state.authenticate(&post, KeyMode::Kid)?;
+    gate(&state, &post, &auth, Endpoint::KeyChange).await?;
     let ctx = &post.ctx;
     if !ctx.profile.account.key_change_supported {
         return Err(AcmeError::internal("Not yet implemented"));
@@ -397,7 +459,7 @@ pub(crate) async fn key_change(
         a.clone()
     });
     let updated = updated.ok_or_else(|| AcmeError::unauthorized("Account is not valid"))?;
-    let body = json_response(StatusCode::OK, &repr::account(&updated));
+    let body = json_response(StatusCode::OK, &repr::account(&post.ctx, &updated));
     Ok(with_location(body, &account_url))
 }
 
@@ -425,6 +487,8 @@ pub(crate) async fn new_order(State(state): Shared, post: JosePost) -> Result<Re
     let auth = state.authenticate(&post, KeyMode::Kid)?;
     let account = auth.account()?;
     let ctx = &post.ctx;
+    state.rate_limit(ctx, &account.id)?;
+    gate(&state, &post, &auth, Endpoint::NewOrder).await?;
     let req: NewOrder = auth.payload()?;
     if req.identifiers.is_empty() {
         return Err(AcmeError::malformed(
@@ -473,13 +537,15 @@ pub(crate) async fn new_order(State(state): Shared, post: JosePost) -> Result<Re
             "One or more identifiers are duplicated",
         ));
     }
+    let orgs = state.store.orgs.load();
     let credential = account
         .eab_kid
         .as_deref()
-        .and_then(|kid| state.store.orgs.credential(kid));
+        .and_then(|kid| orgs.credential(kid));
+    let delegation_required = ctx.profile.order.delegation == crate::profile::Delegation::Required;
     let undelegated: Vec<&String> = names
         .iter()
-        .filter(|n| !credential.is_some_and(|c| c.covers(n)))
+        .filter(|n| delegation_required && !credential.is_some_and(|c| c.covers(n)))
         .collect();
     if !undelegated.is_empty() {
         // §3 [S]: Sectigo's sentence, then the names so that the administrator knows which.
@@ -502,9 +568,8 @@ pub(crate) async fn new_order(State(state): Shared, post: JosePost) -> Result<Re
             .collect();
         return Err(err);
     }
-    let owners: BTreeSet<Option<usize>> =
-        names.iter().map(|n| state.store.orgs.owner_of(n)).collect();
-    if owners.len() > 1 {
+    let owners: BTreeSet<Option<usize>> = names.iter().map(|n| orgs.owner_of(n)).collect();
+    if delegation_required && owners.len() > 1 {
         // §3 [S] (win-acme #1644 #2374).
         return Err(AcmeError::rejected_identifier(
             "The identifiers are not all linked to the same preauthorized Subject organization name/address",
@@ -514,25 +579,67 @@ pub(crate) async fn new_order(State(state): Shared, post: JosePost) -> Result<Re
     let now = now_utc();
     let order_id = new_id();
     let mut authz_ids = Vec::with_capacity(names.len());
+    let order_profile = &ctx.profile.order;
+    let mut all_valid = true;
     for (name, id) in names.iter().zip(&req.identifiers) {
         let authz_id = new_id();
-        let chall_id = new_id();
         let (wildcard, base) = match name.strip_prefix("*.") {
             Some(base) => (true, base),
             None => (false, name.as_str()),
         };
-        // §3 [S] (acme2certifier #122): delegated names are pre-validated.
-        state.store.challenges.insert(
-            chall_id.clone(),
-            Challenge {
-                id: chall_id.clone(),
-                authz: authz_id.clone(),
-                kind: ctx.profile.order.prevalidated_challenge_type.clone(),
-                status: Status::Valid,
-                token: None,
-                validated: Some(now),
-            },
-        );
+        // §3 [S]: delegated, validated domains come back valid (acme2certifier #122) unless
+        // persistent DCV is on; other names get real challenges.
+        let validated = orgs.domain_of(name).is_some_and(|d| d.validated);
+        let prevalidated = delegation_required
+            && order_profile.prevalidated
+            && validated
+            && !order_profile.persistent_dcv;
+        let mut challenges = Vec::new();
+        if prevalidated {
+            let chall_id = new_id();
+            state.store.challenges.insert(
+                chall_id.clone(),
+                Challenge {
+                    id: chall_id.clone(),
+                    authz: authz_id.clone(),
+                    kind: order_profile.prevalidated_challenge_type.clone(),
+                    status: Status::Valid,
+                    token: None,
+                    validated: Some(now),
+                    error: None,
+                },
+            );
+            challenges.push(chall_id);
+        } else {
+            all_valid = false;
+            let token = new_token();
+            // Wildcards are proved by dns-01 only (RFC 8555 §8.3); persistent DCV is dns-01.
+            let kinds: Vec<&str> = if wildcard || order_profile.persistent_dcv {
+                vec!["dns-01"]
+            } else {
+                order_profile
+                    .challenge_types
+                    .iter()
+                    .map(String::as_str)
+                    .collect()
+            };
+            for kind in kinds {
+                let chall_id = new_id();
+                state.store.challenges.insert(
+                    chall_id.clone(),
+                    Challenge {
+                        id: chall_id.clone(),
+                        authz: authz_id.clone(),
+                        kind: kind.to_owned(),
+                        status: Status::Pending,
+                        token: Some(token.clone()),
+                        validated: None,
+                        error: None,
+                    },
+                );
+                challenges.push(chall_id);
+            }
+        }
         state.store.authzs.insert(
             authz_id.clone(),
             Authz {
@@ -543,27 +650,38 @@ pub(crate) async fn new_order(State(state): Shared, post: JosePost) -> Result<Re
                     value: base.to_owned(),
                 },
                 wildcard,
-                status: Status::Valid,
+                status: if prevalidated {
+                    Status::Valid
+                } else {
+                    Status::Pending
+                },
                 expires: now + time::Duration::days(30),
-                challenges: vec![chall_id],
+                challenges,
             },
         );
         authz_ids.push(authz_id);
     }
+    // A credential revoked while this request was in flight stops it here, before it commits.
+    state.check_account_usable(account)?;
     let order = Order {
         id: order_id.clone(),
         account: account.id.clone(),
-        status: Status::Ready,
+        status: if all_valid {
+            Status::Ready
+        } else {
+            Status::Pending
+        },
         identifiers: names.iter().map(|n| Identifier::dns(n.as_str())).collect(),
         authzs: authz_ids,
         expires: now + time::Duration::days(7),
         ready_at: None,
+        retry_after: None,
         cert: None,
         error: None,
     };
     let body = json_response(
         StatusCode::CREATED,
-        &repr::order(ctx, &order, Instant::now()),
+        &repr::order(ctx, &order, state.order_status(&order)),
     );
     state.store.orders.insert(order_id.clone(), order);
     Ok(with_location(body, &ctx.url("order", &order_id)))
@@ -590,12 +708,20 @@ fn owned_order(state: &AppState, id: &str, account: &Account) -> Result<Order, A
     Ok(order)
 }
 
-fn order_response(ctx: &ProfileCtx, order: &Order, status: StatusCode) -> Response {
-    let now = Instant::now();
-    let body = json_response(status, &repr::order(ctx, order, now));
+fn order_response(
+    state: &AppState,
+    ctx: &ProfileCtx,
+    order: &Order,
+    status: StatusCode,
+) -> Response {
+    let current = state.order_status(order);
+    let body = json_response(status, &repr::order(ctx, order, current));
     let body = with_location(body, &ctx.url("order", &order.id));
-    if order.status_at(now) == Status::Processing {
-        with_retry_after(body, ctx.profile.order.processing_retry_after)
+    if current == Status::Processing {
+        let seconds = order
+            .retry_after
+            .unwrap_or(ctx.profile.order.processing_retry_after);
+        with_retry_after(body, seconds)
     } else {
         body
     }
@@ -608,9 +734,10 @@ pub(crate) async fn order(
     post: JosePost,
 ) -> Result<Response, AcmeError> {
     let auth = state.authenticate(&post, KeyMode::Kid)?;
+    gate(&state, &post, &auth, Endpoint::Order).await?;
     require_post_as_get(&auth)?;
     let order = owned_order(&state, &id, auth.account()?)?;
-    Ok(order_response(&post.ctx, &order, StatusCode::OK))
+    Ok(order_response(&state, &post.ctx, &order, StatusCode::OK))
 }
 
 fn require_post_as_get(auth: &Authenticated) -> Result<(), AcmeError> {
@@ -632,8 +759,9 @@ pub(crate) async fn finalize(
     let auth = state.authenticate(&post, KeyMode::Kid)?;
     let account = auth.account()?;
     let ctx = &post.ctx;
+    let fault = gate(&state, &post, &auth, Endpoint::Finalize).await?;
     let order = owned_order(&state, &id, account)?;
-    let status = order.status_at(Instant::now());
+    let status = state.order_status(&order);
     if status != Status::Ready {
         return Err(AcmeError::new(
             ProblemType::OrderNotReady,
@@ -663,26 +791,49 @@ pub(crate) async fn finalize(
             "The CSR's public key must not be the account key",
         ));
     }
+    let orgs = state.store.orgs.load();
     let org = account
         .eab_kid
         .as_deref()
-        .and_then(|kid| state.store.orgs.credential(kid))
-        .and_then(|c| state.store.orgs.organizations.get(c.org))
-        .filter(|_| ctx.profile.order.subject == crate::profile::SubjectStyle::Ov);
+        .and_then(|kid| orgs.credential(kid))
+        .and_then(|c| orgs.organizations.get(c.org));
+    let (org, policy) = match ctx.profile.order.subject {
+        crate::profile::SubjectStyle::Ov if org.is_some() => (org, crate::ca::CertPolicy::Ov),
+        crate::profile::SubjectStyle::Ev if org.is_some() => (org, crate::ca::CertPolicy::Ev),
+        _ => (None, crate::ca::CertPolicy::Dv),
+    };
     let names: Vec<String> = order.identifiers.iter().map(|i| i.value.clone()).collect();
     let (leaf_der, chains) = state
         .ca
-        .issue(&checked, &names, org, ctx.profile.order.validity_days)
+        .issue(
+            &checked,
+            &names,
+            org,
+            policy,
+            ctx.profile.order.validity_days,
+        )
         .map_err(|e| {
             tracing::error!(error = %e, "issuance failed");
             AcmeError::internal("The server experienced an internal error")
         })?;
     let cert_id = new_id();
-    let ready_at = Instant::now() + Duration::from_millis(ctx.profile.order.processing_ms);
+    // A credential revoked while this request was in flight stops it here, before it commits.
+    state.check_account_usable(account)?;
+    // §5: a `processing` fault stretches the wait (Sectigo: 15-60 s, sometimes hours).
+    let (processing_ms, retry_after) = match &fault {
+        Some(rule) if rule.fault == FaultKind::Processing => (
+            rule.seconds.unwrap_or(0) * 1000,
+            rule.retry_after
+                .or(Some(ctx.profile.order.processing_retry_after)),
+        ),
+        _ => (ctx.profile.order.processing_ms, None),
+    };
+    let ready_at = Instant::now() + Duration::from_millis(processing_ms);
     let claimed = match state.store.orders.get_mut(&id) {
-        Some(mut live) if live.status_at(Instant::now()) == Status::Ready => {
+        Some(mut live) if state.order_status(&live) == Status::Ready => {
             live.status = Status::Processing;
             live.ready_at = Some(ready_at);
+            live.retry_after = retry_after;
             live.cert = Some(cert_id.clone());
             Some(live.clone())
         }
@@ -704,6 +855,8 @@ pub(crate) async fn finalize(
         IssuedCert {
             id: cert_id,
             account: account.id.clone(),
+            names: names.clone(),
+            serial: leaf_serial(&leaf_der),
             order: id.clone(),
             chains,
             leaf_der,
@@ -712,7 +865,7 @@ pub(crate) async fn finalize(
         },
     );
     tracing::info!(order = %id, names = ?names, "order finalized");
-    Ok(order_response(ctx, &updated, StatusCode::OK))
+    Ok(order_response(&state, ctx, &updated, StatusCode::OK))
 }
 
 // ---------------------------------------------------------------- authorizations
@@ -764,6 +917,8 @@ pub(crate) async fn authz(
     post: JosePost,
 ) -> Result<Response, AcmeError> {
     let auth = state.authenticate(&post, KeyMode::Kid)?;
+    state.rate_limit(&post.ctx, &auth.account()?.id)?;
+    gate(&state, &post, &auth, Endpoint::Authz).await?;
     let mut authz = owned_authz(&state, &id, auth.account()?)?;
     if !auth.jws.post_as_get {
         let update: Value = auth.payload()?;
@@ -780,44 +935,182 @@ pub(crate) async fn authz(
     Ok(authz_response(&state, &post.ctx, &authz))
 }
 
-/// POST chall/{id}: fetch (POST-as-GET) or respond (`{}`) (RFC 8555 §7.5.1).
+/// POST chall/{id}: fetch (POST-as-GET) or respond (`{}`) (RFC 8555 §7.5.1). Responding to a
+/// pending challenge starts real validation (RFC 8555 §8) in the background.
 pub(crate) async fn challenge(
     State(state): Shared,
     Path((_, id)): Path<(String, String)>,
     post: JosePost,
 ) -> Result<Response, AcmeError> {
     let auth = state.authenticate(&post, KeyMode::Kid)?;
-    let challenge = state
+    let fault = gate(&state, &post, &auth, Endpoint::Challenge).await?;
+    let not_found = || {
+        AcmeError::new(
+            ProblemType::Malformed,
+            StatusCode::NOT_FOUND,
+            "Challenge not found",
+        )
+    };
+    let mut challenge = state
         .store
         .challenges
         .get(&id)
         .map(|c| c.clone())
-        .ok_or_else(|| {
-            AcmeError::new(
-                ProblemType::Malformed,
-                StatusCode::NOT_FOUND,
-                "Challenge not found",
-            )
-        })?;
-    owned_authz(&state, &challenge.authz, auth.account()?)?;
+        .ok_or_else(not_found)?;
+    let account = auth.account()?;
+    let authz = owned_authz(&state, &challenge.authz, account)?;
     if !auth.jws.post_as_get {
         let _: Value = auth.payload()?;
+        let claimed = if authz.status == Status::Pending {
+            state.store.challenges.get_mut(&id).and_then(|mut c| {
+                (c.status == Status::Pending).then(|| {
+                    c.status = Status::Processing;
+                    c.clone()
+                })
+            })
+        } else {
+            None
+        };
+        if let Some(claimed) = claimed {
+            challenge = claimed.clone();
+            let thumbprint = account.jwk.thumbprint();
+            let (state, ctx) = (state.clone(), post.ctx.clone());
+            tokio::spawn(async move {
+                validate_challenge(&state, &ctx, claimed, authz, thumbprint, fault).await;
+            });
+        }
     }
     let ctx = &post.ctx;
     let body = json_response(StatusCode::OK, &repr::challenge(ctx, &challenge));
+    let body = match ctx.profile.order.challenge_retry_after {
+        Some(seconds) if challenge.status == Status::Processing => with_retry_after(body, seconds),
+        _ => body,
+    };
     // §10: rel="up" to the authorization on challenges.
     Ok(with_link(body, &ctx.url("authz", &challenge.authz), "up"))
 }
 
+/// Validates a challenge and settles it and its authorization.
+async fn validate_challenge(
+    state: &AppState,
+    ctx: &ProfileCtx,
+    challenge: Challenge,
+    authz: Authz,
+    thumbprint: acme_proto::Thumbprint,
+    fault: Option<FaultRule>,
+) {
+    // §5 [Z]: challenges can sit in processing (acme.sh #3805).
+    if let Some(rule) = fault.as_ref().filter(|r| r.fault == FaultKind::Processing) {
+        tokio::time::sleep(Duration::from_secs(rule.seconds.unwrap_or(0))).await;
+    }
+    let name = authz.identifier.value.clone();
+    let invalid_fault = fault
+        .as_ref()
+        .is_some_and(|r| r.fault == FaultKind::InvalidChallenge);
+    let outcome: Result<(), Option<acme_proto::Problem>> = if invalid_fault {
+        // §8 [Z] (acme.sh #4768): invalid with "error": {}.
+        Err(None)
+    } else {
+        let validator = state.validator.clone();
+        let identities = ctx.profile.meta.caa_identities.clone();
+        let (kind, token, wildcard) = (
+            challenge.kind.clone(),
+            challenge.token.clone().unwrap_or_default(),
+            authz.wildcard,
+        );
+        let name = name.clone();
+        // Its own task: whatever happens inside, the challenge is settled below.
+        let run = tokio::spawn(async move {
+            let key_auth = acme_proto::KeyAuthorization::new(&token, &thumbprint);
+            validator.validate(&kind, &name, &token, &key_auth).await?;
+            validator.check_caa(&name, wildcard, &identities).await
+        });
+        match run.await {
+            Ok(result) => result.map_err(Some),
+            Err(e) => {
+                tracing::error!(error = %e, "challenge validation failed unexpectedly");
+                Err(Some(acme_proto::Problem::new(
+                    ProblemType::ServerInternal,
+                    500,
+                    "The server experienced an internal error during validation",
+                )))
+            }
+        }
+    };
+    let now = now_utc();
+    let (challenge_status, authz_status, error) = match outcome {
+        Ok(()) => (Status::Valid, Status::Valid, None),
+        Err(None) => (
+            Status::Invalid,
+            Status::Invalid,
+            Some(serde_json::json!({})),
+        ),
+        Err(Some(p)) => (
+            Status::Invalid,
+            Status::Invalid,
+            serde_json::to_value(&p).ok(),
+        ),
+    };
+    tracing::info!(challenge = %challenge.id, kind = %challenge.kind, %name, status = challenge_status.as_str(), "challenge validated");
+    if let Some(mut c) = state.store.challenges.get_mut(&challenge.id) {
+        c.status = challenge_status;
+        c.error = error;
+        if challenge_status == Status::Valid {
+            c.validated = Some(now);
+        }
+    }
+    if let Some(mut a) = state.store.authzs.get_mut(&authz.id)
+        && a.status == Status::Pending
+    {
+        a.status = authz_status;
+    }
+}
+
+/// POST-as-GET account/{id}/orders (RFC 8555 §7.1.2.1), where the profile has order lists.
+pub(crate) async fn orders_list(
+    State(state): Shared,
+    Path((_, id)): Path<(String, String)>,
+    post: JosePost,
+) -> Result<Response, AcmeError> {
+    let auth = state.authenticate(&post, KeyMode::Kid)?;
+    require_post_as_get(&auth)?;
+    let account = auth.account()?;
+    if account.id != id {
+        return Err(AcmeError::unauthorized(
+            "This order list belongs to another account",
+        ));
+    }
+    if !post.ctx.profile.account.orders_list {
+        return Err(AcmeError::new(
+            ProblemType::Malformed,
+            StatusCode::NOT_FOUND,
+            "This server has no order lists",
+        ));
+    }
+    let mut orders: Vec<String> = state
+        .store
+        .orders
+        .iter()
+        .filter(|o| o.account == id)
+        .map(|o| post.ctx.url("order", &o.id))
+        .collect();
+    orders.sort();
+    Ok(json_response(
+        StatusCode::OK,
+        &serde_json::json!({ "orders": orders }),
+    ))
+}
+
 // ---------------------------------------------------------------- certificates
 
-fn certificate_at(
+async fn certificate_at(
     state: &AppState,
     post: JosePost,
     id: &str,
     index: usize,
 ) -> Result<Response, AcmeError> {
     let auth = state.authenticate(&post, KeyMode::Kid)?;
+    gate(state, &post, &auth, Endpoint::Certificate).await?;
     require_post_as_get(&auth)?;
     let account = auth.account()?;
     let not_found = || {
@@ -872,7 +1165,7 @@ pub(crate) async fn certificate(
     Path((_, id)): Path<(String, String)>,
     post: JosePost,
 ) -> Result<Response, AcmeError> {
-    certificate_at(&state, post, &id, 0)
+    certificate_at(&state, post, &id, 0).await
 }
 
 /// POST-as-GET cert/{id}/{n}: an alternate chain.
@@ -888,7 +1181,7 @@ pub(crate) async fn certificate_alternate(
             "Certificate not found",
         )
     })?;
-    certificate_at(&state, post, &id, index)
+    certificate_at(&state, post, &id, index).await
 }
 
 /// POST revokeCert (RFC 8555 §7.6), by the owning account or by the certificate's key.
@@ -897,6 +1190,7 @@ pub(crate) async fn revoke_cert(
     post: JosePost,
 ) -> Result<Response, AcmeError> {
     let auth = state.authenticate(&post, KeyMode::Either)?;
+    gate(&state, &post, &auth, Endpoint::RevokeCert).await?;
     let req: Revocation = auth.payload()?;
     let der = b64::decode(&req.certificate)
         .map_err(|_| AcmeError::malformed("The \"certificate\" field is not base64url"))?;
@@ -945,4 +1239,20 @@ pub(crate) async fn revoke_cert(
     drop(cert);
     tracing::info!(cert = %id, reason, "certificate revoked");
     Ok(StatusCode::OK.into_response())
+}
+
+/// The serial number of a DER certificate as lower-case hex.
+fn leaf_serial(der: &[u8]) -> String {
+    use x509_parser::prelude::FromDer as _;
+    x509_parser::certificate::X509Certificate::from_der(der)
+        .map(|(_, c)| c.raw_serial_as_string().replace(':', ""))
+        .unwrap_or_default()
+}
+
+/// A challenge token: 32 random bytes, base64url (RFC 8555 §8.1 asks for 128 bits at least).
+fn new_token() -> String {
+    use rand::RngCore as _;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    b64::encode(bytes)
 }

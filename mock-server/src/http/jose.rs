@@ -14,9 +14,6 @@ use super::{AcmeError, AppState, ProfileCtx};
 use crate::state::Account;
 use crate::state::nonce::NonceError;
 
-/// Largest JWS body accepted; a CSR with 100+ names fits easily.
-const MAX_BODY: usize = 256 * 1024;
-
 /// A POST to an ACME endpoint, before authentication.
 #[derive(Debug)]
 pub(crate) struct JosePost {
@@ -26,6 +23,8 @@ pub(crate) struct JosePost {
     pub url: String,
     /// The body.
     pub body: bytes::Bytes,
+    /// Closes the connection for the `drop` fault.
+    pub conn: Option<super::ConnControl>,
 }
 
 impl FromRequest<Arc<AppState>> for JosePost {
@@ -38,12 +37,15 @@ impl FromRequest<Arc<AppState>> for JosePost {
             .and_then(|rest| rest.split('/').next())
             .unwrap_or_default();
         let ctx = state.profile(slug)?;
+        let conn = req.extensions().get::<super::ConnControl>().cloned();
         check_content_type(req.headers())?;
-        let body = read_body(req.into_body()).await?;
+        // The recorder has read and limited the body already; this only takes the bytes.
+        let body = read_body(req.into_body(), state.limits.max_body_bytes).await?;
         Ok(Self {
             ctx,
             url: format!("{}{path}", state.origin),
             body,
+            conn,
         })
     }
 }
@@ -67,14 +69,14 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), AcmeError> {
     }
 }
 
-async fn read_body(body: Body) -> Result<bytes::Bytes, AcmeError> {
-    let limited = http_body_util::Limited::new(body, MAX_BODY);
+async fn read_body(body: Body, max: usize) -> Result<bytes::Bytes, AcmeError> {
+    let limited = http_body_util::Limited::new(body, max);
     match limited.collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(AcmeError::new(
             ProblemType::Malformed,
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("Request body larger than {MAX_BODY} bytes"),
+            format!("Request body larger than {max} bytes"),
         )),
         Err(_) => Err(AcmeError::malformed("The request body could not be read")),
     }
@@ -253,8 +255,9 @@ impl AppState {
             && self
                 .store
                 .orgs
+                .load()
                 .credential(kid)
-                .is_some_and(|c| c.revoked.load(std::sync::atomic::Ordering::Acquire))
+                .is_some_and(|c| c.is_revoked())
         {
             return Err(AcmeError::unauthorized(
                 "The External Account Binding credential of this account has been revoked",

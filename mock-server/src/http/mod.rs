@@ -3,6 +3,7 @@
 pub mod error;
 mod handlers;
 mod jose;
+mod record;
 mod repr;
 
 use std::collections::HashMap;
@@ -72,11 +73,57 @@ pub struct AppState {
     pub profiles: HashMap<String, Arc<ProfileCtx>>,
     /// `https://host:port`, the origin every URL is built on.
     pub origin: String,
+    /// Counts requests and decides injected faults.
+    pub faults: crate::faults::FaultEngine,
+    /// The server-wide fault plan (`serve --faults`).
+    pub server_faults: Option<crate::faults::FaultPlan>,
+    /// Rate-limit windows: key -> (window start, requests in it).
+    rate: dashmap::DashMap<String, (std::time::Instant, u32)>,
+    /// Bearer token of the admin API.
+    pub admin_token: acme_proto::Secret<String>,
+    /// The mock DNS's records.
+    pub dns: Arc<crate::dns::MockDns>,
+    /// Challenge validation through the mock DNS.
+    pub validator: Arc<crate::validate::Validator>,
+    /// Request limits.
+    pub limits: crate::server::Limits,
+}
+
+/// What [`AppState::new`] needs besides the store, the CA and the profiles.
+#[derive(Debug)]
+pub struct Extras {
+    /// Request limits.
+    pub limits: crate::server::Limits,
+    /// Seed of fault decisions.
+    pub seed: u64,
+    /// Server-wide fault plan.
+    pub server_faults: Option<crate::faults::FaultPlan>,
+    /// Admin API token.
+    pub admin_token: acme_proto::Secret<String>,
+    /// The mock DNS's records.
+    pub dns: Arc<crate::dns::MockDns>,
+    /// Challenge validation.
+    pub validator: Arc<crate::validate::Validator>,
+}
+
+/// Per-connection facts and controls, in every request's extensions.
+#[derive(Clone, Debug, Default)]
+pub struct ConnControl {
+    /// Notified to close the connection without answering (the `drop` fault).
+    pub drop: Arc<tokio::sync::Notify>,
+    /// The peer's address.
+    pub peer: Option<std::net::SocketAddr>,
 }
 
 impl AppState {
-    /// State serving `profiles` at `origin`.
-    pub fn new(store: Store, ca: Ca, profiles: Vec<Profile>, origin: String) -> Self {
+    /// State serving `profiles` at `origin`, faults drawn from `seed`.
+    pub fn new(
+        store: Store,
+        ca: Ca,
+        profiles: Vec<Profile>,
+        origin: String,
+        extras: Extras,
+    ) -> Self {
         let profiles = profiles
             .into_iter()
             .map(|p| (p.slug().to_owned(), Arc::new(ProfileCtx::new(p, &origin))))
@@ -86,7 +133,119 @@ impl AppState {
             ca,
             profiles,
             origin,
+            faults: crate::faults::FaultEngine::new(extras.seed),
+            server_faults: extras.server_faults,
+            rate: dashmap::DashMap::new(),
+            admin_token: extras.admin_token,
+            dns: extras.dns,
+            validator: extras.validator,
+            limits: extras.limits,
         }
+    }
+
+    /// Decides whether this request meets a fault. Faults that answer for the server come back
+    /// as `Err` (or never return, for `drop`); `slow` sleeps and continues; `processing` and
+    /// `invalidChallenge` are returned for the endpoint to apply.
+    pub(crate) async fn inject(
+        &self,
+        ctx: &ProfileCtx,
+        endpoint: crate::faults::Endpoint,
+        eab_kid: Option<&str>,
+        conn: Option<&ConnControl>,
+    ) -> Result<Option<crate::faults::FaultRule>, AcmeError> {
+        use crate::faults::FaultKind as F;
+        use http::StatusCode as S;
+        let orgs = self.store.orgs.load();
+        let credential_plan = eab_kid
+            .and_then(|kid| orgs.credential(kid))
+            .and_then(|c| c.faults.load_full());
+        let plans = credential_plan
+            .as_deref()
+            .into_iter()
+            .chain(ctx.profile.faults.as_ref())
+            .chain(self.server_faults.as_ref());
+        let Some(fired) = self.faults.decide(plans, eab_kid, endpoint) else {
+            return Ok(None);
+        };
+        let rule = fired.rule;
+        match rule.fault {
+            F::BadNonce => Err(AcmeError::bad_nonce("The Replay Nonce is not recognized")),
+            F::RateLimited => Err(AcmeError::html_page(
+                S::TOO_MANY_REQUESTS,
+                Some(rule.retry_after.unwrap_or(60)),
+            )),
+            F::BadGateway => Err(AcmeError::html_page(S::BAD_GATEWAY, rule.retry_after)),
+            F::ServiceUnavailable => Err(AcmeError::html_page(
+                S::SERVICE_UNAVAILABLE,
+                Some(rule.retry_after.unwrap_or(30)),
+            )),
+            F::GatewayTimeout => Err(AcmeError::html_page(S::GATEWAY_TIMEOUT, rule.retry_after)),
+            F::ServerInternal => Err(AcmeError::internal(
+                "The server experienced an internal error",
+            )),
+            F::Slow => {
+                let ms = rule.delay_ms.unwrap_or(0);
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                Ok(None)
+            }
+            F::Drop => match conn {
+                Some(conn) => {
+                    conn.drop.notify_one();
+                    std::future::pending().await
+                }
+                None => Err(AcmeError::html_page(S::BAD_GATEWAY, None)),
+            },
+            F::Processing | F::InvalidChallenge => Ok(Some(rule)),
+        }
+    }
+
+    /// An order's status now: `processing` turns `valid` when its time has come, and a
+    /// `pending` order follows its authorizations (all valid: `ready`; one failed: `invalid`).
+    pub(crate) fn order_status(&self, order: &crate::state::Order) -> acme_proto::Status {
+        use acme_proto::Status as S;
+        match order.status {
+            S::Pending => {
+                let mut all_valid = true;
+                for id in &order.authzs {
+                    match self.store.authzs.get(id).map(|a| a.status) {
+                        Some(S::Valid) => {}
+                        Some(S::Pending) => all_valid = false,
+                        _ => return S::Invalid,
+                    }
+                }
+                if all_valid { S::Ready } else { S::Pending }
+            }
+            _ => order.status_at(std::time::Instant::now()),
+        }
+    }
+
+    /// The profile's rate limit (§8 [Z]): past it, 429 with an nginx page and Retry-After
+    /// until the minute is over.
+    pub(crate) fn rate_limit(&self, ctx: &ProfileCtx, key: &str) -> Result<(), AcmeError> {
+        let Some(limit) = ctx.profile.rate_limit.requests_per_minute else {
+            return Ok(());
+        };
+        let now = std::time::Instant::now();
+        let window = std::time::Duration::from_secs(60);
+        let mut entry = self
+            .rate
+            .entry(format!("{}/{key}", ctx.profile.name))
+            .or_insert((now, 0));
+        if now.duration_since(entry.0) >= window {
+            *entry = (now, 0);
+        }
+        entry.1 += 1;
+        if entry.1 > limit {
+            let left = window
+                .saturating_sub(now.duration_since(entry.0))
+                .as_secs()
+                .max(1);
+            return Err(AcmeError::html_page(
+                http::StatusCode::TOO_MANY_REQUESTS,
+                Some(left),
+            ));
+        }
+        Ok(())
     }
 
     /// The profile serving `slug`.
@@ -131,6 +290,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(h::account).fallback(h::post_only),
         )
         .route(
+            "/v2/{dir}/account/{id}/orders",
+            post(h::orders_list).fallback(h::post_only),
+        )
+        .route(
             "/v2/{dir}/order/{id}",
             post(h::order).fallback(h::post_only),
         )
@@ -154,10 +317,15 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v2/{dir}/cert/{id}/{n}",
             post(h::certificate_alternate).fallback(h::post_only),
         )
+        .nest("/admin", crate::admin::router(state.clone()))
         .fallback(h::not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             common_headers,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            record::record,
         ))
         .with_state(state)
 }
@@ -165,18 +333,26 @@ pub fn router(state: Arc<AppState>) -> Router {
 /// Headers Sectigo sends on every response, errors included (§6, §10 of the evidence):
 /// a fresh Replay-Nonce, Link rel="index", Cache-Control, CORS and HSTS.
 async fn common_headers(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    let slug = req
-        .uri()
-        .path()
-        .strip_prefix("/v2/")
-        .and_then(|rest| rest.split('/').next())
-        .map(str::to_owned);
+    let path = req.uri().path().to_owned();
+    if path.starts_with("/admin/") {
+        // The admin API answers JSON of its own, without ACME's headers.
+        return next.run(req).await;
+    }
     let mut response = problem_for_every_error(next.run(req).await).await;
+    apply_common_headers(&state, &path, &mut response);
+    response
+}
+
+/// Adds the headers of [`common_headers`] to a response made outside it.
+pub(crate) fn apply_common_headers(state: &AppState, path: &str, response: &mut Response) {
+    let slug = path
+        .strip_prefix("/v2/")
+        .and_then(|rest| rest.split('/').next());
     let headers = response.headers_mut();
     if let Ok(nonce) = HeaderValue::from_str(&state.store.nonces.issue()) {
         headers.insert("replay-nonce", nonce);
     }
-    if let Some(ctx) = slug.as_deref().and_then(|s| state.profiles.get(s)) {
+    if let Some(ctx) = slug.and_then(|s| state.profiles.get(s)) {
         headers.append(header::LINK, ctx.link_index.clone());
     }
     headers.insert(
@@ -191,7 +367,6 @@ async fn common_headers(State(state): State<Arc<AppState>>, req: Request, next: 
         header::STRICT_TRANSPORT_SECURITY,
         HeaderValue::from_static("max-age=31536000"),
     );
-    response
 }
 
 /// Refusals made below the handlers (axum's own extractor rejections, a body the transport
@@ -206,7 +381,8 @@ async fn problem_for_every_error(response: Response) -> Response {
             ct.as_bytes()
                 .starts_with(acme_proto::PROBLEM_CONTENT_TYPE.as_bytes())
         });
-    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+    let injected = response.extensions().get::<error::Injected>().is_some();
+    if !(status.is_client_error() || status.is_server_error()) || is_problem || injected {
         return response;
     }
     let (parts, body) = response.into_parts();

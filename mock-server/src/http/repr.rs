@@ -33,18 +33,21 @@ pub(crate) fn directory(profile: &Profile, base: &str) -> Directory {
     }
 }
 
-pub(crate) fn account(a: &Account) -> acme_proto::Account {
+pub(crate) fn account(ctx: &ProfileCtx, a: &Account) -> acme_proto::Account {
     acme_proto::Account {
         status: a.status,
         contact: (!a.contact.is_empty()).then(|| a.contact.clone()),
         terms_of_service_agreed: a.terms_agreed.then_some(true),
         external_account_binding: None,
-        orders: None,
+        orders: ctx
+            .profile
+            .account
+            .orders_list
+            .then(|| format!("{}/orders", ctx.url("account", &a.id))),
     }
 }
 
-pub(crate) fn order(ctx: &ProfileCtx, o: &Order, now: std::time::Instant) -> acme_proto::Order {
-    let status = o.status_at(now);
+pub(crate) fn order(ctx: &ProfileCtx, o: &Order, status: acme_proto::Status) -> acme_proto::Order {
     acme_proto::Order {
         status,
         expires: Some(timestamp(o.expires)),
@@ -61,26 +64,34 @@ pub(crate) fn order(ctx: &ProfileCtx, o: &Order, now: std::time::Instant) -> acm
     }
 }
 
-pub(crate) fn challenge(ctx: &ProfileCtx, c: &Challenge) -> acme_proto::Challenge {
-    acme_proto::Challenge {
+/// A challenge as JSON: `error` may be the `{}` Sectigo sends, which no problem type models.
+pub(crate) fn challenge(ctx: &ProfileCtx, c: &Challenge) -> serde_json::Value {
+    let mut value = serde_json::to_value(acme_proto::Challenge {
         kind: c.kind.clone(),
         url: ctx.url("chall", &c.id),
         status: c.status,
         validated: c.validated.map(timestamp),
         error: None,
         token: c.token.clone(),
+    })
+    .unwrap_or_default();
+    if let (Some(error), Some(obj)) = (&c.error, value.as_object_mut()) {
+        obj.insert("error".into(), error.clone());
     }
+    value
 }
 
-pub(crate) fn authz(
-    a: &Authz,
-    challenges: Vec<acme_proto::Challenge>,
-) -> acme_proto::Authorization {
-    acme_proto::Authorization {
+pub(crate) fn authz(a: &Authz, challenges: Vec<serde_json::Value>) -> serde_json::Value {
+    let mut value = serde_json::to_value(acme_proto::Authorization {
         identifier: a.identifier.clone(),
         status: a.status,
         expires: Some(timestamp(a.expires)),
-        challenges,
+        challenges: Vec::new(),
         wildcard: Some(a.wildcard),
+    })
+    .unwrap_or_default();
+    if let Some(obj) = value.as_object_mut() {
+        obj.insert("challenges".into(), challenges.into());
     }
+    value
 }

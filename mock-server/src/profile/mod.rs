@@ -6,7 +6,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 /// A profile as loaded from TOML. Unknown fields are an error that names the field.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
     /// The profile's name (`sectigo-incommon-rsa-ov`).
@@ -28,6 +28,12 @@ pub struct Profile {
     /// Nonce switches.
     #[serde(default)]
     pub nonce: NonceProfile,
+    /// Rate limiting.
+    #[serde(default)]
+    pub rate_limit: RateLimitProfile,
+    /// A fault plan every request to this profile is subject to.
+    #[serde(default)]
+    pub faults: Option<crate::faults::FaultPlan>,
 }
 
 /// The directory's `meta` object.
@@ -58,6 +64,12 @@ pub struct AccountProfile {
     /// Whether keyChange works; otherwise 500 serverInternal "Not yet implemented".
     #[serde(default)]
     pub key_change_supported: bool,
+    /// newAccount without a `mailto:` contact is refused as externalAccountRequired (ZeroSSL).
+    #[serde(default)]
+    pub contact_required: bool,
+    /// Accounts have an `orders` list URL (RFC 8555 §7.1.2.1).
+    #[serde(default)]
+    pub orders_list: bool,
 }
 
 impl Default for AccountProfile {
@@ -65,8 +77,20 @@ impl Default for AccountProfile {
         Self {
             eab_required: true,
             key_change_supported: false,
+            contact_required: false,
+            orders_list: false,
         }
     }
+}
+
+/// Which names an account may order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Delegation {
+    /// Only names delegated to the account's EAB credential (Sectigo).
+    Required,
+    /// Any syntactically valid name; challenges prove control (ZeroSSL, RFC 8555).
+    None,
 }
 
 /// How the certificate subject is filled.
@@ -77,6 +101,8 @@ pub enum SubjectStyle {
     Ov,
     /// CN only (DV).
     Dv,
+    /// As OV, with the EV certificate policy.
+    Ev,
 }
 
 /// Order behaviour.
@@ -101,6 +127,21 @@ pub struct OrderProfile {
     /// How the subject is filled.
     #[serde(default = "ov")]
     pub subject: SubjectStyle,
+    /// Which names may be ordered.
+    #[serde(default = "required")]
+    pub delegation: Delegation,
+    /// Validated domains get already-valid authorizations.
+    #[serde(default = "yes")]
+    pub prevalidated: bool,
+    /// Even validated domains get a dns-01 challenge (Sectigo's 2026 persistent DCV).
+    #[serde(default)]
+    pub persistent_dcv: bool,
+    /// Challenge types offered where a name must be validated.
+    #[serde(default = "all_challenges")]
+    pub challenge_types: Vec<String>,
+    /// Retry-After (seconds) while a challenge is being validated.
+    #[serde(default)]
+    pub challenge_retry_after: Option<u64>,
 }
 
 impl Default for OrderProfile {
@@ -112,8 +153,22 @@ impl Default for OrderProfile {
             processing_retry_after: default_retry_after(),
             validity_days: default_validity(),
             subject: SubjectStyle::Ov,
+            delegation: Delegation::Required,
+            prevalidated: true,
+            persistent_dcv: false,
+            challenge_types: all_challenges(),
+            challenge_retry_after: None,
         }
     }
+}
+
+/// Rate limiting: past the limit, 429 with an nginx HTML page and Retry-After.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitProfile {
+    /// Requests per account key (or per client address before there is one) per minute.
+    #[serde(default)]
+    pub requests_per_minute: Option<u32>,
 }
 
 /// Nonce behaviour.
@@ -142,6 +197,14 @@ fn default_validity() -> u32 {
 }
 fn ov() -> SubjectStyle {
     SubjectStyle::Ov
+}
+fn required() -> Delegation {
+    Delegation::Required
+}
+fn all_challenges() -> Vec<String> {
+    ["http-01", "dns-01", "tls-alpn-01"]
+        .map(String::from)
+        .to_vec()
 }
 
 /// Why a profile could not be loaded.
@@ -183,6 +246,26 @@ const BUILT_IN: &[(&str, &str)] = &[
         "sectigo-incommon-ecc-ov",
         include_str!("../../../fixtures/profiles/sectigo-incommon-ecc-ov.toml"),
     ),
+    (
+        "sectigo-ov",
+        include_str!("../../../fixtures/profiles/sectigo-ov.toml"),
+    ),
+    (
+        "sectigo-dv",
+        include_str!("../../../fixtures/profiles/sectigo-dv.toml"),
+    ),
+    (
+        "sectigo-ev",
+        include_str!("../../../fixtures/profiles/sectigo-ev.toml"),
+    ),
+    (
+        "zerossl-dv90",
+        include_str!("../../../fixtures/profiles/zerossl-dv90.toml"),
+    ),
+    (
+        "rfc8555",
+        include_str!("../../../fixtures/profiles/rfc8555.toml"),
+    ),
 ];
 
 impl Profile {
@@ -215,6 +298,12 @@ impl Profile {
             origin: origin.into(),
             message: e.to_string(),
         })?;
+        if let Some(plan) = &profile.faults {
+            plan.check().map_err(|message| ProfileError::Invalid {
+                origin: origin.into(),
+                message: format!("faults: {message}"),
+            })?;
+        }
         profile.check().map_err(|message| ProfileError::Invalid {
             origin: origin.into(),
             message,
@@ -276,7 +365,17 @@ mod tests {
     #[test]
     fn built_ins_load() {
         let all = Profile::all_built_in().unwrap();
-        assert_eq!(all.len(), 2);
+        assert_eq!(all.len(), 7);
+        let paths: std::collections::HashSet<&str> =
+            all.iter().map(|p| p.directory_path.as_str()).collect();
+        assert_eq!(paths.len(), 7, "each profile has its own directory path");
+        for p in &all {
+            assert_eq!(
+                Profile::built_in(&p.name).unwrap(),
+                *p,
+                "name matches the table"
+            );
+        }
         let rsa = Profile::built_in("sectigo-incommon-rsa-ov").unwrap();
         assert_eq!(rsa.slug(), "InCommonRSAOV");
         assert!(rsa.account.eab_required);

@@ -3,6 +3,7 @@
 
 pub mod nonce;
 pub mod org;
+pub mod transcripts;
 
 use std::time::Instant;
 
@@ -54,6 +55,8 @@ pub struct Order {
     pub expires: OffsetDateTime,
     /// While `processing`: when it becomes `valid`.
     pub ready_at: Option<Instant>,
+    /// Retry-After while processing, when a fault set one.
+    pub retry_after: Option<u64>,
     /// Certificate id, set at finalize (revealed once valid).
     pub cert: Option<String>,
     /// Why it is invalid.
@@ -104,6 +107,8 @@ pub struct Challenge {
     pub token: Option<String>,
     /// When it was validated.
     pub validated: Option<OffsetDateTime>,
+    /// Why validation failed; `{}` where a fault asks for Sectigo's empty error object.
+    pub error: Option<serde_json::Value>,
 }
 
 /// An issued certificate.
@@ -113,6 +118,10 @@ pub struct IssuedCert {
     pub id: String,
     /// Owning account id.
     pub account: String,
+    /// The names it is for.
+    pub names: Vec<String>,
+    /// Serial number, hex.
+    pub serial: String,
     /// The order it was issued for.
     pub order: String,
     /// The PEM chains: the default first, then the alternates.
@@ -145,7 +154,9 @@ pub struct Store {
     /// Nonces.
     pub nonces: nonce::NonceStore,
     /// Organisations and credentials.
-    pub orgs: org::Orgs,
+    pub orgs: org::OrgDirectory,
+    /// Recorded exchanges.
+    pub transcripts: transcripts::Transcripts,
 }
 
 impl Store {
@@ -160,7 +171,8 @@ impl Store {
             certs: DashMap::new(),
             certs_by_der: DashMap::new(),
             nonces: nonce::NonceStore::new(1 << 16, std::time::Duration::from_secs(3600)),
-            orgs,
+            orgs: org::OrgDirectory::new(orgs),
+            transcripts: transcripts::Transcripts::default(),
         }
     }
 }

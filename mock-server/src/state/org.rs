@@ -4,6 +4,9 @@
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
 
 use acme_proto::{Secret, b64};
 use serde::Deserialize;
@@ -36,6 +39,9 @@ pub struct OrgSpec {
     /// Domains added to and validated for the organisation.
     #[serde(default)]
     pub domains: Vec<String>,
+    /// Domains added to the organisation but not validated: they get real challenges.
+    #[serde(default)]
+    pub unvalidated_domains: Vec<String>,
     /// Departments.
     #[serde(default)]
     pub department: Vec<DeptSpec>,
@@ -68,6 +74,9 @@ pub struct EabSpec {
     /// Whether more than one ACME account may bind with it.
     #[serde(default)]
     pub reusable: bool,
+    /// Profiles (by name) it is valid for; empty means every profile.
+    #[serde(default)]
+    pub profiles: Vec<String>,
 }
 
 impl std::fmt::Debug for EabSpec {
@@ -104,6 +113,30 @@ pub struct Organization {
     pub locality: Option<String>,
 }
 
+/// A department of an organisation.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Department {
+    /// Index in the store.
+    pub id: usize,
+    /// Its organisation.
+    pub org: usize,
+    /// Name.
+    pub name: String,
+    /// Domains delegated to it (lower case).
+    pub domains: BTreeSet<String>,
+}
+
+/// A domain added to an organisation.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Domain {
+    /// The name (lower case; `*.` for a wildcard entry).
+    pub name: String,
+    /// Its organisation.
+    pub org: usize,
+    /// Whether Sectigo validated it (pre-validated authorizations) or not (real challenges).
+    pub validated: bool,
+}
+
 /// An EAB credential: what Sectigo calls the department's ACME account.
 #[derive(Debug)]
 pub struct EabCredential {
@@ -113,8 +146,14 @@ pub struct EabCredential {
     pub hmac_key: Secret<Vec<u8>>,
     /// The organisation of the department.
     pub org: usize,
+    /// The department's index.
+    pub department_id: usize,
     /// The department's name.
     pub department: String,
+    /// Profiles it is valid for; empty means every profile.
+    pub profiles: Vec<String>,
+    /// A fault plan for requests of its accounts, changed at run time by the admin API.
+    pub faults: arc_swap::ArcSwapOption<crate::faults::FaultPlan>,
     /// Delegated domains (lower case; `*.` entries delegate wildcards).
     pub domains: BTreeSet<String>,
     /// Whether several ACME accounts may bind with it.
@@ -143,9 +182,20 @@ impl EabCredential {
     pub fn covers(&self, name: &str) -> bool {
         covers(&self.domains, name)
     }
+
+    /// Whether the credential may be used with the profile `name`.
+    pub fn allows_profile(&self, name: &str) -> bool {
+        self.profiles.is_empty() || self.profiles.iter().any(|p| p == name)
+    }
+
+    /// Whether an administrator revoked it.
+    pub fn is_revoked(&self) -> bool {
+        self.revoked.load(Ordering::Acquire)
+    }
 }
 
-fn covers(domains: &BTreeSet<String>, name: &str) -> bool {
+/// Whether `name` is one of `domains` or below one (see [`EabCredential::covers`]).
+pub fn covers(domains: &BTreeSet<String>, name: &str) -> bool {
     let under = |name: &str, domain: &str| {
         name == domain
             || (name.len() > domain.len()
@@ -178,17 +228,21 @@ pub enum OrgError {
     },
 }
 
-/// The organisations and credentials the server knows.
-#[derive(Debug, Default)]
+/// The organisations and credentials the server knows: one immutable snapshot. Changes make
+/// a new snapshot ([`OrgDirectory`]); credentials are shared between snapshots, so their
+/// counters and revocation flags are live.
+#[derive(Clone, Debug, Default)]
 pub struct Orgs {
     /// Organisations by index.
     pub organizations: Vec<Organization>,
+    /// Departments by index.
+    pub departments: Vec<Department>,
+    /// Domains added to organisations.
+    pub domains: Vec<Domain>,
     /// Credentials.
-    pub credentials: Vec<EabCredential>,
+    pub credentials: Vec<Arc<EabCredential>>,
     /// Demo printout values.
     pub demo: Option<DemoSpec>,
-    /// Which organisation each validated domain belongs to.
-    pub domain_owner: Vec<(String, usize)>,
 }
 
 /// The built-in demo organisation.
@@ -207,63 +261,181 @@ impl Orgs {
             demo: file.demo,
             ..Self::default()
         };
-        for (id, spec) in file.organization.into_iter().enumerate() {
-            let org_domains: BTreeSet<String> = spec
-                .domains
-                .iter()
-                .map(|d| d.to_ascii_lowercase())
-                .collect();
-            for d in &org_domains {
-                orgs.domain_owner.push((d.clone(), id));
+        for spec in file.organization {
+            let org = orgs.add_org(
+                &spec.name,
+                &spec.country,
+                &spec.state,
+                spec.locality.clone(),
+            );
+            for (names, validated) in [(&spec.domains, true), (&spec.unvalidated_domains, false)] {
+                for d in names {
+                    orgs.add_domain(org, d, validated).map_err(invalid)?;
+                }
             }
             for dept in spec.department {
-                let dept_domains: BTreeSet<String> = dept
-                    .domains
-                    .iter()
-                    .map(|d| d.to_ascii_lowercase())
-                    .collect();
-                if let Some(d) = dept_domains.iter().find(|d| !covers(&org_domains, d)) {
-                    return Err(invalid(format!(
-                        "department {:?} has domain {d:?}, which organisation {:?} does not have",
-                        dept.name, spec.name
-                    )));
+                let dept_id = orgs.add_department(org, &dept.name).map_err(invalid)?;
+                for d in &dept.domains {
+                    orgs.delegate(dept_id, d).map_err(invalid)?;
                 }
                 for eab in dept.eab {
-                    let domains: BTreeSet<String> =
-                        eab.domains.iter().map(|d| d.to_ascii_lowercase()).collect();
-                    if let Some(d) = domains.iter().find(|d| !covers(&dept_domains, d)) {
-                        return Err(invalid(format!(
-                            "EAB credential {:?} has domain {d:?}, which department {:?} does not have",
-                            eab.kid, dept.name
-                        )));
-                    }
                     let hmac_key = b64::decode_lenient(&eab.hmac_key).map_err(|_| {
                         invalid(format!(
                             "EAB credential {:?}: hmac_key is not base64url",
                             eab.kid
                         ))
                     })?;
-                    orgs.credentials.push(EabCredential {
-                        kid: eab.kid,
-                        hmac_key: Secret::new(hmac_key),
-                        org: id,
-                        department: dept.name.clone(),
-                        domains,
-                        reusable: eab.reusable,
-                        bindings: AtomicU64::new(0),
-                        revoked: AtomicBool::new(false),
-                    });
+                    orgs.add_credential(
+                        dept_id,
+                        eab.kid,
+                        hmac_key,
+                        &eab.domains,
+                        eab.reusable,
+                        eab.profiles,
+                    )
+                    .map_err(invalid)?;
                 }
             }
-            orgs.organizations.push(Organization {
-                id,
-                name: spec.name,
-                country: spec.country,
-                state: spec.state,
-                locality: spec.locality,
-            });
         }
         Ok(orgs)
+    }
+
+    /// Adds an organisation; returns its index.
+    pub fn add_org(
+        &mut self,
+        name: &str,
+        country: &str,
+        state: &str,
+        locality: Option<String>,
+    ) -> usize {
+        let id = self.organizations.len();
+        self.organizations.push(Organization {
+            id,
+            name: name.into(),
+            country: country.into(),
+            state: state.into(),
+            locality,
+        });
+        id
+    }
+
+    /// Adds a domain to an organisation.
+    pub fn add_domain(&mut self, org: usize, name: &str, validated: bool) -> Result<(), String> {
+        let name = name.trim().to_ascii_lowercase();
+        self.organizations
+            .get(org)
+            .ok_or_else(|| format!("no organisation {org}"))?;
+        if name.is_empty() || name.contains(char::is_whitespace) {
+            return Err(format!("{name:?} is not a domain name"));
+        }
+        if let Some(d) = self.domains.iter().find(|d| d.name == name) {
+            return Err(format!(
+                "domain {name} already belongs to organisation {}",
+                d.org
+            ));
+        }
+        self.domains.push(Domain {
+            name,
+            org,
+            validated,
+        });
+        Ok(())
+    }
+
+    /// Marks a domain validated or not.
+    pub fn set_validated(&mut self, name: &str, validated: bool) -> Result<(), String> {
+        let name = name.to_ascii_lowercase();
+        let d = self
+            .domains
+            .iter_mut()
+            .find(|d| d.name == name)
+            .ok_or_else(|| format!("no domain {name}"))?;
+        d.validated = validated;
+        Ok(())
+    }
+
+    /// Adds a department to an organisation; returns its index.
+    pub fn add_department(&mut self, org: usize, name: &str) -> Result<usize, String> {
+        self.organizations
+            .get(org)
+            .ok_or_else(|| format!("no organisation {org}"))?;
+        let id = self.departments.len();
+        self.departments.push(Department {
+            id,
+            org,
+            name: name.into(),
+            domains: BTreeSet::new(),
+        });
+        Ok(id)
+    }
+
+    /// Delegates a domain of the organisation (or a name below one) to a department.
+    pub fn delegate(&mut self, dept: usize, domain: &str) -> Result<(), String> {
+        let domain = domain.trim().to_ascii_lowercase();
+        let org = self
+            .departments
+            .get(dept)
+            .map(|d| d.org)
+            .ok_or_else(|| format!("no department {dept}"))?;
+        let org_domains: BTreeSet<String> = self
+            .domains
+            .iter()
+            .filter(|d| d.org == org)
+            .map(|d| d.name.clone())
+            .collect();
+        if !covers(&org_domains, &domain) {
+            return Err(format!(
+                "department {:?} cannot have {domain:?}: organisation {:?} does not have it",
+                self.departments[dept].name, self.organizations[org].name
+            ));
+        }
+        self.departments[dept].domains.insert(domain);
+        Ok(())
+    }
+
+    /// Adds an EAB credential for a department with domains delegated to it.
+    pub fn add_credential(
+        &mut self,
+        dept: usize,
+        kid: String,
+        hmac_key: Vec<u8>,
+        domains: &[String],
+        reusable: bool,
+        profiles: Vec<String>,
+    ) -> Result<Arc<EabCredential>, String> {
+        let department = self
+            .departments
+            .get(dept)
+            .ok_or_else(|| format!("no department {dept}"))?
+            .clone();
+        if self.credential(&kid).is_some() {
+            return Err(format!("EAB key id {kid:?} exists already"));
+        }
+        let domains: BTreeSet<String> = domains
+            .iter()
+            .map(|d| d.trim().to_ascii_lowercase())
+            .collect();
+        if let Some(d) = domains.iter().find(|d| !covers(&department.domains, d)) {
+            return Err(format!(
+                "EAB credential {kid:?} cannot have {d:?}: department {:?} does not have it",
+                department.name
+            ));
+        }
+        let credential = Arc::new(EabCredential {
+            kid,
+            hmac_key: Secret::new(hmac_key),
+            org: department.org,
+            department_id: department.id,
+            department: department.name,
+            profiles,
+            faults: arc_swap::ArcSwapOption::empty(),
+            domains,
+            reusable,
+            bindings: AtomicU64::new(0),
+            revoked: AtomicBool::new(false),
+        });
+        self.credentials.push(credential.clone());
+        Ok(credential)
     }
 
     /// The built-in demo organisation.
@@ -273,17 +445,63 @@ impl Orgs {
     }
 
     /// A credential by key identifier.
-    pub fn credential(&self, kid: &str) -> Option<&EabCredential> {
+    pub fn credential(&self, kid: &str) -> Option<&Arc<EabCredential>> {
         self.credentials.iter().find(|c| c.kid == kid)
     }
 
-    /// The organisation a (validated) name belongs to.
-    pub fn owner_of(&self, name: &str) -> Option<usize> {
-        self.domain_owner
+    /// The most specific domain entry that covers `name` (a wildcard is covered by its base).
+    pub fn domain_of(&self, name: &str) -> Option<&Domain> {
+        let base = name.strip_prefix("*.").unwrap_or(name);
+        self.domains
             .iter()
-            .filter(|(d, _)| covers(&BTreeSet::from([d.clone()]), name))
-            .max_by_key(|(d, _)| d.len())
-            .map(|(_, org)| *org)
+            .filter(|d| {
+                let entry = d.name.strip_prefix("*.").unwrap_or(&d.name);
+                covers(&BTreeSet::from([entry.to_owned()]), base)
+            })
+            .max_by_key(|d| d.name.len())
+    }
+
+    /// The organisation a name belongs to.
+    pub fn owner_of(&self, name: &str) -> Option<usize> {
+        self.domain_of(name).map(|d| d.org)
+    }
+}
+
+/// The live organisation data: readers take a snapshot without locking; administrators'
+/// changes are serialized and publish a new snapshot.
+#[derive(Debug)]
+pub struct OrgDirectory {
+    current: ArcSwap<Orgs>,
+    writer: Mutex<()>,
+}
+
+impl OrgDirectory {
+    /// Starts from `orgs`.
+    pub fn new(orgs: Orgs) -> Self {
+        Self {
+            current: ArcSwap::from_pointee(orgs),
+            writer: Mutex::new(()),
+        }
+    }
+
+    /// The current snapshot.
+    pub fn load(&self) -> Arc<Orgs> {
+        self.current.load_full()
+    }
+
+    /// Applies a change to a copy and publishes it, or leaves everything as it was on error.
+    pub fn update<T>(
+        &self,
+        change: impl FnOnce(&mut Orgs) -> Result<T, String>,
+    ) -> Result<T, String> {
+        let _guard = self
+            .writer
+            .lock()
+            .map_err(|_| "organisation store poisoned".to_owned())?;
+        let mut next = Orgs::clone(&self.current.load());
+        let out = change(&mut next)?;
+        self.current.store(Arc::new(next));
+        Ok(out)
     }
 }
 
@@ -324,6 +542,8 @@ mod tests {
         assert!(cred.covers("www.physics.example.edu"));
         assert!(!cred.covers("chemistry.example.edu"));
         assert_eq!(orgs.owner_of("institute.example.org"), Some(1));
+        assert_eq!(orgs.owner_of("*.physics.example.edu"), Some(0));
+        assert!(orgs.domain_of("physics.example.edu").unwrap().validated);
         assert_eq!(orgs.owner_of("a.physics.example.edu"), Some(0));
         assert!(!format!("{cred:?}").contains("ZGVtby"));
     }
@@ -332,16 +552,17 @@ mod tests {
     fn single_use_claims_once() {
         let orgs = Orgs::demo();
         let cred = &orgs.credentials[0];
-        let single = EabCredential {
-            kid: "k".into(),
-            hmac_key: Secret::new(vec![1]),
-            org: 0,
-            department: "d".into(),
-            domains: cred.domains.clone(),
-            reusable: false,
-            bindings: AtomicU64::new(0),
-            revoked: AtomicBool::new(false),
-        };
+        let mut orgs2 = orgs.clone();
+        let single = orgs2
+            .add_credential(
+                0,
+                "k".into(),
+                vec![1],
+                &["physics.example.edu".into()],
+                false,
+                vec![],
+            )
+            .unwrap();
         assert!(single.claim());
         assert!(!single.claim());
         assert!(cred.claim() && cred.claim());
@@ -365,5 +586,29 @@ domains = ["b.example"]
 "#;
         let err = Orgs::from_toml(text, "t").unwrap_err().to_string();
         assert!(err.contains("b.example"), "{err}");
+    }
+
+    #[test]
+    fn directory_updates_are_all_or_nothing() {
+        let dir = OrgDirectory::new(Orgs::demo());
+        let before = dir.load().domains.len();
+        let err = dir.update(|o| {
+            o.add_domain(0, "new.example.edu", true)?;
+            o.add_domain(0, "physics.example.edu", true)
+        });
+        assert!(err.is_err());
+        assert_eq!(
+            dir.load().domains.len(),
+            before,
+            "a failed change publishes nothing"
+        );
+        dir.update(|o| o.add_domain(0, "new.example.edu", false))
+            .unwrap();
+        assert!(
+            !dir.load()
+                .domain_of("www.new.example.edu")
+                .unwrap()
+                .validated
+        );
     }
 }

@@ -1,0 +1,603 @@
+//! `acme-harness admin`: the admin API from the command line. Reads the URL, token and CA
+//! from the data directory's ready.json unless told otherwise.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+
+/// Arguments of `acme-harness admin`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "The workflow of Sectigo's administrators, for a new department:\n\n  \
+acme-harness admin org add --name \"Example College\" --country US --state Ohio\n  \
+acme-harness admin domain add --org 2 college.example\n  \
+acme-harness admin dept add --org 2 --name Library\n  \
+acme-harness admin delegate --dept 3 lib.college.example\n  \
+acme-harness admin eab create --dept 3 --domain lib.college.example\n  \
+acme-harness admin eab revoke KEY_ID\n\n\
+`org add` and `dept add` print the new ids; `eab create` prints the key id and HMAC key once;\n\
+after `eab revoke`, the credential's ACME accounts are refused on every request.\n\
+The URL, token and CA come from the data directory's ready.json (written by `serve`)."
+)]
+pub(crate) struct AdminArgs {
+    /// The server's data directory (where ready.json is). Default: as `serve`'s.
+    #[arg(long, value_name = "DIR", global = true)]
+    data_dir: Option<PathBuf>,
+
+    /// Admin API URL, instead of ready.json's.
+    #[arg(
+        long,
+        env = "ACME_HARNESS_ADMIN_URL",
+        value_name = "URL",
+        global = true
+    )]
+    url: Option<String>,
+
+    /// Admin token, instead of ready.json's.
+    #[arg(
+        long,
+        env = "ACME_HARNESS_ADMIN_TOKEN",
+        value_name = "TOKEN",
+        global = true,
+        hide_env_values = true
+    )]
+    token: Option<String>,
+
+    /// PEM file that trusts the server, instead of ready.json's ca_bundle.
+    #[arg(long, value_name = "FILE", global = true)]
+    ca_file: Option<PathBuf>,
+
+    /// Print the API's JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+
+    #[command(subcommand)]
+    command: AdminCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Organisations (the OV subject: name, country, state, locality).
+    #[command(subcommand)]
+    Org(OrgCommand),
+    /// Domains of an organisation and their validation.
+    #[command(subcommand)]
+    Domain(DomainCommand),
+    /// Departments of an organisation.
+    #[command(subcommand)]
+    Dept(DeptCommand),
+    /// Delegate a domain of the organisation to a department.
+    Delegate {
+        /// Department id.
+        #[arg(long)]
+        dept: usize,
+        /// The domain (or a name below one of the organisation's).
+        domain: String,
+    },
+    /// EAB credentials: a department's ACME accounts.
+    #[command(subcommand)]
+    Eab(EabCommand),
+    /// Certificates issued through a credential.
+    #[command(subcommand)]
+    Certs(CertsCommand),
+    /// The requests a credential's accounts sent, as recorded (secrets redacted).
+    Requests {
+        /// EAB key id (`-` for requests outside any credential).
+        kid: String,
+        /// JSON Lines, for `acme-harness conformance grade`.
+        #[arg(long)]
+        jsonl: bool,
+    },
+    /// Fault plans per credential.
+    #[command(subcommand)]
+    Faults(FaultsCommand),
+    /// Records of the mock DNS.
+    #[command(subcommand)]
+    Dns(DnsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum OrgCommand {
+    /// Add an organisation.
+    Add {
+        #[arg(long)]
+        name: String,
+        /// Two-letter country code.
+        #[arg(long)]
+        country: String,
+        #[arg(long)]
+        state: String,
+        #[arg(long)]
+        locality: Option<String>,
+    },
+    /// List organisations with their domains and departments.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+enum DomainCommand {
+    /// Add a domain to an organisation (validated unless --unvalidated).
+    Add {
+        #[arg(long)]
+        org: usize,
+        name: String,
+        /// Added but not validated: its names get real challenges.
+        #[arg(long)]
+        unvalidated: bool,
+    },
+    /// Mark a domain validated (or not, with --no).
+    Validate {
+        name: String,
+        #[arg(long)]
+        no: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DeptCommand {
+    /// Add a department.
+    Add {
+        #[arg(long)]
+        org: usize,
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum EabCommand {
+    /// Mint a credential; prints the key id and HMAC key once.
+    Create {
+        #[arg(long)]
+        dept: usize,
+        /// Domain delegated to the credential; repeat for several.
+        #[arg(long = "domain", required = true)]
+        domains: Vec<String>,
+        /// Let several ACME accounts bind with it (Sectigo's "EAB reuse").
+        #[arg(long)]
+        reusable: bool,
+        /// Profile it is valid for; repeat for several; default every profile.
+        #[arg(long = "profile")]
+        profiles: Vec<String>,
+    },
+    /// List credentials (never their HMAC keys).
+    List,
+    /// Revoke a credential: its accounts are refused from now on.
+    Revoke { kid: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum CertsCommand {
+    /// Certificates issued through a credential.
+    List { kid: String },
+    /// Revoke a certificate by id.
+    Revoke {
+        id: String,
+        /// RFC 5280 reason code.
+        #[arg(long)]
+        reason: Option<u8>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum FaultsCommand {
+    /// Set a credential's fault plan from a TOML or JSON file.
+    Set { kid: String, file: PathBuf },
+    /// Show a credential's fault plan.
+    Show { kid: String },
+    /// Remove a credential's fault plan.
+    Clear { kid: String },
+    /// The faults injected so far, and the seed.
+    Events,
+}
+
+#[derive(Debug, Subcommand)]
+enum DnsCommand {
+    /// Set the records of a name (replacing what was set before).
+    Set {
+        name: String,
+        #[arg(long = "a")]
+        a: Vec<std::net::Ipv4Addr>,
+        #[arg(long = "aaaa")]
+        aaaa: Vec<std::net::Ipv6Addr>,
+        #[arg(long = "txt")]
+        txt: Vec<String>,
+        /// CAA `issue` value, e.g. sectigo.com.
+        #[arg(long = "caa-issue")]
+        caa_issue: Vec<String>,
+    },
+    /// Show the records of a name.
+    Show { name: String },
+    /// Forget what was set for a name (it resolves to 127.0.0.1 again).
+    Clear { name: String },
+}
+
+struct Api {
+    http: reqwest::Client,
+    url: String,
+    token: String,
+}
+
+impl Api {
+    fn connect(args: &AdminArgs) -> anyhow::Result<Self> {
+        let dir = match &args.data_dir {
+            Some(d) => d.clone(),
+            None => crate::serve::default_data_dir()?,
+        };
+        let ready_path = dir.join("ready.json");
+        let ready: Option<Value> = std::fs::read_to_string(&ready_path)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok());
+        let from_ready = |key: &str| {
+            ready
+                .as_ref()
+                .and_then(|r| r[key].as_str().map(str::to_owned))
+        };
+        let missing = |what: &str, flag: &str| {
+            anyhow::anyhow!(
+                "no {what}: start `acme-harness serve` (it writes {}), or pass --data-dir or {flag}",
+                ready_path.display()
+            )
+        };
+        let url = args
+            .url
+            .clone()
+            .or_else(|| from_ready("admin_url"))
+            .ok_or_else(|| missing("admin URL", "--url"))?;
+        let token = args
+            .token
+            .clone()
+            .or_else(|| from_ready("admin_token"))
+            .ok_or_else(|| missing("admin token", "--token"))?;
+        let ca = args
+            .ca_file
+            .clone()
+            .or_else(|| from_ready("ca_bundle").map(PathBuf::from))
+            .ok_or_else(|| missing("CA bundle", "--ca-file"))?;
+        let pem = std::fs::read(&ca)
+            .with_context(|| format!("--ca-file: cannot read {}", ca.display()))?;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+            roots
+                .add(cert.with_context(|| format!("{} is not PEM", ca.display()))?)
+                .with_context(|| format!("{} holds an unusable certificate", ca.display()))?;
+        }
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let http = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .no_proxy()
+            .build()?;
+        Ok(Self { http, url, token })
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
+        let url = format!("{}{path}", self.url);
+        let mut req = self.http.request(method, &url).bearer_auth(&self.token);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let response = req.send().await.with_context(|| {
+            format!("cannot reach the admin API at {url}: is the server running?")
+        })?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        if !status.is_success() {
+            let message = value["error"]
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| value.to_string());
+            bail!("the admin API refused ({status}): {message}");
+        }
+        Ok(value)
+    }
+}
+
+pub(crate) async fn run(args: AdminArgs) -> anyhow::Result<()> {
+    use reqwest::Method as M;
+    let api = Api::connect(&args)?;
+    let (value, text): (Value, String) = match &args.command {
+        AdminCommand::Org(OrgCommand::Add {
+            name,
+            country,
+            state,
+            locality,
+        }) => {
+            let v = api.call(M::POST, "/organizations", Some(json!({"name": name, "country": country, "state": state, "locality": locality}))).await?;
+            let t = format!("organisation {} added: {name}", v["id"]);
+            (v, t)
+        }
+        AdminCommand::Org(OrgCommand::List) => {
+            let v = api.call(M::GET, "/organizations", None).await?;
+            let mut t = String::new();
+            for o in v.as_array().into_iter().flatten() {
+                t.push_str(&format!(
+                    "{}  {} (C={}, ST={})\n",
+                    o["id"],
+                    o["name"].as_str().unwrap_or_default(),
+                    o["country"].as_str().unwrap_or_default(),
+                    o["state"].as_str().unwrap_or_default()
+                ));
+                for d in o["domains"].as_array().into_iter().flatten() {
+                    let state = if d["validated"] == true {
+                        "validated"
+                    } else {
+                        "not validated"
+                    };
+                    t.push_str(&format!(
+                        "    domain {} ({state})\n",
+                        d["name"].as_str().unwrap_or_default()
+                    ));
+                }
+                for d in o["departments"].as_array().into_iter().flatten() {
+                    t.push_str(&format!(
+                        "    department {} {}: {}\n",
+                        d["id"],
+                        d["name"].as_str().unwrap_or_default(),
+                        d["domains"]
+                    ));
+                }
+            }
+            (v, t.trim_end().to_owned())
+        }
+        AdminCommand::Domain(DomainCommand::Add {
+            org,
+            name,
+            unvalidated,
+        }) => {
+            let v = api
+                .call(
+                    M::POST,
+                    &format!("/organizations/{org}/domains"),
+                    Some(json!({"name": name, "validated": !unvalidated})),
+                )
+                .await?;
+            let t = format!(
+                "domain {name} added to organisation {org} ({})",
+                if *unvalidated {
+                    "not validated"
+                } else {
+                    "validated"
+                }
+            );
+            (v, t)
+        }
+        AdminCommand::Domain(DomainCommand::Validate { name, no }) => {
+            let v = api
+                .call(
+                    M::PUT,
+                    &format!("/domains/{name}/validation"),
+                    Some(json!({"validated": !no})),
+                )
+                .await?;
+            (v, format!("domain {name}: validated = {}", !no))
+        }
+        AdminCommand::Dept(DeptCommand::Add { org, name }) => {
+            let v = api
+                .call(
+                    M::POST,
+                    &format!("/organizations/{org}/departments"),
+                    Some(json!({"name": name})),
+                )
+                .await?;
+            let t = format!("department {} added: {name}", v["id"]);
+            (v, t)
+        }
+        AdminCommand::Delegate { dept, domain } => {
+            let v = api
+                .call(
+                    M::POST,
+                    &format!("/departments/{dept}/delegations"),
+                    Some(json!({"domain": domain})),
+                )
+                .await?;
+            (v, format!("{domain} delegated to department {dept}"))
+        }
+        AdminCommand::Eab(EabCommand::Create {
+            dept,
+            domains,
+            reusable,
+            profiles,
+        }) => {
+            let v = api.call(M::POST, "/eab", Some(json!({"department": dept, "domains": domains, "reusable": reusable, "profiles": profiles}))).await?;
+            let t = format!(
+                "EAB credential created. The HMAC key is shown this once: keep it like a private key.\n  key id:   {}\n  HMAC key: {}",
+                v["eab_kid"].as_str().unwrap_or_default(),
+                v["eab_hmac_key"].as_str().unwrap_or_default()
+            );
+            (v, t)
+        }
+        AdminCommand::Eab(EabCommand::List) => {
+            let v = api.call(M::GET, "/eab", None).await?;
+            let mut t = String::new();
+            for c in v.as_array().into_iter().flatten() {
+                t.push_str(&format!(
+                    "{}  dept {} ({})  {}  accounts {}{}{}\n    domains: {}\n",
+                    c["eab_kid"].as_str().unwrap_or_default(),
+                    c["department"],
+                    c["department_name"].as_str().unwrap_or_default(),
+                    if c["reusable"] == true {
+                        "reusable"
+                    } else {
+                        "single-use"
+                    },
+                    c["accounts_bound"],
+                    if c["revoked"] == true {
+                        "  REVOKED"
+                    } else {
+                        ""
+                    },
+                    if c["faults"].is_null() {
+                        ""
+                    } else {
+                        "  faults set"
+                    },
+                    c["domains"]
+                ));
+            }
+            (v, t.trim_end().to_owned())
+        }
+        AdminCommand::Eab(EabCommand::Revoke { kid }) => {
+            let v = api
+                .call(M::POST, &format!("/eab/{kid}/revoke"), None)
+                .await?;
+            (
+                v,
+                format!("EAB credential {kid} revoked: its accounts are refused from now on"),
+            )
+        }
+        AdminCommand::Certs(CertsCommand::List { kid }) => {
+            let v = api
+                .call(M::GET, &format!("/eab/{kid}/certificates"), None)
+                .await?;
+            let mut t = String::new();
+            for c in v.as_array().into_iter().flatten() {
+                t.push_str(&format!(
+                    "{}  serial {}  {}{}\n",
+                    c["id"].as_str().unwrap_or_default(),
+                    c["serial"].as_str().unwrap_or_default(),
+                    c["names"],
+                    if c["revoked"] == true {
+                        "  REVOKED"
+                    } else {
+                        ""
+                    }
+                ));
+            }
+            (
+                v.clone(),
+                if t.is_empty() {
+                    "no certificates".into()
+                } else {
+                    t.trim_end().to_owned()
+                },
+            )
+        }
+        AdminCommand::Certs(CertsCommand::Revoke { id, reason }) => {
+            let v = api
+                .call(
+                    M::POST,
+                    &format!("/certificates/{id}/revoke"),
+                    Some(json!({"reason": reason})),
+                )
+                .await?;
+            (v, format!("certificate {id} revoked"))
+        }
+        AdminCommand::Requests { kid, jsonl } => {
+            let v = api
+                .call(M::GET, &format!("/eab/{kid}/requests"), None)
+                .await?;
+            if *jsonl {
+                for e in v.as_array().into_iter().flatten() {
+                    println!("{e}");
+                }
+                return Ok(());
+            }
+            let mut t = String::new();
+            for e in v.as_array().into_iter().flatten() {
+                let problem = e["problem"]["type"]
+                    .as_str()
+                    .map(|p| format!("  {}", p.rsplit(':').next().unwrap_or(p)))
+                    .unwrap_or_default();
+                t.push_str(&format!(
+                    "{:>6} ms  {:<4} {}  -> {}{}\n",
+                    e["elapsed_ms"],
+                    e["method"].as_str().unwrap_or_default(),
+                    e["url"].as_str().unwrap_or_default(),
+                    e["status"],
+                    problem
+                ));
+            }
+            (v, t.trim_end().to_owned())
+        }
+        AdminCommand::Faults(FaultsCommand::Set { kid, file }) => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read the fault plan {}", file.display()))?;
+            let plan = mock_server::faults::FaultPlan::parse(&text, &file.display().to_string())?;
+            let v = api
+                .call(
+                    M::PUT,
+                    &format!("/eab/{kid}/faults"),
+                    Some(serde_json::to_value(&plan)?),
+                )
+                .await?;
+            (
+                v,
+                format!("fault plan of {kid} set ({} rules)", plan.rules.len()),
+            )
+        }
+        AdminCommand::Faults(FaultsCommand::Show { kid }) => {
+            let v = api
+                .call(M::GET, &format!("/eab/{kid}/faults"), None)
+                .await?;
+            let t = serde_json::to_string_pretty(&v)?;
+            (v, t)
+        }
+        AdminCommand::Faults(FaultsCommand::Clear { kid }) => {
+            api.call(M::DELETE, &format!("/eab/{kid}/faults"), None)
+                .await?;
+            (Value::Null, format!("fault plan of {kid} cleared"))
+        }
+        AdminCommand::Faults(FaultsCommand::Events) => {
+            let v = api.call(M::GET, "/faults/events", None).await?;
+            let mut t = format!("seed {}\n", v["seed"]);
+            for e in v["events"].as_array().into_iter().flatten() {
+                t.push_str(&format!(
+                    "{}  {} #{}  {}\n",
+                    e["scope"].as_str().unwrap_or_default(),
+                    e["endpoint"].as_str().unwrap_or_default(),
+                    e["ordinal"],
+                    e["fault"].as_str().unwrap_or_default()
+                ));
+            }
+            (v, t.trim_end().to_owned())
+        }
+        AdminCommand::Dns(DnsCommand::Set {
+            name,
+            a,
+            aaaa,
+            txt,
+            caa_issue,
+        }) => {
+            let caa: Vec<Value> = caa_issue
+                .iter()
+                .map(|v| json!({"tag": "issue", "value": v}))
+                .collect();
+            let v = api
+                .call(
+                    M::PUT,
+                    &format!("/dns/{name}"),
+                    Some(json!({"a": a, "aaaa": aaaa, "txt": txt, "caa": caa})),
+                )
+                .await?;
+            (v, format!("records of {name} set"))
+        }
+        AdminCommand::Dns(DnsCommand::Show { name }) => {
+            let v = api.call(M::GET, &format!("/dns/{name}"), None).await?;
+            let t = serde_json::to_string_pretty(&v)?;
+            (v, t)
+        }
+        AdminCommand::Dns(DnsCommand::Clear { name }) => {
+            api.call(M::DELETE, &format!("/dns/{name}"), None).await?;
+            (Value::Null, format!("records of {name} cleared"))
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        println!("{text}");
+    }
+    Ok(())
+}

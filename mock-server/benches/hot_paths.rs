@@ -1,0 +1,109 @@
+//! The server's hot paths, so that regressions show: JWS parse + verify per key type, nonce
+//! issue + redeem, CSR check + issuance, transcript recording.
+//!
+//! `cargo bench -p mock-server --bench hot_paths`
+#![allow(missing_docs, clippy::unwrap_used)]
+
+use std::hint::black_box;
+
+use acme_proto::transcript::{Exchange, JwsRecord, TRANSCRIPT_VERSION};
+use acme_proto::{AccountKey, Jwk, Jws, SignatureAlgorithm};
+use criterion::{Criterion, criterion_group, criterion_main};
+use mock_server::ca::{Ca, CertPolicy, csr};
+use mock_server::state::nonce::NonceStore;
+use mock_server::state::transcripts::Transcripts;
+use serde_json::json;
+
+fn jws(c: &mut Criterion) {
+    let mut group = c.benchmark_group("jws_parse_verify");
+    for alg in [
+        SignatureAlgorithm::Es256,
+        SignatureAlgorithm::Es384,
+        SignatureAlgorithm::Rs256,
+        SignatureAlgorithm::EdDsa,
+    ] {
+        let key = AccountKey::generate(alg).unwrap();
+        let payload = json!({"identifiers": [{"type": "dns", "value": "physics.example.edu"}]});
+        let body = serde_json::to_vec(
+            &key.sign_request(
+                Some("https://127.0.0.1:14000/v2/InCommonRSAOV/account/AAAAAAAAAAAAAAAAAAAAAA"),
+                "nonce",
+                "https://127.0.0.1:14000/v2/InCommonRSAOV/newOrder",
+                Some(&payload),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let jwk: Jwk = key.jwk().clone();
+        group.bench_function(alg.name(), |b| {
+            b.iter(|| {
+                let parsed = Jws::parse(black_box(&body)).unwrap();
+                parsed.verify(&jwk).unwrap();
+            })
+        });
+    }
+    group.finish();
+}
+
+fn nonces(c: &mut Criterion) {
+    let store = NonceStore::new(1 << 16, std::time::Duration::from_secs(3600));
+    c.bench_function("nonce_issue_redeem", |b| {
+        b.iter(|| {
+            let n = store.issue();
+            store.redeem(black_box(&n)).unwrap();
+        })
+    });
+}
+
+fn issuance(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::load_or_create(dir.path()).unwrap();
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["physics.example.edu".to_owned()]).unwrap();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    let der = params.serialize_request(&key).unwrap().der().to_vec();
+    let names = vec!["physics.example.edu".to_owned()];
+    c.bench_function("csr_check_and_issue_p256", |b| {
+        b.iter(|| {
+            let checked = csr::check(black_box(&der)).unwrap();
+            ca.issue(&checked, &names, None, CertPolicy::Dv, 365)
+                .unwrap();
+        })
+    });
+}
+
+fn transcripts(c: &mut Criterion) {
+    let store = Transcripts::default();
+    let exchange = Exchange {
+        v: TRANSCRIPT_VERSION,
+        seq: 0,
+        time: "2026-11-28T00:00:00Z".into(),
+        elapsed_ms: 0,
+        method: "POST".into(),
+        url: "https://127.0.0.1:14000/v2/InCommonRSAOV/newOrder".into(),
+        request_headers: Default::default(),
+        jws: Some(JwsRecord {
+            protected: json!({"alg": "ES256", "kid": "k", "nonce": "n", "url": "u"}),
+            payload: json!({"identifiers": [{"type": "dns", "value": "physics.example.edu"}]}),
+            post_as_get: false,
+        }),
+        status: 201,
+        response_headers: Default::default(),
+        problem: None,
+        nonce_sent: Some("n".into()),
+        nonce_returned: Some("m".into()),
+        account: Some("k".into()),
+        eab_kid: Some("DemoPhysicsKeyId0000Ab".into()),
+    };
+    c.bench_function("transcript_record", |b| {
+        b.iter(|| {
+            let (seq, _) = store.stamp();
+            let mut e = exchange.clone();
+            e.seq = seq;
+            store.record(black_box(e));
+        })
+    });
+}
+
+criterion_group!(benches, jws, nonces, issuance, transcripts);
+criterion_main!(benches);

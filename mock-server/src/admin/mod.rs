@@ -1,0 +1,473 @@
+//! The admin API: what Sectigo's administrators do in Certificate Manager, as JSON over HTTP on
+//! the server's own (loopback) listener, under `/admin`, behind a bearer token.
+//!
+//! Organisations, departments, domains and their validation, delegations, EAB credentials
+//! (minted, listed, revoked), certificates per credential (listed, revoked), recorded requests
+//! per credential, fault plans per credential, and the mock DNS's records.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use acme_proto::{Secret, b64};
+use axum::body::Bytes;
+use axum::extract::{Path, Query, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use http::{HeaderValue, StatusCode, header};
+use rand::RngCore;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::faults::FaultPlan;
+use crate::http::AppState;
+
+/// An admin error: `{"error": "..."}` with a status.
+#[derive(Debug)]
+pub struct AdminError(StatusCode, String);
+
+impl AdminError {
+    fn bad(message: impl Into<String>) -> Self {
+        Self(StatusCode::BAD_REQUEST, message.into())
+    }
+    fn not_found(message: impl Into<String>) -> Self {
+        Self(StatusCode::NOT_FOUND, message.into())
+    }
+}
+
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+type AdminResult = Result<Response, AdminError>;
+
+/// A fresh admin token (32 random bytes, base64url).
+pub fn new_token() -> Secret<String> {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    Secret::new(b64::encode(bytes))
+}
+
+/// The admin routes, nested under `/admin` by the caller.
+pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/organizations", get(list_orgs).post(add_org))
+        .route("/organizations/{org}/domains", post(add_domain))
+        .route("/organizations/{org}/departments", post(add_department))
+        .route("/domains/{name}/validation", put(set_validation))
+        .route("/departments/{dept}/delegations", post(delegate))
+        .route("/eab", get(list_eab).post(create_eab))
+        .route("/eab/{kid}/revoke", post(revoke_eab))
+        .route("/eab/{kid}/certificates", get(list_certs))
+        .route("/eab/{kid}/requests", get(requests))
+        .route(
+            "/eab/{kid}/faults",
+            put(set_faults).delete(clear_faults).get(get_faults),
+        )
+        .route("/certificates/{id}/revoke", post(revoke_cert))
+        .route("/faults/events", get(fault_events))
+        .route("/dns/{name}", put(set_dns).delete(clear_dns).get(get_dns))
+        .layer(middleware::from_fn_with_state(state, require_token))
+}
+
+/// 403 from anywhere but loopback; 401 without `Authorization: Bearer <token>`, compared in
+/// constant time.
+async fn require_token(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    use subtle::ConstantTimeEq as _;
+    let peer = req
+        .extensions()
+        .get::<crate::http::ConnControl>()
+        .and_then(|c| c.peer);
+    if peer.is_some_and(|p| !p.ip().is_loopback()) {
+        return AdminError(
+            StatusCode::FORBIDDEN,
+            "the admin API answers loopback clients only".into(),
+        )
+        .into_response();
+    }
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    let expected = state.admin_token.expose().as_bytes();
+    if bool::from(given.as_bytes().ct_eq(expected)) {
+        return next.run(req).await;
+    }
+    let mut response = AdminError(
+        StatusCode::UNAUTHORIZED,
+        "admin API: missing or wrong bearer token (see admin_token in ready.json)".into(),
+    )
+    .into_response();
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"acme-harness admin\""),
+    );
+    response
+}
+
+fn update<T>(
+    state: &AppState,
+    change: impl FnOnce(&mut crate::Orgs) -> Result<T, String>,
+) -> Result<T, AdminError> {
+    state.store.orgs.update(change).map_err(AdminError::bad)
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, AdminError> {
+    serde_json::from_slice(body).map_err(|e| AdminError::bad(format!("invalid JSON body: {e}")))
+}
+
+async fn list_orgs(State(state): State<Arc<AppState>>) -> AdminResult {
+    let orgs = state.store.orgs.load();
+    let out: Vec<Value> = orgs
+        .organizations
+        .iter()
+        .map(|o| {
+            json!({
+                "id": o.id,
+                "name": o.name,
+                "country": o.country,
+                "state": o.state,
+                "locality": o.locality,
+                "domains": orgs.domains.iter().filter(|d| d.org == o.id)
+                    .map(|d| json!({"name": d.name, "validated": d.validated})).collect::<Vec<_>>(),
+                "departments": orgs.departments.iter().filter(|d| d.org == o.id)
+                    .map(|d| json!({"id": d.id, "name": d.name, "domains": d.domains})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Ok(Json(out).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewOrg {
+    name: String,
+    country: String,
+    state: String,
+    #[serde(default)]
+    locality: Option<String>,
+}
+
+async fn add_org(State(state): State<Arc<AppState>>, body: Bytes) -> AdminResult {
+    let req: NewOrg = parse_json(&body)?;
+    if req.country.len() != 2 {
+        return Err(AdminError::bad(
+            "country must be a two-letter ISO 3166 code",
+        ));
+    }
+    let id = update(&state, |o| {
+        Ok(o.add_org(&req.name, &req.country, &req.state, req.locality.clone()))
+    })?;
+    Ok((StatusCode::CREATED, Json(json!({ "id": id }))).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewDomain {
+    name: String,
+    #[serde(default = "yes")]
+    validated: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+async fn add_domain(
+    State(state): State<Arc<AppState>>,
+    Path(org): Path<usize>,
+    body: Bytes,
+) -> AdminResult {
+    let req: NewDomain = parse_json(&body)?;
+    update(&state, |o| o.add_domain(org, &req.name, req.validated))?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "name": req.name.to_ascii_lowercase(), "validated": req.validated })),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Validation {
+    validated: bool,
+}
+
+async fn set_validation(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> AdminResult {
+    let req: Validation = parse_json(&body)?;
+    update(&state, |o| o.set_validated(&name, req.validated))?;
+    Ok(Json(json!({ "name": name, "validated": req.validated })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewDepartment {
+    name: String,
+}
+
+async fn add_department(
+    State(state): State<Arc<AppState>>,
+    Path(org): Path<usize>,
+    body: Bytes,
+) -> AdminResult {
+    let req: NewDepartment = parse_json(&body)?;
+    let id = update(&state, |o| o.add_department(org, &req.name))?;
+    Ok((StatusCode::CREATED, Json(json!({ "id": id }))).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Delegation {
+    domain: String,
+}
+
+async fn delegate(
+    State(state): State<Arc<AppState>>,
+    Path(dept): Path<usize>,
+    body: Bytes,
+) -> AdminResult {
+    let req: Delegation = parse_json(&body)?;
+    update(&state, |o| o.delegate(dept, &req.domain))?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "department": dept, "domain": req.domain })),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewEab {
+    department: usize,
+    domains: Vec<String>,
+    #[serde(default)]
+    reusable: bool,
+    #[serde(default)]
+    profiles: Vec<String>,
+}
+
+/// Mints a credential: a 22-character key id and an 86-character HMAC key, as Sectigo's (§2).
+/// The HMAC key is in this response only.
+async fn create_eab(State(state): State<Arc<AppState>>, body: Bytes) -> AdminResult {
+    let req: NewEab = parse_json(&body)?;
+    if let Some(p) = req
+        .profiles
+        .iter()
+        .find(|p| !state.profiles.values().any(|c| &c.profile.name == *p))
+    {
+        return Err(AdminError::bad(format!("no profile {p:?} is served")));
+    }
+    let kid = crate::state::new_id();
+    let mut hmac = vec![0u8; 64];
+    rand::rng().fill_bytes(&mut hmac);
+    let hmac_text = b64::encode(&hmac);
+    update(&state, |o| {
+        o.add_credential(
+            req.department,
+            kid.clone(),
+            hmac,
+            &req.domains,
+            req.reusable,
+            req.profiles.clone(),
+        )
+        .map(|_| ())
+    })?;
+    tracing::info!(kid = %kid, "EAB credential created");
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "eab_kid": kid, "eab_hmac_key": hmac_text, "reusable": req.reusable })),
+    )
+        .into_response())
+}
+
+fn credential_json(c: &crate::state::org::EabCredential) -> Value {
+    json!({
+        "eab_kid": c.kid,
+        "organization": c.org,
+        "department": c.department_id,
+        "department_name": c.department,
+        "domains": c.domains,
+        "reusable": c.reusable,
+        "profiles": c.profiles,
+        "accounts_bound": c.bindings.load(Ordering::Relaxed),
+        "revoked": c.is_revoked(),
+        "faults": c.faults.load_full().map(|p| serde_json::to_value(&*p).unwrap_or(Value::Null)),
+    })
+}
+
+async fn list_eab(State(state): State<Arc<AppState>>) -> AdminResult {
+    let orgs = state.store.orgs.load();
+    Ok(Json(
+        orgs.credentials
+            .iter()
+            .map(|c| credential_json(c))
+            .collect::<Vec<_>>(),
+    )
+    .into_response())
+}
+
+fn credential(
+    state: &AppState,
+    kid: &str,
+) -> Result<Arc<crate::state::org::EabCredential>, AdminError> {
+    state
+        .store
+        .orgs
+        .load()
+        .credential(kid)
+        .cloned()
+        .ok_or_else(|| AdminError::not_found(format!("no EAB credential {kid:?}")))
+}
+
+/// Revokes a credential: its accounts are refused on every later request.
+async fn revoke_eab(State(state): State<Arc<AppState>>, Path(kid): Path<String>) -> AdminResult {
+    let c = credential(&state, &kid)?;
+    c.revoked.store(true, Ordering::Release);
+    tracing::info!(kid = %kid, "EAB credential revoked");
+    Ok(Json(credential_json(&c)).into_response())
+}
+
+async fn list_certs(State(state): State<Arc<AppState>>, Path(kid): Path<String>) -> AdminResult {
+    credential(&state, &kid)?;
+    let mut out: Vec<Value> = state
+        .store
+        .certs
+        .iter()
+        .filter(|c| {
+            state
+                .store
+                .accounts
+                .get(&c.account)
+                .is_some_and(|a| a.eab_kid.as_deref() == Some(kid.as_str()))
+        })
+        .map(|c| json!({"id": c.id, "serial": c.serial, "names": c.names, "account": c.account, "revoked": c.revoked.is_some(), "reason": c.revoked}))
+        .collect();
+    out.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    Ok(Json(out).into_response())
+}
+
+#[derive(Deserialize)]
+struct RevokeBody {
+    #[serde(default)]
+    reason: Option<u8>,
+}
+
+async fn revoke_cert(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> AdminResult {
+    let req: RevokeBody = if body.is_empty() {
+        RevokeBody { reason: None }
+    } else {
+        parse_json(&body)?
+    };
+    let mut cert = state
+        .store
+        .certs
+        .get_mut(&id)
+        .ok_or_else(|| AdminError::not_found(format!("no certificate {id:?}")))?;
+    if cert.revoked.is_some() {
+        return Err(AdminError(
+            StatusCode::CONFLICT,
+            "certificate already revoked".into(),
+        ));
+    }
+    cert.revoked = Some(req.reason.unwrap_or(0));
+    Ok(Json(json!({"id": id, "revoked": true, "reason": cert.revoked})).into_response())
+}
+
+#[derive(Deserialize)]
+struct Format {
+    #[serde(default)]
+    format: Option<String>,
+}
+
+/// The recorded exchanges of a credential's accounts: JSON, or JSON Lines with `?format=jsonl`.
+async fn requests(
+    State(state): State<Arc<AppState>>,
+    Path(kid): Path<String>,
+    Query(f): Query<Format>,
+) -> AdminResult {
+    if kid != "-" {
+        credential(&state, &kid)?;
+    }
+    let exchanges = state.store.transcripts.of(&kid);
+    if f.format.as_deref() == Some("jsonl") {
+        let mut text = String::new();
+        for e in &exchanges {
+            text.push_str(&serde_json::to_string(e).unwrap_or_default());
+            text.push('\n');
+        }
+        let mut response = text.into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-ndjson"),
+        );
+        return Ok(response);
+    }
+    Ok(Json(exchanges).into_response())
+}
+
+/// Sets a credential's fault plan (JSON or TOML body) at run time.
+async fn set_faults(
+    State(state): State<Arc<AppState>>,
+    Path(kid): Path<String>,
+    body: Bytes,
+) -> AdminResult {
+    let c = credential(&state, &kid)?;
+    let text = std::str::from_utf8(&body).map_err(|_| AdminError::bad("the plan is not UTF-8"))?;
+    let plan =
+        FaultPlan::parse(text, "request body").map_err(|e| AdminError::bad(e.to_string()))?;
+    c.faults.store(Some(Arc::new(plan)));
+    Ok(Json(credential_json(&c)).into_response())
+}
+
+async fn get_faults(State(state): State<Arc<AppState>>, Path(kid): Path<String>) -> AdminResult {
+    let c = credential(&state, &kid)?;
+    Ok(Json(c.faults.load_full().map(|p| (*p).clone())).into_response())
+}
+
+async fn clear_faults(State(state): State<Arc<AppState>>, Path(kid): Path<String>) -> AdminResult {
+    let c = credential(&state, &kid)?;
+    c.faults.store(None);
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn fault_events(State(state): State<Arc<AppState>>) -> AdminResult {
+    Ok(
+        Json(json!({ "seed": state.faults.seed(), "events": state.faults.events() }))
+            .into_response(),
+    )
+}
+
+async fn set_dns(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> AdminResult {
+    let records: crate::dns::Records = parse_json(&body)?;
+    state
+        .dns
+        .set(&name, records.clone())
+        .map_err(AdminError::bad)?;
+    Ok(Json(records).into_response())
+}
+
+async fn get_dns(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> AdminResult {
+    Ok(Json(state.dns.get(&name)).into_response())
+}
+
+async fn clear_dns(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> AdminResult {
+    state.dns.clear(&name);
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,152 @@
+//! Many accounts at once, interleaved at random: afterwards no nonce was accepted twice, no
+//! order is in an impossible state, and every issued certificate is recorded once.
+//! `PROPTEST_CASES` raises the case count (default 3, for CI time).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::HashSet;
+
+use acme_proto::{SignatureAlgorithm, Status, b64};
+use common::*;
+use proptest::prelude::*;
+use serde_json::json;
+
+#[derive(Clone, Copy, Debug)]
+enum Step {
+    Order,
+    FinalizeLast,
+    PollLast,
+    ReplayNonce,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        3 => Just(Step::Order),
+        2 => Just(Step::FinalizeLast),
+        2 => Just(Step::PollLast),
+        1 => Just(Step::ReplayNonce),
+    ]
+}
+
+async fn run_account(server: &mock_server::MockServer, steps: Vec<Step>) {
+    let mut c = Client::new(server, RSA, SignatureAlgorithm::Es256).await;
+    assert_eq!(c.register().await.status, 201);
+    let mut last: Option<String> = None;
+    for s in steps {
+        match s {
+            Step::Order => {
+                let r = c.new_order(&["physics.example.edu"]).await;
+                assert_eq!(r.status, 201);
+                last = Some(r.location());
+            }
+            Step::FinalizeLast => {
+                if let Some(url) = &last {
+                    let (der, _) = csr(&["physics.example.edu"], &rcgen::PKCS_ECDSA_P256_SHA256);
+                    let r = c
+                        .post(
+                            &format!("{url}/finalize"),
+                            Some(json!({"csr": b64::encode(&der)})),
+                        )
+                        .await;
+                    assert!(r.status == 200 || r.status == 403, "{}", r.text());
+                }
+            }
+            Step::PollLast => {
+                if let Some(url) = &last {
+                    assert_eq!(c.get(url).await.status, 200);
+                }
+            }
+            Step::ReplayNonce => {
+                // The same nonce twice, concurrently: at most one may get through.
+                let url = c.kid.clone().unwrap();
+                let nonce = c.fresh_nonce().await;
+                let jws = c.key.sign_request(Some(&url), &nonce, &url, None).unwrap();
+                let body = serde_json::to_string(&jws).unwrap();
+                let send = || {
+                    c.http
+                        .post(&url)
+                        .header("content-type", "application/jose+json")
+                        .body(body.clone())
+                        .send()
+                };
+                let (a, b) = tokio::join!(send(), send());
+                let ok = [a.unwrap().status(), b.unwrap().status()]
+                    .iter()
+                    .filter(|s| s.is_success())
+                    .count();
+                assert_eq!(ok, 1, "a nonce is accepted exactly once");
+            }
+        }
+    }
+}
+
+fn check_invariants(server: &mock_server::MockServer) {
+    let state = server.state();
+    // Nonces: no nonce was accepted by two requests that got past the nonce check.
+    let mut seen = HashSet::new();
+    for e in state.store.transcripts.all() {
+        let refused_before_nonce = e
+            .problem
+            .as_ref()
+            .is_some_and(|p| p.kind.ends_with(":badNonce") || p.kind.ends_with(":malformed"));
+        if e.method == "POST"
+            && !refused_before_nonce
+            && let Some(n) = &e.nonce_sent
+        {
+            assert!(seen.insert(n.clone()), "nonce {n} accepted twice");
+        }
+    }
+    // Orders: every state is one the RFC allows, with what it needs.
+    for o in state.store.orders.iter() {
+        match o.status_at(std::time::Instant::now()) {
+            Status::Ready => assert!(o.cert.is_none()),
+            Status::Processing | Status::Valid => {
+                let cert = o
+                    .cert
+                    .as_ref()
+                    .expect("processing and valid orders have a certificate");
+                let c = state
+                    .store
+                    .certs
+                    .get(cert)
+                    .expect("the certificate is recorded");
+                assert_eq!(c.order, o.id);
+            }
+            other => panic!("impossible order status {other:?}"),
+        }
+    }
+    // Certificates: each recorded once, each by its DER.
+    assert_eq!(state.store.certs.len(), state.store.certs_by_der.len());
+    let referenced: Vec<String> = state
+        .store
+        .orders
+        .iter()
+        .filter_map(|o| o.cert.clone())
+        .collect();
+    let unique: HashSet<&String> = referenced.iter().collect();
+    assert_eq!(
+        unique.len(),
+        referenced.len(),
+        "no certificate belongs to two orders"
+    );
+    assert_eq!(referenced.len(), state.store.certs.len());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(3)
+    ))]
+
+    #[test]
+    fn concurrent_accounts_keep_the_invariants(plans in prop::collection::vec(prop::collection::vec(step(), 1..8), 2..6)) {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        rt.block_on(async {
+            let server = start().await;
+            let runs = plans.into_iter().map(|steps| run_account(&server, steps));
+            // All accounts at once, interleaving at every await.
+            futures::future::join_all(runs).await;
+            check_invariants(&server);
+        });
+    }
+}

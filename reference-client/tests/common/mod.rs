@@ -1,0 +1,103 @@
+//! Shared setup: the mock server in-process, and a reference client pointed at it.
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use acme_proto::SignatureAlgorithm;
+use mock_server::{MockServer, Orgs, Profile, ServerConfig};
+use reference_client::{
+    Account, Client, ClientConfig, EabCredential, NewAccountOptions, Progress, generate_account_key,
+};
+
+pub const RSA: &str = "sectigo-incommon-rsa-ov";
+pub const ECC: &str = "sectigo-incommon-ecc-ov";
+
+/// One CA for the whole test binary: generating RSA CA keys per test would be slow.
+fn shared_data_dir() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("acme-harness-rc-test-{}", std::process::id()));
+        mock_server::ca::Ca::load_or_create(&dir.join("ca")).expect("test CA");
+        dir
+    })
+    .clone()
+}
+
+pub async fn start() -> MockServer {
+    start_with(Orgs::demo(), Profile::all_built_in().unwrap()).await
+}
+
+pub async fn start_with(orgs: Orgs, profiles: Vec<Profile>) -> MockServer {
+    let mut config = ServerConfig::ephemeral();
+    config.data_dir = Some(shared_data_dir());
+    config.orgs = orgs;
+    config.profiles = profiles;
+    MockServer::start(config).await.expect("server starts")
+}
+
+/// A copy of a built-in profile served at its own path, for tweaking.
+pub fn profile_variant(base: &str, name: &str, path: &str) -> Profile {
+    let mut p = Profile::built_in(base).unwrap();
+    p.name = name.into();
+    p.directory_path = path.into();
+    p
+}
+
+/// Progress events, recorded.
+#[derive(Clone, Default)]
+pub struct Events(pub Arc<Mutex<Vec<Progress>>>);
+
+impl Events {
+    pub fn all(&self) -> Vec<Progress> {
+        self.0.lock().unwrap().clone()
+    }
+    pub fn lines(&self) -> Vec<String> {
+        self.all().iter().map(ToString::to_string).collect()
+    }
+}
+
+pub fn config(server: &MockServer, events: &Events, deadline: Duration) -> ClientConfig {
+    let recorder = events.clone();
+    ClientConfig {
+        ca_files: vec![server.ready().ca_bundle.clone()],
+        deadline,
+        progress: Some(Arc::new(move |p: &Progress| {
+            recorder.0.lock().unwrap().push(p.clone())
+        })),
+        ..ClientConfig::default()
+    }
+}
+
+pub async fn client(server: &MockServer, profile: &str, events: &Events) -> Client {
+    Client::connect(
+        server.directory_url(profile).unwrap(),
+        config(server, events, Duration::from_secs(60)),
+    )
+    .await
+    .unwrap()
+}
+
+pub fn demo_eab(server: &MockServer) -> EabCredential {
+    let demo = server.ready().demo.clone().unwrap();
+    EabCredential::new(&demo.eab_kid, &demo.eab_hmac_key, None).unwrap()
+}
+
+/// A registered account with the demo credential.
+pub async fn register(server: &MockServer, client: &Client) -> Account {
+    let key = generate_account_key(SignatureAlgorithm::Es256, 2048).unwrap();
+    let registered = client
+        .new_account(
+            key,
+            &NewAccountOptions {
+                contact: vec!["mailto:admin@physics.example.edu".into()],
+                terms_of_service_agreed: true,
+                eab: Some(demo_eab(server)),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(registered.created);
+    registered.account
+}
