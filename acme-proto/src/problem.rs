@@ -127,8 +127,9 @@ impl<'de> Deserialize<'de> for ProblemType {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Problem {
-    /// The error type.
-    #[serde(rename = "type")]
+    /// The error type; `about:blank` when absent (RFC 7807 §3.1), as in the `"error": {}`
+    /// Sectigo sends on some invalid challenges.
+    #[serde(rename = "type", default = "about_blank")]
     pub kind: ProblemType,
     /// Human-readable explanation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -145,6 +146,10 @@ pub struct Problem {
     /// Signature algorithms the server accepts, sent with `badSignatureAlgorithm` (RFC 8555 §6.2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub algorithms: Option<Vec<String>>,
+}
+
+fn about_blank() -> ProblemType {
+    ProblemType::Other("about:blank".into())
 }
 
 impl Problem {
@@ -216,6 +221,17 @@ mod tests {
             p.subproblems[0].identifier.as_ref().unwrap().value,
             "_example.org"
         );
+    }
+
+    #[test]
+    fn an_empty_error_object_is_about_blank() {
+        // Sectigo's invalid challenges can carry "error": {} (acme.sh #4768).
+        let p: Problem = serde_json::from_str("{}").unwrap();
+        assert_eq!(p.kind.uri(), "about:blank");
+        let c: crate::types::Challenge =
+            serde_json::from_str(r#"{"type":"http-01","url":"u","status":"invalid","error":{}}"#)
+                .unwrap();
+        assert!(c.error.is_some());
     }
 
     #[test]

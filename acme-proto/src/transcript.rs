@@ -44,6 +44,9 @@ pub struct Exchange {
     /// The problem document's type and detail, when the response was one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub problem: Option<ProblemRecord>,
+    /// The JSON body of a JSON response (resources: status, URLs, challenges), up to 64 KiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_body: Option<Value>,
     /// The nonce the request carried.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nonce_sent: Option<String>,
@@ -150,6 +153,7 @@ mod tests {
             status: 201,
             response_headers: BTreeMap::new(),
             problem: None,
+            response_body: None,
             nonce_sent: Some("n".into()),
             nonce_returned: None,
             account: None,

@@ -2,6 +2,7 @@
 
 mod admin;
 mod client;
+mod conformance;
 mod serve;
 
 use std::process::ExitCode;
@@ -28,6 +29,9 @@ enum Command {
     /// Manage the running mock server: organisations, departments, domains, delegations,
     /// EAB credentials, certificates, recorded requests, fault plans, DNS records.
     Admin(admin::AdminArgs),
+    /// The judge: grade a recorded transcript against the rule catalogue (Markdown, JSON,
+    /// JUnit XML), or print the rules. Exit status 1 when a MUST rule fails.
+    Conformance(conformance::ConformanceArgs),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +58,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Client(args) => client::run(args).await,
             Command::Admin(args) => admin::run(args).await,
+            Command::Conformance(args) => conformance::run(args).await,
         }
     });
     match result {

@@ -90,6 +90,7 @@ fn transcripts(c: &mut Criterion) {
         status: 201,
         response_headers: Default::default(),
         problem: None,
+        response_body: None,
         nonce_sent: Some("n".into()),
         nonce_returned: Some("m".into()),
         account: Some("k".into()),

@@ -303,3 +303,45 @@ async fn restart_with_the_same_data_dir_keeps_the_ca() {
     let r = http.get(&second.ready().directory).send().await.unwrap();
     assert_eq!(r.status(), 200);
 }
+
+#[tokio::test]
+async fn dv_and_ev_profiles_shape_the_certificate() {
+    let server = start().await;
+    for (profile, has_org, policy) in [
+        ("sectigo-dv", false, "2.23.140.1.2.1"),
+        ("sectigo-ev", true, "2.23.140.1.1"),
+        ("sectigo-ov", true, "2.23.140.1.2.2"),
+    ] {
+        let mut client = Client::new(&server, profile, SignatureAlgorithm::Es256).await;
+        assert_eq!(client.register().await.status, 201);
+        let order_url = ready_order(&mut client, &["physics.example.edu"]).await;
+        let (der, _) = csr(&["physics.example.edu"], &rcgen::PKCS_ECDSA_P256_SHA256);
+        let order = client.finalize_and_wait(&order_url, &der).await;
+        let pem = client
+            .get(order["certificate"].as_str().unwrap())
+            .await
+            .text();
+        let leaf = pem_certs(&pem).remove(0);
+        let (_, cert) = X509Certificate::from_der(&leaf).unwrap();
+        let subject = cert.subject().to_string();
+        assert_eq!(
+            subject.contains("O=Example University"),
+            has_org,
+            "{profile}: {subject}"
+        );
+        let policies: Vec<String> = cert
+            .extensions()
+            .iter()
+            .filter_map(|e| match e.parsed_extension() {
+                ParsedExtension::CertificatePolicies(p) => Some(
+                    p.iter()
+                        .map(|i| i.policy_id.to_id_string())
+                        .collect::<Vec<_>>(),
+                ),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        assert_eq!(policies, [policy], "{profile}");
+    }
+}

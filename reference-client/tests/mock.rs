@@ -468,3 +468,178 @@ async fn wrong_directory_url_says_what_to_give() {
         "{e}"
     );
 }
+
+/// Sets the demo credential's fault plan through the admin API.
+async fn set_faults(server: &mock_server::MockServer, client: &Client, plan: serde_json::Value) {
+    let ready = server.ready();
+    let url = format!(
+        "{}/eab/{}/faults",
+        ready.admin_url.as_deref().unwrap(),
+        ready.demo.as_ref().unwrap().eab_kid
+    );
+    let r = client
+        .http()
+        .put(url)
+        .bearer_auth(ready.admin_token.as_deref().unwrap())
+        .json(&plan)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+}
+
+#[tokio::test]
+async fn rate_limited_html_with_retry_after_is_waited_out() {
+    let server = start().await;
+    let events = Events::default();
+    let client = client(&server, RSA, &events).await;
+    let account = register(&server, &client).await;
+    set_faults(
+        &server,
+        &client,
+        serde_json::json!({"rule": [
+            {"endpoint": "newOrder", "fault": "rateLimited", "nth": [1], "retry_after": 2}
+        ]}),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let issued = account
+        .issue(
+            request(&["physics.example.edu"], CertKeyType::EcdsaP256),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(issued.order.order.status, Status::Valid);
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "the 429's Retry-After was honoured"
+    );
+    let lines = events.lines().join("\n");
+    assert!(
+        lines.contains("429") || lines.contains("retrying in 2 s"),
+        "{lines}"
+    );
+}
+
+#[tokio::test]
+async fn server_internal_on_the_first_finalize_is_a_typed_refusal() {
+    let server = start().await;
+    let events = Events::default();
+    let client = client(&server, RSA, &events).await;
+    let account = register(&server, &client).await;
+    set_faults(
+        &server,
+        &client,
+        serde_json::json!({"rule": [
+            {"endpoint": "finalize", "fault": "serverInternal", "nth": [1]}
+        ]}),
+    )
+    .await;
+    let err = account
+        .issue(
+            request(&["physics.example.edu"], CertKeyType::EcdsaP256),
+            &[],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.class(), ErrorClass::Refused, "{err}");
+    let problem = err.problem().expect("the server's problem document");
+    assert_eq!(problem.kind, ProblemType::ServerInternal);
+    assert_eq!(
+        problem.detail.as_deref(),
+        Some("The server experienced an internal error")
+    );
+    // The plan is spent: the next attempt goes through.
+    account
+        .issue(
+            request(&["physics.example.edu"], CertKeyType::EcdsaP256),
+            &[],
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn dns01_through_the_mocks_admin_api_against_real_validation() {
+    let server = start().await;
+    let events = Events::default();
+    let client = client(&server, "rfc8555", &events).await;
+    let key = generate_account_key(SignatureAlgorithm::Es256, 2048).unwrap();
+    let account = client
+        .new_account(
+            key,
+            &NewAccountOptions {
+                contact: vec![],
+                terms_of_service_agreed: true,
+                eab: None,
+            },
+        )
+        .await
+        .unwrap()
+        .account;
+    let ready = server.ready();
+    let solver = reference_client::solver::Dns01MockAdmin::new(
+        client.http().clone(),
+        ready.admin_url.clone().unwrap(),
+        ready.admin_token.clone().unwrap(),
+    );
+    let issued = account
+        .issue(
+            request(
+                &["dns01.example.com", "*.dns01.example.com"],
+                CertKeyType::EcdsaP256,
+            ),
+            &[&solver],
+        )
+        .await
+        .unwrap();
+    assert_eq!(issued.order.order.status, Status::Valid);
+}
+
+#[tokio::test]
+async fn every_other_profile_happy_path() {
+    // The other Sectigo endpoints pre-validate like InCommon; ZeroSSL and rfc8555 validate
+    // for real, here with http-01 from the client's own listener.
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let http_port = probe.local_addr().unwrap().port();
+    drop(probe);
+    let mut config = mock_server::ServerConfig::ephemeral();
+    config.data_dir = Some(shared_data_dir());
+    config.http01_port = http_port;
+    let server = mock_server::MockServer::start(config).await.unwrap();
+    let solver =
+        reference_client::solver::Http01Standalone::new(([127, 0, 0, 1], http_port).into());
+    for profile in [
+        "sectigo-ov",
+        "sectigo-dv",
+        "sectigo-ev",
+        "zerossl-dv90",
+        "rfc8555",
+    ] {
+        let events = Events::default();
+        let client = client(&server, profile, &events).await;
+        let key = generate_account_key(SignatureAlgorithm::Es256, 2048).unwrap();
+        let eab = (profile != "rfc8555").then(|| demo_eab(&server));
+        let account = client
+            .new_account(
+                key,
+                &NewAccountOptions {
+                    contact: vec!["mailto:admin@physics.example.edu".into()],
+                    terms_of_service_agreed: true,
+                    eab,
+                },
+            )
+            .await
+            .unwrap()
+            .account;
+        let issued = account
+            .issue(
+                request(&["physics.example.edu"], CertKeyType::EcdsaP256),
+                &[&solver],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{profile}: {e}"));
+        assert_eq!(issued.order.order.status, Status::Valid, "{profile}");
+    }
+}

@@ -63,6 +63,7 @@ pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/eab/{kid}/revoke", post(revoke_eab))
         .route("/eab/{kid}/certificates", get(list_certs))
         .route("/eab/{kid}/requests", get(requests))
+        .route("/requests", get(all_requests))
         .route(
             "/eab/{kid}/faults",
             put(set_faults).delete(clear_faults).get(get_faults),
@@ -403,6 +404,34 @@ async fn requests(
     }
     let exchanges = state.store.transcripts.of(&kid);
     if f.format.as_deref() == Some("jsonl") {
+        let mut text = String::new();
+        for e in &exchanges {
+            text.push_str(&serde_json::to_string(e).unwrap_or_default());
+            text.push('\n');
+        }
+        let mut response = text.into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-ndjson"),
+        );
+        return Ok(response);
+    }
+    Ok(Json(exchanges).into_response())
+}
+
+#[derive(Deserialize)]
+struct Since {
+    #[serde(default)]
+    since: u64,
+    #[serde(default)]
+    format: Option<String>,
+}
+
+/// Every recorded exchange of every scope after `?since=SEQ`, in order: what a client sent
+/// before it had an account (directory, newNonce) is here too.
+async fn all_requests(State(state): State<Arc<AppState>>, Query(q): Query<Since>) -> AdminResult {
+    let exchanges = state.store.transcripts.since(q.since);
+    if q.format.as_deref() == Some("jsonl") {
         let mut text = String::new();
         for e in &exchanges {
             text.push_str(&serde_json::to_string(e).unwrap_or_default());

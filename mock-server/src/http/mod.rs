@@ -204,7 +204,9 @@ impl AppState {
     pub(crate) fn order_status(&self, order: &crate::state::Order) -> acme_proto::Status {
         use acme_proto::Status as S;
         match order.status {
-            S::Pending => {
+            // Before finalize an order follows its authorizations: one deactivated, expired or
+            // failed makes it invalid (RFC 8555 §7.1.6), also when it was created ready.
+            S::Pending | S::Ready => {
                 let mut all_valid = true;
                 for id in &order.authzs {
                     match self.store.authzs.get(id).map(|a| a.status) {

@@ -160,28 +160,31 @@ pub(crate) async fn record(
 
     let status = response.status().as_u16();
     let response_headers = pick(response.headers(), &RESPONSE_HEADERS);
-    let is_problem = response_headers
+    let content_type = response_headers
         .get("content-type")
-        .is_some_and(|ct| ct.starts_with(PROBLEM_CONTENT_TYPE));
-    let (response, problem) = if is_problem {
+        .cloned()
+        .unwrap_or_default();
+    let is_problem = content_type.starts_with(PROBLEM_CONTENT_TYPE);
+    let is_json = is_problem || content_type.starts_with("application/json");
+    let (response, body) = if is_json {
         let (parts, body) = response.into_parts();
         let bytes = axum::body::to_bytes(body, 64 * 1024)
             .await
             .unwrap_or_default();
-        let problem = serde_json::from_slice::<Value>(&bytes)
-            .ok()
-            .map(|p| ProblemRecord {
-                kind: p
-                    .get("type")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned(),
-                detail: p.get("detail").and_then(Value::as_str).map(str::to_owned),
-            });
-        (Response::from_parts(parts, Body::from(bytes)), problem)
+        let value = serde_json::from_slice::<Value>(&bytes).ok();
+        (Response::from_parts(parts, Body::from(bytes)), value)
     } else {
         (response, None)
     };
+    let problem = body.as_ref().filter(|_| is_problem).map(|p| ProblemRecord {
+        kind: p
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        detail: p.get("detail").and_then(Value::as_str).map(str::to_owned),
+    });
+    let response_body = body.filter(|_| !is_problem);
     let nonce_sent = jws
         .as_ref()
         .and_then(|j| j.protected.get("nonce"))
@@ -200,6 +203,7 @@ pub(crate) async fn record(
         nonce_returned: response_headers.get("replay-nonce").cloned(),
         response_headers,
         problem,
+        response_body,
         nonce_sent,
         account,
         eab_kid,

@@ -142,6 +142,13 @@ pub struct OrderProfile {
     /// Retry-After (seconds) while a challenge is being validated.
     #[serde(default)]
     pub challenge_retry_after: Option<u64>,
+    /// DANGER, benchmarks only: a challenge the client responds to turns `valid` without
+    /// any validation (no HTTP fetch, DNS lookup or CAA check), like Pebble's
+    /// `PEBBLE_VA_ALWAYS_VALID=1`. `acme-harness bench` and ci/bench-vs-pebble.sh use it to
+    /// measure the server rather than the validation round trips. Never set it in a profile
+    /// used to vet a client: every challenge passes.
+    #[serde(default)]
+    pub danger_skip_validation: bool,
 }
 
 impl Default for OrderProfile {
@@ -158,6 +165,7 @@ impl Default for OrderProfile {
             persistent_dcv: false,
             challenge_types: all_challenges(),
             challenge_retry_after: None,
+            danger_skip_validation: false,
         }
     }
 }

@@ -56,6 +56,25 @@ impl Transcripts {
             .unwrap_or_default()
     }
 
+    /// Every exchange after sequence number `since`, in sequence order.
+    pub fn since(&self, since: u64) -> Vec<Exchange> {
+        let mut all: Vec<Exchange> = self
+            .scopes
+            .iter()
+            .filter_map(|l| {
+                l.lock().ok().map(|l| {
+                    l.iter()
+                        .filter(|e| e.seq > since)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                })
+            })
+            .flatten()
+            .collect();
+        all.sort_by_key(|e| e.seq);
+        all
+    }
+
     /// Every exchange, in sequence order.
     pub fn all(&self) -> Vec<Exchange> {
         let mut all: Vec<Exchange> = self

@@ -82,6 +82,94 @@ impl Solver for Dns01Hook {
     }
 }
 
+/// Publishes the TXT record through the acme-harness mock's admin API
+/// (`PUT {admin_url}/dns/{name}`), for tests and CI against the mock's real dns-01 validation.
+pub struct Dns01MockAdmin {
+    http: reqwest::Client,
+    admin_url: String,
+    token: acme_proto::Secret<String>,
+}
+
+impl std::fmt::Debug for Dns01MockAdmin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dns01MockAdmin")
+            .field("admin_url", &self.admin_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Dns01MockAdmin {
+    /// A solver calling the admin API at `admin_url` with `token`, over `http` (which must
+    /// trust the mock's listener, as the ACME client's own does).
+    pub fn new(
+        http: reqwest::Client,
+        admin_url: impl Into<String>,
+        token: impl Into<String>,
+    ) -> Self {
+        Self {
+            http,
+            admin_url: admin_url.into().trim_end_matches('/').to_owned(),
+            token: acme_proto::Secret::new(token.into()),
+        }
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        name: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<()> {
+        let url = format!("{}/dns/{name}", self.admin_url);
+        let mut req = self
+            .http
+            .request(method, &url)
+            .bearer_auth(self.token.expose());
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let response = req.send().await.map_err(|e| Error::Solver {
+            kind: "dns-01".into(),
+            message: format!("the mock's admin API at {url} is unreachable: {e}"),
+        })?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(Error::Solver {
+                kind: "dns-01".into(),
+                message: format!(
+                    "the mock's admin API answered {} for {url}",
+                    response.status()
+                ),
+            })
+        }
+    }
+}
+
+impl Solver for Dns01MockAdmin {
+    fn challenge_type(&self) -> &str {
+        "dns-01"
+    }
+
+    fn supports(&self, _wildcard: bool) -> bool {
+        true
+    }
+
+    fn present<'a>(&'a self, challenge: &'a ChallengeData) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let body = serde_json::json!({ "txt": [challenge.dns_value()] });
+            self.call(reqwest::Method::PUT, &challenge.dns_name(), Some(body))
+                .await
+        })
+    }
+
+    fn cleanup<'a>(&'a self, challenge: &'a ChallengeData) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            self.call(reqwest::Method::DELETE, &challenge.dns_name(), None)
+                .await
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

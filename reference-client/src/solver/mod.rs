@@ -15,7 +15,7 @@ use std::pin::Pin;
 
 use acme_proto::KeyAuthorization;
 
-pub use dns01::Dns01Hook;
+pub use dns01::{Dns01Hook, Dns01MockAdmin};
 pub use http01::{Http01Standalone, Http01Webroot};
 pub use tlsalpn01::{ACME_TLS_ALPN, TlsAlpn01Standalone};
 

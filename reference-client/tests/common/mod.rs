@@ -15,7 +15,7 @@ pub const RSA: &str = "sectigo-incommon-rsa-ov";
 pub const ECC: &str = "sectigo-incommon-ecc-ov";
 
 /// One CA for the whole test binary: generating RSA CA keys per test would be slow.
-fn shared_data_dir() -> PathBuf {
+pub fn shared_data_dir() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("acme-harness-rc-test-{}", std::process::id()));

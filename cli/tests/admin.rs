@@ -1,0 +1,163 @@
+//! `acme-harness serve` and `acme-harness admin` as a user runs them.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_acme-harness");
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(dir: &Path) -> Server {
+    let child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Server(child);
+    let ready = dir.join("ready.json");
+    let started = Instant::now();
+    while !ready.exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the server never wrote ready.json"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server
+}
+
+fn admin(dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN)
+        .arg("admin")
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_admin_workflow_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let _server = serve(dir.path());
+    let (ok, out, err) = admin(
+        dir.path(),
+        &[
+            "org",
+            "add",
+            "--name",
+            "Example College",
+            "--country",
+            "US",
+            "--state",
+            "Ohio",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "organisation 2 added: Example College");
+    assert!(
+        admin(
+            dir.path(),
+            &["domain", "add", "--org", "2", "college.example"]
+        )
+        .0
+    );
+    let (ok, out, _) = admin(
+        dir.path(),
+        &["dept", "add", "--org", "2", "--name", "Library"],
+    );
+    assert!(ok);
+    assert_eq!(out.trim(), "department 3 added: Library");
+    assert!(
+        admin(
+            dir.path(),
+            &["delegate", "--dept", "3", "lib.college.example"]
+        )
+        .0
+    );
+    let (ok, out, _) = admin(
+        dir.path(),
+        &[
+            "--json",
+            "eab",
+            "create",
+            "--dept",
+            "3",
+            "--domain",
+            "lib.college.example",
+        ],
+    );
+    assert!(ok);
+    let created: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let kid = created["eab_kid"].as_str().unwrap().to_owned();
+    let hmac = created["eab_hmac_key"].as_str().unwrap().to_owned();
+    let (_, out, _) = admin(dir.path(), &["eab", "list"]);
+    assert!(out.contains(&kid) && out.contains("single-use"), "{out}");
+    assert!(!out.contains(&hmac), "listing never shows the HMAC key");
+    let (ok, out, _) = admin(dir.path(), &["eab", "revoke", &kid]);
+    assert!(ok);
+    assert!(out.contains("revoked"));
+    let (_, out, _) = admin(dir.path(), &["eab", "list"]);
+    assert!(out.contains("REVOKED"), "{out}");
+    // Refusals say why, and exit non-zero.
+    let (ok, _, err) = admin(
+        dir.path(),
+        &["delegate", "--dept", "3", "physics.example.edu"],
+    );
+    assert!(!ok);
+    assert!(err.contains("does not have it"), "{err}");
+    let (ok, _, err) = admin(dir.path(), &["certs", "list", "NoSuchKeyId"]);
+    assert!(!ok);
+    assert!(err.contains("no EAB credential"), "{err}");
+}
+
+#[test]
+fn admin_without_a_server_names_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, _, err) = admin(dir.path(), &["eab", "list"]);
+    assert!(!ok);
+    assert!(
+        err.contains("acme-harness serve") && err.contains("--data-dir"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_typo_in_a_profile_file_is_a_startup_error_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("custom.toml");
+    std::fs::write(
+        &profile,
+        "name = \"custom\"\ndirectory_path = \"/v2/Custom\"\n[order]\nprocesing_ms = 1\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .arg("--profile-file")
+        .arg(&profile)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--profile-file") && err.contains("procesing_ms"),
+        "{err}"
+    );
+}

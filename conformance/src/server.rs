@@ -1,0 +1,348 @@
+//! Talking to an ACME server under test, only over HTTP (the server suites' side of the judge).
+//!
+//! The target comes from the environment, as hickory's conformance tests take
+//! `DNS_TEST_SUBJECT`:
+//!
+//! | variable | meaning |
+//! | --- | --- |
+//! | `ACME_DIRECTORY` | the directory URL; unset: the suites start a mock in-process |
+//! | `ACME_CA_FILE` | PEM file of the CA that signed the server's TLS certificate |
+//! | `ACME_EAB_KID`, `ACME_EAB_HMAC` | an EAB credential (HMAC key base64url) |
+//! | `ACME_TARGET_NAME` | a name for reports and the divergence list (`pebble`, ...) |
+//! | `ACME_DOMAIN` | a name the target will order a certificate for |
+//! | `ACME_POST_AS_GET` | `1` (default) if the target promises POST-as-GET only, `0` if not |
+//! | `ACME_DIVERGENCES` | a TOML file of known divergences, checked to still hold |
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use acme_proto::eab::{self, MacAlgorithm};
+use acme_proto::jws::FlattenedJws;
+use acme_proto::{AccountKey, Directory, b64};
+use serde_json::{Value, json};
+
+/// What can go wrong talking to the target (not a conformance failure: the suites assert
+/// those).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TargetError {
+    /// An environment variable or file is missing or unusable.
+    #[error("target configuration: {0}")]
+    Config(String),
+    /// The HTTP exchange failed.
+    #[error("HTTP: {0}")]
+    Http(#[from] reqwest::Error),
+    /// The server answered something the suite cannot go on with.
+    #[error("protocol: {0}")]
+    Protocol(String),
+}
+
+/// An EAB credential.
+#[derive(Clone, Debug)]
+pub struct EabCredential {
+    /// The key id.
+    pub kid: String,
+    /// The HMAC key, decoded.
+    pub hmac: Vec<u8>,
+}
+
+/// The server under test.
+#[derive(Clone, Debug)]
+pub struct Target {
+    /// A name for messages and the divergence list.
+    pub name: String,
+    /// The directory URL.
+    pub directory: String,
+    /// The CA file to trust for its TLS certificate.
+    pub ca_file: PathBuf,
+    /// The EAB credential, when the target has one.
+    pub eab: Option<EabCredential>,
+    /// A domain the target issues for.
+    pub domain: String,
+    /// Whether the target promises to refuse plain GET on resources.
+    pub post_as_get: bool,
+    /// The known-divergences file, if any.
+    pub divergences: Option<PathBuf>,
+}
+
+impl Target {
+    /// The target named by `ACME_DIRECTORY` and friends; `None` when it is unset.
+    pub fn from_env() -> Result<Option<Self>, TargetError> {
+        let Ok(directory) = std::env::var("ACME_DIRECTORY") else {
+            return Ok(None);
+        };
+        let ca_file = std::env::var("ACME_CA_FILE")
+            .map(PathBuf::from)
+            .map_err(|_| {
+                TargetError::Config("ACME_DIRECTORY is set but ACME_CA_FILE is not".into())
+            })?;
+        let eab = match (
+            std::env::var("ACME_EAB_KID"),
+            std::env::var("ACME_EAB_HMAC"),
+        ) {
+            (Ok(kid), Ok(hmac)) => Some(EabCredential {
+                kid,
+                hmac: b64::decode_lenient(hmac.trim()).map_err(|e| {
+                    TargetError::Config(format!("ACME_EAB_HMAC is not base64url: {e}"))
+                })?,
+            }),
+            (Err(_), Err(_)) => None,
+            _ => {
+                return Err(TargetError::Config(
+                    "set both ACME_EAB_KID and ACME_EAB_HMAC, or neither".into(),
+                ));
+            }
+        };
+        Ok(Some(Self {
+            name: std::env::var("ACME_TARGET_NAME").unwrap_or_else(|_| "env".into()),
+            directory,
+            ca_file,
+            eab,
+            domain: std::env::var("ACME_DOMAIN").unwrap_or_else(|_| "example.com".into()),
+            post_as_get: std::env::var("ACME_POST_AS_GET").map_or(true, |v| v != "0"),
+            divergences: std::env::var("ACME_DIVERGENCES").ok().map(PathBuf::from),
+        }))
+    }
+}
+
+/// An HTTP client that trusts exactly the target's CA file.
+pub fn http_client(ca_file: &std::path::Path) -> Result<reqwest::Client, TargetError> {
+    let pem = std::fs::read(ca_file).map_err(|e| {
+        TargetError::Config(format!("cannot read CA file {}: {e}", ca_file.display()))
+    })?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+        let cert = cert
+            .map_err(|e| TargetError::Config(format!("bad PEM in {}: {e}", ca_file.display())))?;
+        roots.add(cert).map_err(|e| {
+            TargetError::Config(format!("bad certificate in {}: {e}", ca_file.display()))
+        })?;
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TargetError::Config(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .user_agent(concat!(
+            "acme-harness-conformance/",
+            env!("CARGO_PKG_VERSION")
+        ))
+        .build()?)
+}
+
+/// A response, read in full.
+#[derive(Clone, Debug)]
+pub struct Response {
+    /// Status code.
+    pub status: u16,
+    /// Headers.
+    pub headers: reqwest::header::HeaderMap,
+    /// Body.
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// A header as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The body as JSON.
+    pub fn json(&self) -> Option<Value> {
+        serde_json::from_slice(&self.body).ok()
+    }
+
+    /// The problem document, when the response is one (RFC 7807: media type
+    /// application/problem+json and a `type` member).
+    pub fn problem(&self) -> Option<Value> {
+        let ct = self.header("content-type")?;
+        if !ct.starts_with("application/problem+json") {
+            return None;
+        }
+        self.json()
+            .filter(|p| p.get("type").is_some_and(Value::is_string))
+    }
+
+    /// The problem type's short name.
+    pub fn problem_name(&self) -> Option<String> {
+        let p = self.problem()?;
+        let t = p.get("type")?.as_str()?;
+        Some(t.rsplit(':').next().unwrap_or(t).to_owned())
+    }
+
+    /// A one-line description for assertion messages.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} {} {}",
+            self.status,
+            self.header("content-type").unwrap_or("-"),
+            String::from_utf8_lossy(&self.body)
+                .chars()
+                .take(300)
+                .collect::<String>()
+        )
+    }
+}
+
+/// A connection to the target: its directory and an HTTP client.
+#[derive(Clone, Debug)]
+pub struct Acme {
+    /// The HTTP client.
+    pub http: reqwest::Client,
+    /// The directory.
+    pub dir: Directory,
+    /// The target.
+    pub target: Target,
+}
+
+impl Acme {
+    /// Fetches the directory.
+    pub async fn connect(target: Target) -> Result<Self, TargetError> {
+        let http = http_client(&target.ca_file)?;
+        let r = http.get(&target.directory).send().await?;
+        let dir: Directory = r.json().await?;
+        Ok(Self { http, dir, target })
+    }
+
+    /// A fresh nonce from newNonce (HEAD).
+    pub async fn nonce(&self) -> Result<String, TargetError> {
+        let r = self.http.head(&self.dir.new_nonce).send().await?;
+        r.headers()
+            .get("replay-nonce")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .ok_or_else(|| TargetError::Protocol("newNonce gave no Replay-Nonce".into()))
+    }
+
+    /// POSTs a body as application/jose+json.
+    pub async fn send(&self, url: &str, body: String) -> Result<Response, TargetError> {
+        let r = self
+            .http
+            .post(url)
+            .header("content-type", "application/jose+json")
+            .body(body)
+            .send()
+            .await?;
+        read(r).await
+    }
+
+    /// A plain GET.
+    pub async fn get(&self, url: &str) -> Result<Response, TargetError> {
+        read(self.http.get(url).send().await?).await
+    }
+
+    /// Signs a request with a fresh nonce.
+    pub async fn sign(
+        &self,
+        key: &AccountKey,
+        kid: Option<&str>,
+        url: &str,
+        payload: Option<&Value>,
+    ) -> Result<FlattenedJws, TargetError> {
+        let nonce = self.nonce().await?;
+        key.sign_request(kid, &nonce, url, payload)
+            .map_err(|e| TargetError::Protocol(format!("signing: {e}")))
+    }
+
+    /// Signs and sends.
+    pub async fn post(
+        &self,
+        key: &AccountKey,
+        kid: Option<&str>,
+        url: &str,
+        payload: Option<&Value>,
+    ) -> Result<Response, TargetError> {
+        let jws = self.sign(key, kid, url, payload).await?;
+        self.send(url, body(&jws)).await
+    }
+
+    /// The newAccount payload, with the target's EAB when it has one.
+    pub fn new_account_payload(&self, key: &AccountKey) -> Value {
+        let mut payload =
+            json!({"termsOfServiceAgreed": true, "contact": ["mailto:admin@example.com"]});
+        if let Some(c) = &self.target.eab {
+            payload["externalAccountBinding"] = eab::sign(
+                MacAlgorithm::Hs256,
+                &c.kid,
+                &c.hmac,
+                &self.dir.new_account,
+                key.jwk(),
+            );
+        }
+        payload
+    }
+
+    /// Registers `key`; returns the account URL.
+    pub async fn register(&self, key: &AccountKey) -> Result<String, TargetError> {
+        let payload = self.new_account_payload(key);
+        let r = self
+            .post(key, None, &self.dir.new_account, Some(&payload))
+            .await?;
+        if !(200..300).contains(&r.status) {
+            return Err(TargetError::Protocol(format!(
+                "newAccount: {}",
+                r.describe()
+            )));
+        }
+        r.header("location")
+            .map(str::to_owned)
+            .ok_or_else(|| TargetError::Protocol("newAccount gave no Location".into()))
+    }
+
+    /// Places an order for `names`.
+    pub async fn new_order(
+        &self,
+        key: &AccountKey,
+        kid: &str,
+        names: &[&str],
+    ) -> Result<Response, TargetError> {
+        let ids: Vec<Value> = names
+            .iter()
+            .map(|n| json!({"type": "dns", "value": n}))
+            .collect();
+        self.post(
+            key,
+            Some(kid),
+            &self.dir.new_order,
+            Some(&json!({"identifiers": ids})),
+        )
+        .await
+    }
+}
+
+/// The flattened JWS as a request body.
+pub fn body(jws: &FlattenedJws) -> String {
+    serde_json::to_string(jws).unwrap_or_default()
+}
+
+async fn read(r: reqwest::Response) -> Result<Response, TargetError> {
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    let body = r.bytes().await?.to_vec();
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// RFC 8555 §7.1.6: whether an order observed in status `from` may later be observed in
+/// `to`, i.e. `to` is `from` or reachable from it along the order state diagram
+/// (pending -> ready -> processing -> valid, and any of the first three -> invalid). Reachable
+/// rather than adjacent, since a client only sees snapshots: a server that issues at once
+/// passes through `processing` between two fetches.
+pub fn order_transition_allowed(from: &str, to: &str) -> bool {
+    const ORDER: [&str; 4] = ["pending", "ready", "processing", "valid"];
+    let rank = |s: &str| ORDER.iter().position(|o| *o == s);
+    if from == to {
+        return true;
+    }
+    match (rank(from), to) {
+        (Some(f), "invalid") => f < 3,
+        (Some(f), _) => rank(to).is_some_and(|t| t > f),
+        (None, _) => false,
+    }
+}

@@ -1,0 +1,110 @@
+//! Every rule pinned both ways by the synthetic transcripts in fixtures/transcripts/: each rule
+//! passes (applicable, not vacuously) on a known-good transcript and fails on its known-bad one,
+//! and a known-bad transcript breaks exactly the rule it is named after.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use conformance::rules::{Verdict, catalogue};
+use conformance::view::Transcript;
+
+fn fixtures(kind: &str) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures/transcripts")
+        .join(kind);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no fixtures in {}", dir.display());
+    files
+}
+
+fn load(path: &Path) -> Transcript {
+    Transcript::new(conformance::read_transcript(path).unwrap())
+}
+
+fn stem(path: &Path) -> String {
+    path.file_stem().unwrap().to_string_lossy().into_owned()
+}
+
+/// The rule a bad fixture is named after: the longest rule id its name starts with.
+fn rule_of(name: &str) -> &'static str {
+    catalogue()
+        .iter()
+        .map(|r| r.id)
+        .filter(|id| name == *id || name.starts_with(&format!("{id}-")))
+        .max_by_key(|id| id.len())
+        .unwrap_or_else(|| panic!("bad fixture {name} is not named after a rule"))
+}
+
+#[test]
+fn good_transcripts_break_no_rule_and_every_rule_passes_somewhere() {
+    let goods: Vec<(String, Transcript)> = fixtures("good")
+        .iter()
+        .map(|p| (stem(p), load(p)))
+        .collect();
+    for rule in catalogue() {
+        let mut passed = false;
+        for (name, t) in &goods {
+            match rule.check(t) {
+                Verdict::Fail(f) => panic!("{} fails on good/{name}: {f:#?}", rule.id),
+                Verdict::Pass => passed = true,
+                Verdict::NotApplicable => {}
+            }
+        }
+        assert!(
+            passed,
+            "{} is not exercised by any good transcript",
+            rule.id
+        );
+    }
+}
+
+#[test]
+fn each_bad_transcript_breaks_exactly_its_rule() {
+    let mut covered = BTreeSet::new();
+    for path in fixtures("bad") {
+        let name = stem(&path);
+        let id = rule_of(&name);
+        covered.insert(id);
+        let t = load(&path);
+        let failing: Vec<&str> = catalogue()
+            .iter()
+            .filter(|r| matches!(r.check(&t), Verdict::Fail(_)))
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(failing, vec![id], "bad/{name}.jsonl");
+        let Verdict::Fail(findings) = conformance::rules::rule(id).unwrap().check(&t) else {
+            unreachable!()
+        };
+        insta::assert_json_snapshot!(format!("finding-{name}"), findings);
+    }
+    let all: BTreeSet<&str> = catalogue().iter().map(|r| r.id).collect();
+    assert_eq!(covered, all, "every rule needs a known-bad transcript");
+}
+
+#[test]
+fn rule_ids_are_unique_kebab_case_and_documented() {
+    let mut seen = BTreeSet::new();
+    for r in catalogue() {
+        assert!(seen.insert(r.id), "duplicate id {}", r.id);
+        assert!(
+            r.id.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+            "{}",
+            r.id
+        );
+        for (what, text) in [
+            ("statement", r.statement),
+            ("source", r.source),
+            ("explanation", r.explanation),
+            ("fix", r.fix),
+        ] {
+            assert!(!text.trim().is_empty(), "{} has no {what}", r.id);
+        }
+    }
+}
