@@ -526,3 +526,38 @@ async fn the_same_seed_replays_the_same_faults() {
     let (c, _) = run(43).await;
     assert_ne!(a, c, "another seed, other faults");
 }
+
+#[tokio::test]
+async fn randomized_paths_catch_clients_that_build_urls() {
+    let server = start_profile(RSA, "random", |p| p.randomize_paths = true).await;
+    let mut client = Client::new(&server, "random", SignatureAlgorithm::Es256).await;
+    let base = server.directory_url("random").unwrap().to_owned();
+    assert!(
+        client.dir.new_order.starts_with(&format!("{base}/r")),
+        "{}",
+        client.dir.new_order
+    );
+    assert_ne!(client.dir.new_order, format!("{base}/newOrder"));
+    // A client that follows the directory and Location headers gets its certificate.
+    assert_eq!(client.register().await.status, 201);
+    let order_url = client.new_order(&["physics.example.edu"]).await.location();
+    let (der, _) = csr(&["physics.example.edu"], &rcgen::PKCS_ECDSA_P256_SHA256);
+    let done = client.finalize_and_wait(&order_url, &der).await;
+    assert_eq!(
+        client
+            .get(done["certificate"].as_str().unwrap())
+            .await
+            .status,
+        200
+    );
+    // One that guesses the usual path does not.
+    let guessed = format!("{base}/newOrder");
+    let r = client
+        .post(
+            &guessed,
+            Some(json!({"identifiers": [{"type": "dns", "value": "physics.example.edu"}]})),
+        )
+        .await;
+    let detail = r.expect_problem(404, "malformed");
+    assert!(detail.contains("take URLs from the directory"), "{detail}");
+}

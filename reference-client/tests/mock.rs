@@ -643,3 +643,57 @@ async fn every_other_profile_happy_path() {
         assert_eq!(issued.order.order.status, Status::Valid, "{profile}");
     }
 }
+
+#[tokio::test]
+async fn ari_renewal_window_from_the_rfc8555_profile() {
+    let server = start().await;
+    let events = Events::default();
+    let client = client(&server, "rfc8555", &events).await;
+    assert!(client.directory().renewal_info.is_some());
+    let key = generate_account_key(SignatureAlgorithm::Es256, 2048).unwrap();
+    let account = client
+        .new_account(
+            key,
+            &NewAccountOptions {
+                contact: vec![],
+                terms_of_service_agreed: true,
+                eab: None,
+            },
+        )
+        .await
+        .unwrap()
+        .account;
+    let ready = server.ready();
+    let solver = reference_client::solver::Dns01MockAdmin::new(
+        client.http().clone(),
+        ready.admin_url.clone().unwrap(),
+        ready.admin_token.clone().unwrap(),
+    );
+    let issued = account
+        .issue(
+            request(&["ari.example.com"], CertKeyType::EcdsaP256),
+            &[&solver],
+        )
+        .await
+        .unwrap();
+    let window = client
+        .renewal_info(issued.chain.leaf())
+        .await
+        .unwrap()
+        .expect("ARI offered");
+    let info = reference_client::cert::CertInfo::from_der(issued.chain.leaf()).unwrap();
+    assert!(window.start < window.end);
+    assert!(
+        window.start > time::OffsetDateTime::now_utc(),
+        "a fresh certificate is not due yet"
+    );
+    assert!(window.end < info.not_after, "{window:?} {info:?}");
+    // Revoked: the window is open now.
+    account.revoke(issued.chain.leaf(), Some(4)).await.unwrap();
+    let window = client
+        .renewal_info(issued.chain.leaf())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(window.start <= time::OffsetDateTime::now_utc());
+}

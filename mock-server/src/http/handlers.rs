@@ -688,24 +688,32 @@ pub(crate) async fn new_order(State(state): Shared, post: JosePost) -> Result<Re
 }
 
 fn owned_order(state: &AppState, id: &str, account: &Account) -> Result<Order, AcmeError> {
-    let order = state
-        .store
-        .orders
-        .get(id)
-        .map(|o| o.clone())
-        .ok_or_else(|| {
-            AcmeError::new(
-                ProblemType::Malformed,
-                StatusCode::NOT_FOUND,
-                "Order not found",
-            )
-        })?;
-    if order.account != account.id {
-        return Err(AcmeError::unauthorized(
-            "This order belongs to another account",
-        ));
+    owned(&state.store.orders, id, account, "Order", |o| &o.account)
+}
+
+/// A resource of `map` by id, if it belongs to `account`: 404 when there is none, 403 when it
+/// is another account's.
+fn owned<T: Clone>(
+    map: &dashmap::DashMap<String, T>,
+    id: &str,
+    account: &Account,
+    what: &str,
+    owner: impl Fn(&T) -> &String,
+) -> Result<T, AcmeError> {
+    let item = map.get(id).map(|i| i.clone()).ok_or_else(|| {
+        AcmeError::new(
+            ProblemType::Malformed,
+            StatusCode::NOT_FOUND,
+            format!("{what} not found"),
+        )
+    })?;
+    if owner(&item) != &account.id {
+        return Err(AcmeError::unauthorized(format!(
+            "This {} belongs to another account",
+            what.to_ascii_lowercase()
+        )));
     }
-    Ok(order)
+    Ok(item)
 }
 
 fn order_response(
@@ -850,6 +858,10 @@ pub(crate) async fn finalize(
         .store
         .certs_by_der
         .insert(leaf_der.clone(), cert_id.clone());
+    let (ari_id, not_before, not_after) = leaf_facts(&leaf_der);
+    if let Some(ari_id) = ari_id {
+        state.store.certs_by_ari.insert(ari_id, cert_id.clone());
+    }
     state.store.certs.insert(
         cert_id.clone(),
         IssuedCert {
@@ -862,6 +874,8 @@ pub(crate) async fn finalize(
             leaf_der,
             key: checked.jwk,
             revoked: None,
+            not_before,
+            not_after,
         },
     );
     tracing::info!(order = %id, names = ?names, "order finalized");
@@ -871,24 +885,9 @@ pub(crate) async fn finalize(
 // ---------------------------------------------------------------- authorizations
 
 fn owned_authz(state: &AppState, id: &str, account: &Account) -> Result<Authz, AcmeError> {
-    let authz = state
-        .store
-        .authzs
-        .get(id)
-        .map(|a| a.clone())
-        .ok_or_else(|| {
-            AcmeError::new(
-                ProblemType::Malformed,
-                StatusCode::NOT_FOUND,
-                "Authorization not found",
-            )
-        })?;
-    if authz.account != account.id {
-        return Err(AcmeError::unauthorized(
-            "This authorization belongs to another account",
-        ));
-    }
-    Ok(authz)
+    owned(&state.store.authzs, id, account, "Authorization", |a| {
+        &a.account
+    })
 }
 
 fn authz_response(state: &AppState, ctx: &ProfileCtx, authz: &Authz) -> Response {
@@ -1242,6 +1241,79 @@ pub(crate) async fn revoke_cert(
     drop(cert);
     tracing::info!(cert = %id, reason, "certificate revoked");
     Ok(StatusCode::OK.into_response())
+}
+
+/// The ARI identifier (base64url AKI "." base64url serial), notBefore and notAfter of a leaf.
+fn leaf_facts(der: &[u8]) -> (Option<String>, OffsetDateTime, OffsetDateTime) {
+    use x509_parser::prelude::*;
+    let Ok((_, c)) = X509Certificate::from_der(der) else {
+        let now = now_utc();
+        return (None, now, now);
+    };
+    let aki = c
+        .extensions()
+        .iter()
+        .find_map(|e| match e.parsed_extension() {
+            ParsedExtension::AuthorityKeyIdentifier(a) => {
+                a.key_identifier.as_ref().map(|k| k.0.to_vec())
+            }
+            _ => None,
+        });
+    let id = aki.map(|a| format!("{}.{}", b64::encode(a), b64::encode(c.raw_serial())));
+    (
+        id,
+        c.validity().not_before.to_datetime(),
+        c.validity().not_after.to_datetime(),
+    )
+}
+
+/// GET renewalInfo/{id} (RFC 9773 §4.2): the suggested window is the middle of the last third
+/// of the validity; a revoked certificate's window is already open.
+pub(crate) async fn renewal_info(
+    State(state): Shared,
+    Path((dir, id)): Path<(String, String)>,
+) -> Result<Response, AcmeError> {
+    let ctx = state.profile(&dir)?;
+    let not_found = || {
+        AcmeError::new(
+            ProblemType::Malformed,
+            StatusCode::NOT_FOUND,
+            "No certificate has that renewalInfo identifier",
+        )
+    };
+    if !ctx.profile.renewal_info {
+        return Err(not_found());
+    }
+    let cert_id = state
+        .store
+        .certs_by_ari
+        .get(&id)
+        .map(|c| c.clone())
+        .ok_or_else(not_found)?;
+    let cert = state
+        .store
+        .certs
+        .get(&cert_id)
+        .map(|c| c.clone())
+        .ok_or_else(not_found)?;
+    let lifetime = cert.not_after - cert.not_before;
+    let (start, end) = if cert.revoked.is_some() {
+        let now = now_utc();
+        (
+            now - time::Duration::hours(1),
+            now + time::Duration::hours(1),
+        )
+    } else {
+        let start = cert.not_after - lifetime / 3;
+        (start, start + lifetime / 9)
+    };
+    let body = serde_json::json!({
+        "suggestedWindow": { "start": repr::timestamp(start), "end": repr::timestamp(end) }
+    });
+    Ok(with_retry_after(
+        json_response(StatusCode::OK, &body),
+        21600,
+    ))
 }
 
 /// The serial number of a DER certificate as lower-case hex.

@@ -32,6 +32,10 @@ impl FromRequest<Arc<AppState>> for JosePost {
 
     async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
         let path = req.uri().path().to_owned();
+        let sent = req
+            .extensions()
+            .get::<super::SentPath>()
+            .map(|p| p.0.clone());
         let slug = path
             .strip_prefix("/v2/")
             .and_then(|rest| rest.split('/').next())
@@ -43,7 +47,7 @@ impl FromRequest<Arc<AppState>> for JosePost {
         let body = read_body(req.into_body(), state.limits.max_body_bytes).await?;
         Ok(Self {
             ctx,
-            url: format!("{}{path}", state.origin),
+            url: format!("{}{}", state.origin, sent.unwrap_or(path)),
             body,
             conn,
         })
@@ -217,7 +221,7 @@ impl AppState {
                 format!("No account exists at the kid URL {kid:?}"),
             )
         };
-        let prefix = format!("{}/account/", ctx.base);
+        let prefix = format!("{}/account/", ctx.resources);
         let id = kid.strip_prefix(&prefix).ok_or_else(not_found)?;
         self.store
             .accounts

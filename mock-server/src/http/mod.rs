@@ -27,8 +27,12 @@ pub use error::AcmeError;
 pub struct ProfileCtx {
     /// The profile.
     pub profile: Profile,
-    /// The directory URL, the base of every other URL of the profile.
+    /// The directory URL.
     pub base: String,
+    /// The base of every other URL: the directory URL, or below it a random segment.
+    pub resources: String,
+    /// The random segment, when the profile randomises its paths.
+    prefix: Option<String>,
     /// The `Link: <directory>;rel="index"` value.
     link_index: HeaderValue,
     /// The directory JSON, built once.
@@ -40,10 +44,19 @@ impl ProfileCtx {
         let base = format!("{origin}{}", profile.directory_path);
         let link_index = HeaderValue::from_str(&format!("<{base}>;rel=\"index\""))
             .unwrap_or(HeaderValue::from_static(""));
-        let directory = repr::directory(&profile, &base);
+        let prefix = profile
+            .randomize_paths
+            .then(|| format!("r{}", crate::state::new_id().replace(['-', '_'], "")));
+        let resources = match &prefix {
+            Some(p) => format!("{base}/{p}"),
+            None => base.clone(),
+        };
+        let directory = repr::directory(&profile, &resources);
         Self {
             profile,
             base,
+            resources,
+            prefix,
             link_index,
             directory: serde_json::to_vec_pretty(&directory)
                 .unwrap_or_default()
@@ -53,12 +66,12 @@ impl ProfileCtx {
 
     /// The URL of `kind/id` under this profile.
     pub fn url(&self, kind: &str, id: &str) -> String {
-        format!("{}/{kind}/{id}", self.base)
+        format!("{}/{kind}/{id}", self.resources)
     }
 
     /// The URL of a directory endpoint (`newOrder`).
     pub fn endpoint(&self, name: &str) -> String {
-        format!("{}/{name}", self.base)
+        format!("{}/{name}", self.resources)
     }
 }
 
@@ -264,6 +277,58 @@ impl AppState {
 
 /// The router for every served profile.
 pub fn router(state: Arc<AppState>) -> Router {
+    let inner = routes(state.clone());
+    Router::new()
+        .fallback_service(inner)
+        .layer(middleware::from_fn_with_state(state, unprefix))
+}
+
+/// The path a request was sent to, before [`unprefix`] took a random segment out.
+#[derive(Clone, Debug)]
+pub(crate) struct SentPath(pub String);
+
+/// For profiles that randomise their paths: `/v2/NAME/<segment>/rest` is routed as
+/// `/v2/NAME/rest`, and a resource path without the segment is a client that built its own
+/// URLs instead of taking them from the directory and Location headers: 404.
+async fn unprefix(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
+    use axum::response::IntoResponse as _;
+    let path = req.uri().path().to_owned();
+    let mut parts = path.splitn(5, '/');
+    let (_, v2, slug, segment) = (parts.next(), parts.next(), parts.next(), parts.next());
+    let ctx = (v2 == Some("v2"))
+        .then(|| slug.and_then(|s| state.profiles.get(s)))
+        .flatten();
+    if let Some(prefix) = ctx.and_then(|c| c.prefix.as_deref()) {
+        let rest = parts.next();
+        match (segment, rest) {
+            (Some(seg), Some(rest)) if seg == prefix => {
+                let mut rewritten = format!("/v2/{}/{rest}", slug.unwrap_or_default());
+                if let Some(q) = req.uri().query() {
+                    rewritten.push('?');
+                    rewritten.push_str(q);
+                }
+                if let Ok(uri) = rewritten.parse() {
+                    *req.uri_mut() = uri;
+                }
+            }
+            (Some(_), _) => {
+                let mut response = AcmeError::new(
+                    acme_proto::ProblemType::Malformed,
+                    http::StatusCode::NOT_FOUND,
+                    format!("Nothing is served at {path}: take URLs from the directory and Location headers"),
+                )
+                .into_response();
+                apply_common_headers(&state, &path, &mut response);
+                return response;
+            }
+            _ => {}
+        }
+    }
+    req.extensions_mut().insert(SentPath(path));
+    next.run(req).await
+}
+
+fn routes(state: Arc<AppState>) -> Router {
     use handlers as h;
     Router::new()
         .route("/v2/{dir}", get(h::directory).fallback(h::get_only))
@@ -290,6 +355,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             "/v2/{dir}/account/{id}",
             post(h::account).fallback(h::post_only),
+        )
+        .route(
+            "/v2/{dir}/renewalInfo/{id}",
+            get(h::renewal_info).fallback(h::get_only),
         )
         .route(
             "/v2/{dir}/account/{id}/orders",

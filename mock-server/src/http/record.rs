@@ -110,7 +110,15 @@ pub(crate) async fn record(
         }
     };
     let method = parts.method.to_string();
-    let url = format!("{}{}", state.origin, parts.uri.path());
+    let sent = parts
+        .extensions
+        .get::<super::SentPath>()
+        .map(|p| p.0.clone());
+    let url = format!(
+        "{}{}",
+        state.origin,
+        sent.as_deref().unwrap_or(parts.uri.path())
+    );
     let request_headers = pick(&parts.headers, &REQUEST_HEADERS);
     let jws = (parts.method == http::Method::POST)
         .then(|| decode_jws(&bytes))

@@ -23,7 +23,7 @@ pub(crate) fn directory(profile: &Profile, base: &str) -> Directory {
         new_authz: None,
         revoke_cert: format!("{base}/revokeCert"),
         key_change: format!("{base}/keyChange"),
-        renewal_info: None,
+        renewal_info: profile.renewal_info.then(|| format!("{base}/renewalInfo")),
         meta: Some(DirectoryMeta {
             terms_of_service: meta.terms_of_service.clone(),
             website: meta.website.clone(),

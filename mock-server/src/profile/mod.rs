@@ -16,6 +16,13 @@ pub struct Profile {
     pub description: String,
     /// Path of the directory; the base of every other URL of this profile (`/v2/InCommonRSAOV`).
     pub directory_path: String,
+    /// Resource URLs carry a random segment chosen at start, so that a client which builds
+    /// URLs instead of taking them from the directory and Location headers fails (404).
+    #[serde(default)]
+    pub randomize_paths: bool,
+    /// The directory offers ACME Renewal Information (RFC 9773) at `renewalInfo`.
+    #[serde(default)]
+    pub renewal_info: bool,
     /// Directory metadata.
     #[serde(default)]
     pub meta: MetaProfile,

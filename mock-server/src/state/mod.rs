@@ -132,6 +132,10 @@ pub struct IssuedCert {
     pub key: Option<Jwk>,
     /// RFC 5280 reason code once revoked.
     pub revoked: Option<u8>,
+    /// Validity, for ARI's suggested window.
+    pub not_before: OffsetDateTime,
+    /// Validity end.
+    pub not_after: OffsetDateTime,
 }
 
 /// All mutable server state.
@@ -151,6 +155,8 @@ pub struct Store {
     pub certs: DashMap<String, IssuedCert>,
     /// Certificate ids by leaf DER, for revokeCert.
     pub certs_by_der: DashMap<Vec<u8>, String>,
+    /// Certificate ids by ARI certificate identifier (RFC 9773 §4.1).
+    pub certs_by_ari: DashMap<String, String>,
     /// Nonces.
     pub nonces: nonce::NonceStore,
     /// Organisations and credentials.
@@ -170,6 +176,7 @@ impl Store {
             challenges: DashMap::new(),
             certs: DashMap::new(),
             certs_by_der: DashMap::new(),
+            certs_by_ari: DashMap::new(),
             nonces: nonce::NonceStore::new(1 << 16, std::time::Duration::from_secs(3600)),
             orgs: org::OrgDirectory::new(orgs),
             transcripts: transcripts::Transcripts::default(),
