@@ -3,7 +3,7 @@
 # Idempotent: does nothing when every package is already installed. Must run as root.
 set -euo pipefail
 
-PACKAGES=(certbot lego dehydrated uacme pebble openssl jq curl python3 procps util-linux)
+PACKAGES=(certbot lego dehydrated uacme pebble openssl jq curl python3 procps util-linux strace)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -4,6 +4,7 @@ mod admin;
 mod client;
 mod conformance;
 mod serve;
+mod vet;
 
 use std::process::ExitCode;
 
@@ -32,6 +33,12 @@ enum Command {
     /// The judge: grade a recorded transcript against the rule catalogue (Markdown, JSON,
     /// JUnit XML), or print the rules. Exit status 1 when a MUST rule fails.
     Conformance(conformance::ConformanceArgs),
+    /// Vet an ACME client before it gets real secrets: run it against a fresh mock per
+    /// scenario; outcome, the judge's rules, and where the EAB HMAC key ended up.
+    Vet(vet::VetArgs),
+    /// The interoperability matrix: every installed client through every scenario; shards,
+    /// `matrix merge`, and expectations that fail CI when behaviour changes.
+    Matrix(vet::MatrixArgs),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +66,8 @@ fn main() -> ExitCode {
             Command::Client(args) => client::run(args).await,
             Command::Admin(args) => admin::run(args).await,
             Command::Conformance(args) => conformance::run(args).await,
+            Command::Vet(args) => vet::run(args).await,
+            Command::Matrix(args) => vet::matrix(args).await,
         }
     });
     match result {

@@ -45,6 +45,12 @@ pub(crate) struct ServeArgs {
     #[arg(long = "http-01-port", default_value_t = 5002, value_name = "PORT")]
     http01_port: u16,
 
+    /// Keep organisations, credentials, accounts, orders, certificates, revocations and
+    /// transcripts in this SQLite file, so that they survive a restart or a crash. Default:
+    /// everything in memory.
+    #[arg(long, value_name = "FILE")]
+    persist: Option<PathBuf>,
+
     /// Connections served at once; more wait in the listen backlog.
     #[arg(long, default_value_t = 1024, value_name = "N")]
     max_connections: usize,
@@ -124,6 +130,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         dns_listen: args.dns_listen,
         http01_port: args.http01_port,
         tlsalpn01_port: args.tlsalpn01_port,
+        persist: args.persist.clone(),
         limits: mock_server::Limits {
             max_connections: args.max_connections,
             max_body_bytes: args.max_body_bytes,

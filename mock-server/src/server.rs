@@ -42,6 +42,9 @@ pub struct ServerConfig {
     pub tlsalpn01_port: u16,
     /// Connection and request limits.
     pub limits: Limits,
+    /// A SQLite file that keeps organisations, accounts, orders, certificates and transcripts
+    /// across restarts; `None` keeps everything in memory.
+    pub persist: Option<PathBuf>,
 }
 
 /// Limits that keep hostile or broken clients from exhausting the server.
@@ -95,6 +98,7 @@ impl ServerConfig {
             http01_port: 5002,
             tlsalpn01_port: 5001,
             limits: Limits::default(),
+            persist: None,
         }
     }
 }
@@ -272,7 +276,6 @@ impl MockServer {
         tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
 
-        let demo = demo_info(&config.orgs);
         let profiles = config.profiles;
         let default_name = profiles[0].name.clone();
         let seed = config.seed.unwrap_or_else(rand::random);
@@ -290,8 +293,13 @@ impl MockServer {
             config.tlsalpn01_port,
         )
         .map_err(StartError::Profiles)?;
+        let mut store = Store::new(config.orgs);
+        if let Some(path) = &config.persist {
+            store.attach(path).map_err(StartError::Profiles)?;
+        }
+        let demo = demo_info(&store.orgs.load());
         let state = Arc::new(AppState::new(
-            Store::new(config.orgs),
+            store,
             ca,
             profiles,
             origin.clone(),

@@ -99,7 +99,7 @@ fn check_invariants(server: &mock_server::MockServer) {
     }
     // Orders: every state is one the RFC allows, with what it needs.
     for o in state.store.orders.iter() {
-        match o.status_at(std::time::Instant::now()) {
+        match o.status_at(time::OffsetDateTime::now_utc()) {
             Status::Ready => assert!(o.cert.is_none()),
             Status::Processing | Status::Valid => {
                 let cert = o

@@ -62,6 +62,7 @@ pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/eab", get(list_eab).post(create_eab))
         .route("/eab/{kid}/revoke", post(revoke_eab))
         .route("/eab/{kid}/certificates", get(list_certs))
+        .route("/eab/{kid}/orders", get(list_orders))
         .route("/eab/{kid}/requests", get(requests))
         .route("/requests", get(all_requests))
         .route(
@@ -115,7 +116,9 @@ fn update<T>(
     state: &AppState,
     change: impl FnOnce(&mut crate::Orgs) -> Result<T, String>,
 ) -> Result<T, AdminError> {
-    state.store.orgs.update(change).map_err(AdminError::bad)
+    let out = state.store.orgs.update(change).map_err(AdminError::bad)?;
+    state.store.save_orgs();
+    Ok(out)
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, AdminError> {
@@ -333,6 +336,7 @@ fn credential(
 async fn revoke_eab(State(state): State<Arc<AppState>>, Path(kid): Path<String>) -> AdminResult {
     let c = credential(&state, &kid)?;
     c.revoked.store(true, Ordering::Release);
+    state.store.save_orgs();
     tracing::info!(kid = %kid, "EAB credential revoked");
     Ok(Json(credential_json(&c)).into_response())
 }
@@ -351,6 +355,34 @@ async fn list_certs(State(state): State<Arc<AppState>>, Path(kid): Path<String>)
                 .is_some_and(|a| a.eab_kid.as_deref() == Some(kid.as_str()))
         })
         .map(|c| json!({"id": c.id, "serial": c.serial, "names": c.names, "account": c.account, "revoked": c.revoked.is_some(), "reason": c.revoked}))
+        .collect();
+    out.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    Ok(Json(out).into_response())
+}
+
+/// Orders of a credential's accounts with their current status and certificate.
+async fn list_orders(State(state): State<Arc<AppState>>, Path(kid): Path<String>) -> AdminResult {
+    credential(&state, &kid)?;
+    let mut out: Vec<Value> = state
+        .store
+        .orders
+        .iter()
+        .filter(|o| {
+            state
+                .store
+                .accounts
+                .get(&o.account)
+                .is_some_and(|a| a.eab_kid.as_deref() == Some(kid.as_str()))
+        })
+        .map(|o| {
+            json!({
+                "id": o.id,
+                "account": o.account,
+                "status": state.order_status(&o),
+                "identifiers": o.identifiers.iter().map(|i| i.value.clone()).collect::<Vec<_>>(),
+                "certificate": o.cert,
+            })
+        })
         .collect();
     out.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
     Ok(Json(out).into_response())
@@ -384,6 +416,11 @@ async fn revoke_cert(
         ));
     }
     cert.revoked = Some(req.reason.unwrap_or(0));
+    state.store.save(&[crate::state::persist::Row::new(
+        crate::state::persist::Kind::Cert,
+        &id,
+        &*cert,
+    )]);
     Ok(Json(json!({"id": id, "revoked": true, "reason": cert.revoked})).into_response())
 }
 
@@ -453,6 +490,7 @@ async fn set_faults(
     let plan =
         FaultPlan::parse(text, "request body").map_err(|e| AdminError::bad(e.to_string()))?;
     c.faults.store(Some(Arc::new(plan)));
+    state.store.save_orgs();
     Ok(Json(credential_json(&c)).into_response())
 }
 
@@ -464,6 +502,7 @@ async fn get_faults(State(state): State<Arc<AppState>>, Path(kid): Path<String>)
 async fn clear_faults(State(state): State<Arc<AppState>>, Path(kid): Path<String>) -> AdminResult {
     let c = credential(&state, &kid)?;
     c.faults.store(None);
+    state.store.save_orgs();
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -100,7 +100,10 @@ pub fn key_of(spki: &SubjectPublicKeyInfo<'_>) -> Result<(KeyKind, Option<Jwk>),
     match spki.parsed() {
         Ok(PublicKey::RSA(rsa)) => {
             let n = strip_zeros(rsa.modulus);
-            let bits = n.len() * 8 - n.first().map_or(8, |b| b.leading_zeros() as usize);
+            // An all-zero modulus has no bits (found by the csr fuzz target).
+            let bits = n
+                .first()
+                .map_or(0, |b| n.len() * 8 - b.leading_zeros() as usize);
             if !(2048..=4096).contains(&bits) {
                 return Err(CsrError::UnsupportedKey);
             }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use acme_proto::eab::{EabError, ExternalAccountBinding};
 use acme_proto::{
@@ -19,6 +19,7 @@ use super::jose::{Authenticated, JosePost, KeyMode};
 use super::{AcmeError, AppState, ConnControl, ProfileCtx, repr};
 use crate::ca::csr;
 use crate::faults::{Endpoint, FaultKind, FaultRule};
+use crate::state::persist::{Kind, Row};
 use crate::state::{Account, Authz, Challenge, IssuedCert, Order, new_id};
 
 type Shared = State<Arc<AppState>>;
@@ -253,6 +254,7 @@ pub(crate) async fn new_account(
         eab_kid,
         profile: ctx.profile.name.clone(),
     };
+    let eab_bound = account.eab_kid.is_some();
     let id = account.id.clone();
     // Two racing newAccounts for one key: the first one wins, the second sees it.
     let winner = state
@@ -269,7 +271,11 @@ pub(crate) async fn new_account(
         }
     }
     let body = json_response(StatusCode::CREATED, &repr::account(ctx, &account));
+    state.store.save(&[Row::new(Kind::Account, &id, &account)]);
     state.store.accounts.insert(id.clone(), account);
+    if eab_bound {
+        state.store.save_orgs();
+    }
     tracing::info!(account = %id, profile = %ctx.profile.name, "account created");
     Ok(with_location(body, &ctx.url("account", &id)))
 }
@@ -363,12 +369,14 @@ pub(crate) async fn account(
             }
             None => {}
         }
-        if let Some(mut entry) = state.store.accounts.get_mut(&id) {
+        let saved = state.store.accounts.get_mut(&id).map(|mut entry| {
             entry.contact = updated.contact.clone();
             if updated.status == Status::Deactivated {
                 entry.status = Status::Deactivated;
             }
-        }
+            Row::new(Kind::Account, &id, &*entry)
+        });
+        state.store.save(&saved.into_iter().collect::<Vec<_>>());
     }
     let body = json_response(StatusCode::OK, &repr::account(&post.ctx, &updated));
     Ok(with_location(body, &post.ctx.url("account", &id)))
@@ -459,6 +467,9 @@ pub(crate) async fn key_change(
         a.clone()
     });
     let updated = updated.ok_or_else(|| AcmeError::unauthorized("Account is not valid"))?;
+    state
+        .store
+        .save(&[Row::new(Kind::Account, &updated.id, &updated)]);
     let body = json_response(StatusCode::OK, &repr::account(&post.ctx, &updated));
     Ok(with_location(body, &account_url))
 }
@@ -683,6 +694,19 @@ pub(crate) async fn new_order(State(state): Shared, post: JosePost) -> Result<Re
         StatusCode::CREATED,
         &repr::order(ctx, &order, state.order_status(&order)),
     );
+    // The order, its authorizations and their challenges in one transaction.
+    let mut rows = vec![Row::new(Kind::Order, &order_id, &order)];
+    for authz_id in &order.authzs {
+        if let Some(a) = state.store.authzs.get(authz_id) {
+            rows.push(Row::new(Kind::Authz, authz_id, &*a));
+            for c in &a.challenges {
+                if let Some(c) = state.store.challenges.get(c) {
+                    rows.push(Row::new(Kind::Challenge, &c.id, &*c));
+                }
+            }
+        }
+    }
+    state.store.save(&rows);
     state.store.orders.insert(order_id.clone(), order);
     Ok(with_location(body, &ctx.url("order", &order_id)))
 }
@@ -836,7 +860,7 @@ pub(crate) async fn finalize(
         ),
         _ => (ctx.profile.order.processing_ms, None),
     };
-    let ready_at = Instant::now() + Duration::from_millis(processing_ms);
+    let ready_at = now_utc() + Duration::from_millis(processing_ms);
     let claimed = match state.store.orders.get_mut(&id) {
         Some(mut live) if state.order_status(&live) == Status::Ready => {
             live.status = Status::Processing;
@@ -859,25 +883,33 @@ pub(crate) async fn finalize(
         .certs_by_der
         .insert(leaf_der.clone(), cert_id.clone());
     let (ari_id, not_before, not_after) = leaf_facts(&leaf_der);
-    if let Some(ari_id) = ari_id {
-        state.store.certs_by_ari.insert(ari_id, cert_id.clone());
+    if let Some(ari_id) = &ari_id {
+        state
+            .store
+            .certs_by_ari
+            .insert(ari_id.clone(), cert_id.clone());
     }
-    state.store.certs.insert(
-        cert_id.clone(),
-        IssuedCert {
-            id: cert_id,
-            account: account.id.clone(),
-            names: names.clone(),
-            serial: leaf_serial(&leaf_der),
-            order: id.clone(),
-            chains,
-            leaf_der,
-            key: checked.jwk,
-            revoked: None,
-            not_before,
-            not_after,
-        },
-    );
+    let cert = IssuedCert {
+        id: cert_id.clone(),
+        account: account.id.clone(),
+        names: names.clone(),
+        serial: leaf_serial(&leaf_der),
+        order: id.clone(),
+        chains,
+        leaf_der,
+        key: checked.jwk,
+        revoked: None,
+        ari_id,
+        not_before,
+        not_after,
+    };
+    // The certificate and the order that points at it, together: after a crash either the
+    // order is still ready or it is processing with its certificate on disk.
+    state.store.save(&[
+        Row::new(Kind::Cert, &cert_id, &cert),
+        Row::new(Kind::Order, &id, &updated),
+    ]);
+    state.store.certs.insert(cert_id, cert);
     tracing::info!(order = %id, names = ?names, "order finalized");
     Ok(order_response(&state, ctx, &updated, StatusCode::OK))
 }
@@ -930,6 +962,7 @@ pub(crate) async fn authz(
             live.status = Status::Deactivated;
             authz = live.clone();
         }
+        state.store.save(&[Row::new(Kind::Authz, &id, &authz)]);
     }
     Ok(authz_response(&state, &post.ctx, &authz))
 }
@@ -1066,6 +1099,14 @@ async fn validate_challenge(
     {
         a.status = authz_status;
     }
+    let mut rows = Vec::new();
+    if let Some(c) = state.store.challenges.get(&challenge.id) {
+        rows.push(Row::new(Kind::Challenge, &c.id, &*c));
+    }
+    if let Some(a) = state.store.authzs.get(&authz.id) {
+        rows.push(Row::new(Kind::Authz, &a.id, &*a));
+    }
+    state.store.save(&rows);
 }
 
 /// POST-as-GET account/{id}/orders (RFC 8555 §7.1.2.1), where the profile has order lists.
@@ -1138,7 +1179,7 @@ async fn certificate_at(
         .store
         .orders
         .get(&cert.order)
-        .is_some_and(|o| o.status_at(Instant::now()) == Status::Valid);
+        .is_some_and(|o| o.status_at(now_utc()) == Status::Valid);
     let pem = cert
         .chains
         .get(index)
@@ -1238,7 +1279,9 @@ pub(crate) async fn revoke_cert(
         ));
     }
     cert.revoked = Some(reason);
+    let row = Row::new(Kind::Cert, &id, &*cert);
     drop(cert);
+    state.store.save(&[row]);
     tracing::info!(cert = %id, reason, "certificate revoked");
     Ok(StatusCode::OK.into_response())
 }

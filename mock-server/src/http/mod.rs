@@ -230,7 +230,7 @@ impl AppState {
                 }
                 if all_valid { S::Ready } else { S::Pending }
             }
-            _ => order.status_at(std::time::Instant::now()),
+            _ => order.status_at(time::OffsetDateTime::now_utc()),
         }
     }
 
@@ -281,6 +281,16 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .fallback_service(inner)
         .layer(middleware::from_fn_with_state(state, unprefix))
+        // A bug must not take the connection down with it: the peer gets a problem document.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            panic_problem,
+        ))
+}
+
+fn panic_problem(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    use axum::response::IntoResponse as _;
+    tracing::error!("a request handler panicked");
+    AcmeError::internal("The server experienced an internal error").into_response()
 }
 
 /// The path a request was sent to, before [`unprefix`] took a random segment out.

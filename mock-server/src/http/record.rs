@@ -198,7 +198,7 @@ pub(crate) async fn record(
         .and_then(|j| j.protected.get("nonce"))
         .and_then(Value::as_str)
         .map(str::to_owned);
-    state.store.transcripts.record(Exchange {
+    let exchange = Exchange {
         v: TRANSCRIPT_VERSION,
         seq,
         time,
@@ -215,6 +215,10 @@ pub(crate) async fn record(
         nonce_sent,
         account,
         eab_kid,
-    });
+    };
+    if let Some(p) = &state.store.persist {
+        p.write_exchange(&exchange);
+    }
+    state.store.transcripts.record(exchange);
     response
 }

@@ -3,9 +3,8 @@
 
 pub mod nonce;
 pub mod org;
+pub mod persist;
 pub mod transcripts;
-
-use std::time::Instant;
 
 use acme_proto::{Identifier, Jwk, Problem, Status, Thumbprint};
 use dashmap::DashMap;
@@ -20,7 +19,7 @@ pub fn new_id() -> String {
 }
 
 /// An ACME account.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Account {
     /// Id in the account URL.
     pub id: String,
@@ -39,7 +38,7 @@ pub struct Account {
 }
 
 /// An order.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Order {
     /// Id in the order URL.
     pub id: String,
@@ -53,8 +52,8 @@ pub struct Order {
     pub authzs: Vec<String>,
     /// Expiry.
     pub expires: OffsetDateTime,
-    /// While `processing`: when it becomes `valid`.
-    pub ready_at: Option<Instant>,
+    /// While `processing`: when it becomes `valid` (wall clock, so that it survives a restart).
+    pub ready_at: Option<OffsetDateTime>,
     /// Retry-After while processing, when a fault set one.
     pub retry_after: Option<u64>,
     /// Certificate id, set at finalize (revealed once valid).
@@ -65,7 +64,7 @@ pub struct Order {
 
 impl Order {
     /// The status now: a processing order whose time has come is valid.
-    pub fn status_at(&self, now: Instant) -> Status {
+    pub fn status_at(&self, now: OffsetDateTime) -> Status {
         match (self.status, self.ready_at) {
             (Status::Processing, Some(at)) if now >= at => Status::Valid,
             (status, _) => status,
@@ -74,7 +73,7 @@ impl Order {
 }
 
 /// An authorization.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Authz {
     /// Id in the authz URL.
     pub id: String,
@@ -93,7 +92,7 @@ pub struct Authz {
 }
 
 /// A challenge.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Challenge {
     /// Id in the challenge URL.
     pub id: String,
@@ -112,7 +111,7 @@ pub struct Challenge {
 }
 
 /// An issued certificate.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct IssuedCert {
     /// Id in the certificate URL.
     pub id: String,
@@ -132,6 +131,8 @@ pub struct IssuedCert {
     pub key: Option<Jwk>,
     /// RFC 5280 reason code once revoked.
     pub revoked: Option<u8>,
+    /// The ARI certificate identifier (RFC 9773 §4.1).
+    pub ari_id: Option<String>,
     /// Validity, for ARI's suggested window.
     pub not_before: OffsetDateTime,
     /// Validity end.
@@ -163,6 +164,8 @@ pub struct Store {
     pub orgs: org::OrgDirectory,
     /// Recorded exchanges.
     pub transcripts: transcripts::Transcripts,
+    /// The persistent store, when the server keeps its state on disk.
+    pub persist: Option<persist::Persist>,
 }
 
 impl Store {
@@ -180,6 +183,57 @@ impl Store {
             nonces: nonce::NonceStore::new(1 << 16, std::time::Duration::from_secs(3600)),
             orgs: org::OrgDirectory::new(orgs),
             transcripts: transcripts::Transcripts::default(),
+            persist: None,
         }
+    }
+
+    /// Writes `rows` to the persistent store, if there is one, in one transaction.
+    pub fn save(&self, rows: &[persist::Row]) {
+        if let Some(p) = &self.persist {
+            p.write(rows);
+        }
+    }
+
+    /// Writes the organisation snapshot to the persistent store, if there is one.
+    pub fn save_orgs(&self) {
+        if let Some(p) = &self.persist {
+            p.write_orgs(&self.orgs.load().to_record());
+        }
+    }
+
+    /// Opens the persistent store at `path` and loads what it holds; organisations from the
+    /// store replace `self.orgs` when it has them, else the current ones are written to it.
+    pub fn attach(&mut self, path: &std::path::Path) -> Result<(), String> {
+        let p = persist::Persist::open(path)?;
+        if let Some(record) = p.load_orgs::<org::OrgsRecord>()? {
+            self.orgs = org::OrgDirectory::new(org::Orgs::from_record(record));
+        } else {
+            p.write_orgs(&self.orgs.load().to_record());
+        }
+        for a in p.load::<Account>(persist::Kind::Account)? {
+            self.account_keys.insert(a.jwk.thumbprint(), a.id.clone());
+            self.accounts.insert(a.id.clone(), a);
+        }
+        for o in p.load::<Order>(persist::Kind::Order)? {
+            self.orders.insert(o.id.clone(), o);
+        }
+        for a in p.load::<Authz>(persist::Kind::Authz)? {
+            self.authzs.insert(a.id.clone(), a);
+        }
+        for c in p.load::<Challenge>(persist::Kind::Challenge)? {
+            self.challenges.insert(c.id.clone(), c);
+        }
+        for c in p.load::<IssuedCert>(persist::Kind::Cert)? {
+            self.certs_by_der.insert(c.leaf_der.clone(), c.id.clone());
+            if let Some(ari) = &c.ari_id {
+                self.certs_by_ari.insert(ari.clone(), c.id.clone());
+            }
+            self.certs.insert(c.id.clone(), c);
+        }
+        for e in p.load_exchanges()? {
+            self.transcripts.restore(e);
+        }
+        self.persist = Some(p);
+        Ok(())
     }
 }

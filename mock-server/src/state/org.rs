@@ -91,7 +91,7 @@ impl std::fmt::Debug for EabSpec {
 }
 
 /// Demo values printed at start.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DemoSpec {
     /// A name no credential has delegated.
@@ -99,7 +99,7 @@ pub struct DemoSpec {
 }
 
 /// The OV subject of an organisation.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, Deserialize)]
 pub struct Organization {
     /// Index in the store.
     pub id: usize,
@@ -114,7 +114,7 @@ pub struct Organization {
 }
 
 /// A department of an organisation.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, Deserialize)]
 pub struct Department {
     /// Index in the store.
     pub id: usize,
@@ -127,7 +127,7 @@ pub struct Department {
 }
 
 /// A domain added to an organisation.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, Deserialize)]
 pub struct Domain {
     /// The name (lower case; `*.` for a wildcard entry).
     pub name: String,
@@ -464,6 +464,97 @@ impl Orgs {
     /// The organisation a name belongs to.
     pub fn owner_of(&self, name: &str) -> Option<usize> {
         self.domain_of(name).map(|d| d.org)
+    }
+}
+
+/// An [`Orgs`] as stored by the persistent store, live counters and flags included.
+#[derive(Debug, serde::Serialize, Deserialize)]
+pub struct OrgsRecord {
+    organizations: Vec<Organization>,
+    departments: Vec<Department>,
+    domains: Vec<Domain>,
+    credentials: Vec<CredentialRecord>,
+    demo: Option<DemoSpec>,
+}
+
+#[derive(serde::Serialize, Deserialize)]
+struct CredentialRecord {
+    kid: String,
+    hmac_key: String,
+    org: usize,
+    department_id: usize,
+    department: String,
+    profiles: Vec<String>,
+    domains: BTreeSet<String>,
+    reusable: bool,
+    bindings: u64,
+    revoked: bool,
+    faults: Option<crate::faults::FaultPlan>,
+}
+
+impl std::fmt::Debug for CredentialRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CredentialRecord")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Orgs {
+    /// The snapshot as a storable record.
+    pub fn to_record(&self) -> OrgsRecord {
+        OrgsRecord {
+            organizations: self.organizations.clone(),
+            departments: self.departments.clone(),
+            domains: self.domains.clone(),
+            credentials: self
+                .credentials
+                .iter()
+                .map(|c| CredentialRecord {
+                    kid: c.kid.clone(),
+                    hmac_key: b64::encode(c.hmac_key.expose()),
+                    org: c.org,
+                    department_id: c.department_id,
+                    department: c.department.clone(),
+                    profiles: c.profiles.clone(),
+                    domains: c.domains.clone(),
+                    reusable: c.reusable,
+                    bindings: c.bindings.load(Ordering::Acquire),
+                    revoked: c.is_revoked(),
+                    faults: c.faults.load_full().map(|p| (*p).clone()),
+                })
+                .collect(),
+            demo: self.demo.clone(),
+        }
+    }
+
+    /// Rebuilds a snapshot from a stored record.
+    pub fn from_record(record: OrgsRecord) -> Self {
+        Self {
+            organizations: record.organizations,
+            departments: record.departments,
+            domains: record.domains,
+            credentials: record
+                .credentials
+                .into_iter()
+                .map(|c| {
+                    Arc::new(EabCredential {
+                        hmac_key: Secret::new(b64::decode(&c.hmac_key).unwrap_or_default()),
+                        kid: c.kid,
+                        org: c.org,
+                        department_id: c.department_id,
+                        department: c.department,
+                        profiles: c.profiles,
+                        faults: arc_swap::ArcSwapOption::new(c.faults.map(Arc::new)),
+                        domains: c.domains,
+                        reusable: c.reusable,
+                        bindings: AtomicU64::new(c.bindings),
+                        revoked: AtomicBool::new(c.revoked),
+                    })
+                })
+                .collect(),
+            demo: record.demo,
+        }
     }
 }
 

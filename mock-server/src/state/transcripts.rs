@@ -36,6 +36,12 @@ impl Transcripts {
         (seq, self.started.elapsed().as_millis() as u64)
     }
 
+    /// Puts back an exchange loaded from the persistent store; later ones number after it.
+    pub fn restore(&self, exchange: Exchange) {
+        self.seq.fetch_max(exchange.seq, Ordering::Relaxed);
+        self.record(exchange);
+    }
+
     /// Stores an exchange under its EAB key id (or `-`).
     pub fn record(&self, exchange: Exchange) {
         let scope = exchange.eab_kid.clone().unwrap_or_else(|| "-".into());

@@ -1,0 +1,401 @@
+//! `acme-harness vet` and `acme-harness matrix`: thin argument parsing over client-under-test.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Subcommand};
+use client_under_test::matrix::{Expectations, Shard, merge};
+use client_under_test::report::{self, RunReport};
+use client_under_test::{Adapter, RunConfig, Scenario, ScenarioResult, run_all};
+
+const VET_HELP: &str = "\
+Examples:
+  acme-harness vet --client certbot
+  acme-harness vet --client lego --scenario wildcard --scenario renewal --html lego.html
+  acme-harness vet -- my-client --server {directory} --kid {eab_kid} --hmac {eab_hmac_key} \\
+      --cafile {ca_bundle} --dir {workdir} -d {domain}
+
+Placeholders in a command template: {directory} {eab_kid} {eab_hmac_key} {domain}
+{domain_file} ({domain} with * as _) {ca_bundle} {workdir} {http_port} {key_type} {harness}.
+Each scenario gets a fresh mock, a canary EAB credential and its own work dir; the client is
+killed after the scenario's time limit. Exit status: 0 every scenario passed, 1 one failed,
+2 the harness could not run.";
+
+/// Vet an ACME client against the mock, once per scenario.
+#[derive(Debug, Args)]
+#[command(after_long_help = VET_HELP)]
+pub(crate) struct VetArgs {
+    /// A built-in client (reference, certbot, lego, dehydrated, uacme) or an adapter file
+    /// (fixtures/clients/*.toml).
+    #[arg(long, value_name = "NAME|FILE", required_unless_present_any = ["command", "list"])]
+    client: Option<String>,
+
+    /// Run only this scenario; repeatable. Default: every built-in scenario.
+    #[arg(long = "scenario", value_name = "ID")]
+    scenarios: Vec<String>,
+
+    #[command(flatten)]
+    run: RunArgs,
+
+    #[command(flatten)]
+    out: OutArgs,
+
+    /// List the scenarios and the built-in clients (installed or not), then exit.
+    #[arg(long)]
+    list: bool,
+
+    /// A command template instead of --client (after `--`).
+    #[arg(last = true, value_name = "COMMAND", conflicts_with = "client")]
+    command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Seed of the mock's fault decisions; printed, and the same seed replays a run.
+    #[arg(long)]
+    seed: Option<u64>,
+
+    /// Where each scenario's work dir, output and transcript are kept.
+    /// Default: a new directory under the system's temp dir.
+    #[arg(long, value_name = "DIR")]
+    workdir: Option<PathBuf>,
+
+    /// Scenarios run at once (each with its own mock and ports).
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    jobs: usize,
+}
+
+#[derive(Debug, Args)]
+struct OutArgs {
+    /// Write the results as JSON.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+
+    /// Write JUnit XML (one test case per client and scenario).
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+
+    /// Write a self-contained HTML report.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
+}
+
+const MATRIX_HELP: &str = "\
+Examples:
+  acme-harness matrix --expectations ci/matrix-expectations.tsv --markdown matrix.md
+  acme-harness matrix --shard 2/4 --seed 8 --json shard-2.json       # one CI job of four
+  acme-harness matrix merge shard-*.json --markdown matrix.md --expectations ci/matrix-expectations.tsv
+
+Exit status: 1 when --expectations is given and a cell differs from it (or it has no line for
+a cell, or an expected client is not installed); 2 the harness could not run.";
+
+/// Run every installed client through every scenario: the interoperability matrix.
+#[derive(Debug, Args)]
+#[command(after_long_help = MATRIX_HELP, args_conflicts_with_subcommands = true)]
+pub(crate) struct MatrixArgs {
+    #[command(subcommand)]
+    action: Option<MatrixAction>,
+
+    /// Clients to run, comma-separated. Default: every built-in client installed here.
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    clients: Vec<String>,
+
+    /// Run only this scenario; repeatable.
+    #[arg(long = "scenario", value_name = "ID")]
+    scenarios: Vec<String>,
+
+    /// Run share K of N (1-based), for a CI job matrix; merge the JSON with `matrix merge`.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<String>,
+
+    #[command(flatten)]
+    run: RunArgs,
+
+    #[command(flatten)]
+    report: MatrixReportArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum MatrixAction {
+    /// Combine shard JSON reports into one matrix.
+    Merge {
+        /// The shards' --json files.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        report: MatrixReportArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+struct MatrixReportArgs {
+    /// Expected verdicts with reasons (ci/matrix-expectations.tsv); any other cell fails.
+    #[arg(long, value_name = "FILE")]
+    expectations: Option<PathBuf>,
+
+    /// Write the Markdown matrix (README / CI summary).
+    #[arg(long, value_name = "FILE")]
+    markdown: Option<PathBuf>,
+
+    #[command(flatten)]
+    out: OutArgs,
+}
+
+fn harness_bin() -> Option<PathBuf> {
+    std::env::current_exe().ok()
+}
+
+fn base_dir(given: Option<PathBuf>, prefix: &str) -> anyhow::Result<PathBuf> {
+    match given {
+        Some(d) => {
+            std::fs::create_dir_all(&d)
+                .with_context(|| format!("cannot create --workdir {}", d.display()))?;
+            Ok(d)
+        }
+        None => {
+            let stamp = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .unwrap_or_default();
+            let d = std::env::temp_dir().join(format!("{prefix}{stamp}-{}", std::process::id()));
+            std::fs::create_dir_all(&d)
+                .with_context(|| format!("cannot create {}; give --workdir DIR", d.display()))?;
+            Ok(d)
+        }
+    }
+}
+
+fn write(path: &Path, text: &str) -> anyhow::Result<()> {
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    eprintln!("wrote {}", path.display());
+    Ok(())
+}
+
+fn write_outputs(out: &OutArgs, report: &RunReport) -> anyhow::Result<()> {
+    if let Some(p) = &out.json {
+        write(p, &serde_json::to_string_pretty(report)?)?;
+    }
+    if let Some(p) = &out.junit {
+        write(p, &report::junit(&report.results))?;
+    }
+    if let Some(p) = &out.html {
+        write(p, &report::html(report))?;
+    }
+    Ok(())
+}
+
+fn progress(total: usize) -> Arc<dyn Fn(&ScenarioResult) + Send + Sync> {
+    let done = Arc::new(AtomicUsize::new(0));
+    Arc::new(move |r: &ScenarioResult| {
+        let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+        eprintln!("[{n}/{total}] {}", report::progress_line(r));
+    })
+}
+
+fn list() {
+    println!("scenarios:");
+    for s in Scenario::built_in() {
+        println!("  {:<26} {}", s.id, s.description);
+    }
+    println!("clients:");
+    for (a, d) in Adapter::installed(harness_bin().as_deref()) {
+        let state = match d {
+            Ok(Some(v)) => format!("installed: {v}"),
+            Ok(None) => "installed".into(),
+            Err(why) => format!("not available: {why}"),
+        };
+        println!("  {:<12} {state}", a.name);
+    }
+}
+
+pub(crate) async fn run(args: VetArgs) -> anyhow::Result<()> {
+    if args.list {
+        list();
+        return Ok(());
+    }
+    let adapter = if args.command.is_empty() {
+        let name = args
+            .client
+            .as_deref()
+            .context("give --client NAME or `-- COMMAND TEMPLATE`")?;
+        Adapter::find(name)?
+    } else {
+        Adapter::custom(args.command.clone())
+    };
+    let harness = harness_bin();
+    let version = match adapter.detect(harness.as_deref()) {
+        Ok(v) => v,
+        Err(why) if args.command.is_empty() => {
+            bail!("cannot vet {}: {why}", adapter.name)
+        }
+        Err(why) => {
+            eprintln!("warning: {why}");
+            None
+        }
+    };
+    let scenarios = Scenario::select(&args.scenarios)?;
+    let seed = args.run.seed.unwrap_or_else(rand_seed);
+    let base = base_dir(args.run.workdir, "acme-harness-vet-")?;
+    eprintln!(
+        "vetting {}{} over {} scenario(s); seed {seed}; files in {}",
+        adapter.name,
+        version
+            .as_deref()
+            .map(|v| format!(" ({v})"))
+            .unwrap_or_default(),
+        scenarios.len(),
+        base.display()
+    );
+    let config = RunConfig {
+        harness,
+        seed,
+        base_dir: base,
+        jobs: args.run.jobs,
+    };
+    let cells: Vec<_> = scenarios
+        .into_iter()
+        .map(|s| (adapter.clone(), version.clone(), s))
+        .collect();
+    let total = cells.len();
+    let results = run_all(cells, &config, progress(total)).await?;
+    let report = RunReport::new(seed, results);
+    print!("\n{}", report::table(&report.results));
+    write_outputs(&args.out, &report)?;
+    if !report.all_passed() {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+fn rand_seed() -> u64 {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    h.finish() % 1_000_000
+}
+
+fn finish_matrix(args: &MatrixReportArgs, report: &RunReport) -> anyhow::Result<()> {
+    let expectations = match &args.expectations {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read --expectations {}", p.display()))?;
+            Some(Expectations::parse(&text, &p.display().to_string())?)
+        }
+        None => None,
+    };
+    let why = |r: &ScenarioResult| {
+        expectations
+            .as_ref()
+            .and_then(|e| e.lookup(&r.client, &r.scenario))
+            .map(|e| e.reason.clone())
+    };
+    let markdown = report::matrix_markdown(&report.results, &why);
+    println!("{markdown}");
+    for (c, reason) in &report.skipped {
+        println!("not run: {c}: {reason}");
+    }
+    if let Some(p) = &args.markdown {
+        let mut text = markdown.clone();
+        text.push_str(&format!("\n{}\n", report::overall_line(&report.results)));
+        write(p, &text)?;
+    }
+    write_outputs(&args.out, report)?;
+    if let Some(e) = expectations {
+        let mut unexpected: Vec<String> = e
+            .compare(&report.results)
+            .iter()
+            .map(|u| u.to_string())
+            .collect();
+        // A client the file expects but that was not run at all (not installed here).
+        for (c, reason) in &report.skipped {
+            if e.lines.iter().any(|l| &l.client == c) {
+                unexpected.push(format!("{c}: expected in the matrix, not run: {reason}"));
+            }
+        }
+        if unexpected.is_empty() {
+            println!(
+                "matrix: every cell as expected ({} cells)",
+                report.results.len()
+            );
+        } else {
+            println!("matrix: {} unexpected cell(s):", unexpected.len());
+            for u in &unexpected {
+                println!("  {u}");
+            }
+            std::process::exit(1);
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn matrix(args: MatrixArgs) -> anyhow::Result<()> {
+    if let Some(MatrixAction::Merge { files, report }) = args.action {
+        let mut reports = Vec::new();
+        for f in &files {
+            let text = std::fs::read_to_string(f)
+                .with_context(|| format!("cannot read {}", f.display()))?;
+            let r: RunReport = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a `matrix --json` report", f.display()))?;
+            reports.push(r);
+        }
+        let merged = merge(reports)?;
+        return finish_matrix(&report, &merged);
+    }
+    let harness = harness_bin();
+    let scenarios = Scenario::select(&args.scenarios)?;
+    let mut adapters = Vec::new();
+    let mut skipped = Vec::new();
+    if args.clients.is_empty() {
+        for (a, d) in Adapter::installed(harness.as_deref()) {
+            match d {
+                Ok(v) => adapters.push((a, v)),
+                Err(why) => skipped.push((a.name.clone(), why)),
+            }
+        }
+    } else {
+        for name in &args.clients {
+            let a = Adapter::find(name)?;
+            match a.detect(harness.as_deref()) {
+                Ok(v) => adapters.push((a, v)),
+                Err(why) => bail!("cannot run {name}: {why}"),
+            }
+        }
+    }
+    let mut cells = Vec::new();
+    for (a, v) in &adapters {
+        for s in &scenarios {
+            cells.push((a.clone(), v.clone(), s.clone()));
+        }
+    }
+    let shard = args.shard.as_deref().map(str::parse::<Shard>).transpose()?;
+    if let Some(s) = shard {
+        cells = s.select(cells);
+    }
+    let seed = args.run.seed.unwrap_or(8);
+    let base = base_dir(args.run.workdir, "acme-harness-matrix-")?;
+    eprintln!(
+        "matrix: {} cell(s){}; seed {seed}; files in {}",
+        cells.len(),
+        shard.map(|s| format!(" (shard {s})")).unwrap_or_default(),
+        base.display()
+    );
+    let config = RunConfig {
+        harness,
+        seed,
+        base_dir: base,
+        jobs: args.run.jobs,
+    };
+    let total = cells.len();
+    let results = run_all(cells, &config, progress(total)).await?;
+    let mut report = RunReport::new(seed, results);
+    report.shard = shard.map(|s| s.to_string());
+    report.skipped = skipped;
+    finish_matrix(&args.report, &report)
+}

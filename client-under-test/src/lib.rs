@@ -1,0 +1,72 @@
+//! Drives ACME clients under test against the mock Sectigo server: "will this client work
+//! with Sectigo, and is it safe with our EAB secret?"
+//!
+//! - [`adapter`]: how to run a client (data in `fixtures/clients/*.toml`).
+//! - [`scenario`]: the built-in scenarios (happy paths, faults, EAB misuse, wildcard, renewal,
+//!   untrusted TLS).
+//! - [`run`]: one client through one scenario: fresh mock, canary credential, time limit,
+//!   outcome check ([`verify`]), the judge's grade ([`grade`]), the secret scan ([`scan`]).
+//! - [`report`]: the verdict table, JSON, JUnit XML, self-contained HTML, Markdown matrix.
+//! - [`matrix`]: every installed adapter through every scenario, shards, merging, and the
+//!   expectations file CI compares against.
+#![warn(missing_docs)]
+
+pub mod adapter;
+pub mod grade;
+pub mod matrix;
+pub mod report;
+pub mod run;
+pub mod scan;
+pub mod scenario;
+pub mod verify;
+
+pub use adapter::Adapter;
+pub use run::{RunConfig, ScenarioResult, run_all};
+pub use scenario::Scenario;
+
+use std::path::Path;
+
+/// What went wrong in the harness (not in the client under test).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An adapter file is invalid or unknown.
+    #[error("adapter {origin}: {message}")]
+    Adapter {
+        /// The name or file.
+        origin: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// `--scenario` names no built-in scenario.
+    #[error("no scenario {id:?}; the built-in scenarios are: {known}")]
+    UnknownScenario {
+        /// The id given.
+        id: String,
+        /// The known ids.
+        known: String,
+    },
+    /// A file could not be read or written.
+    #[error("{path}: {message}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The cause.
+        message: String,
+    },
+    /// The mock or its CA could not be set up.
+    #[error("setup: {0}")]
+    Setup(String),
+    /// A shard spec, matrix file or expectations file is invalid.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Error {
+    pub(crate) fn io(path: &Path, e: std::io::Error) -> Self {
+        Self::Io {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        }
+    }
+}

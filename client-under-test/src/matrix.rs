@@ -1,0 +1,272 @@
+//! The interoperability matrix: every installed adapter through every scenario, split into
+//! deterministic shards for a CI job matrix, merged back, and compared with the recorded
+//! expectations (`ci/matrix-expectations.tsv`) so CI fails when behaviour changes, not when a
+//! known weakness is reported.
+
+use std::fmt;
+
+use crate::Error;
+use crate::report::RunReport;
+use crate::run::ScenarioResult;
+
+/// One share of the matrix: `K/N`, 1-based.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    /// Which share, 1..=n.
+    pub k: usize,
+    /// How many shares.
+    pub n: usize,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        let bad = || {
+            Error::Invalid(format!(
+                "--shard {s:?}: want K/N with 1 <= K <= N, e.g. 2/4"
+            ))
+        };
+        let (k, n) = s.split_once('/').ok_or_else(bad)?;
+        let k: usize = k.trim().parse().map_err(|_| bad())?;
+        let n: usize = n.trim().parse().map_err(|_| bad())?;
+        if k == 0 || n == 0 || k > n {
+            return Err(bad());
+        }
+        Ok(Self { k, n })
+    }
+}
+
+impl fmt::Display for Shard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.k, self.n)
+    }
+}
+
+impl Shard {
+    /// Keeps this shard's share of `cells` (ordered by client, then scenario, as given):
+    /// cell i belongs to shard (i mod n) + 1, so every shard gets slow and fast cells alike.
+    pub fn select<T>(&self, cells: Vec<T>) -> Vec<T> {
+        cells
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| i % self.n == self.k - 1)
+            .map(|(_, c)| c)
+            .collect()
+    }
+}
+
+/// Combines shard reports into one, in client then scenario order of the first appearance;
+/// a cell present twice is an error (two shards ran it).
+pub fn merge(reports: Vec<RunReport>) -> Result<RunReport, Error> {
+    let Some(first) = reports.first() else {
+        return Err(Error::Invalid("matrix merge: no reports given".into()));
+    };
+    let seed = first.seed;
+    let mut out = RunReport::new(seed, Vec::new());
+    let mut shards = Vec::new();
+    for r in reports {
+        if r.format != crate::report::FORMAT {
+            return Err(Error::Invalid(format!(
+                "matrix merge: report format {} (this acme-harness reads {})",
+                r.format,
+                crate::report::FORMAT
+            )));
+        }
+        if r.seed != seed {
+            return Err(Error::Invalid(format!(
+                "matrix merge: shards ran with different seeds ({seed} and {}); run every shard with the same --seed",
+                r.seed
+            )));
+        }
+        if let Some(s) = &r.shard {
+            shards.push(s.clone());
+        }
+        for s in r.skipped {
+            if !out.skipped.contains(&s) {
+                out.skipped.push(s);
+            }
+        }
+        for cell in r.results {
+            if out
+                .results
+                .iter()
+                .any(|c| c.client == cell.client && c.scenario == cell.scenario)
+            {
+                return Err(Error::Invalid(format!(
+                    "matrix merge: {}/{} is in two reports (overlapping shards?)",
+                    cell.client, cell.scenario
+                )));
+            }
+            out.results.push(cell);
+        }
+    }
+    // A client skipped on one shard (not installed there) but run on another is not skipped.
+    let ran: Vec<String> = out.results.iter().map(|r| r.client.clone()).collect();
+    out.skipped.retain(|(c, _)| !ran.contains(c));
+    let scenario_order: Vec<String> = crate::Scenario::built_in()
+        .iter()
+        .map(|s| s.id.to_owned())
+        .collect();
+    let client_order: Vec<String> = crate::Adapter::built_in()
+        .iter()
+        .map(|a| a.name.clone())
+        .collect();
+    let pos = |v: &[String], x: &str| v.iter().position(|y| y == x).unwrap_or(usize::MAX);
+    out.results.sort_by(|a, b| {
+        (
+            pos(&client_order, &a.client),
+            &a.client,
+            pos(&scenario_order, &a.scenario),
+        )
+            .cmp(&(
+                pos(&client_order, &b.client),
+                &b.client,
+                pos(&scenario_order, &b.scenario),
+            ))
+    });
+    Ok(out)
+}
+
+/// One line of the expectations file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Expectation {
+    /// Client name.
+    pub client: String,
+    /// Scenario id, or `*` for every scenario without its own line.
+    pub scenario: String,
+    /// `pass` or `fail`.
+    pub verdict: String,
+    /// What the client did (read from its transcript and output).
+    pub reason: String,
+}
+
+/// The expectations file: `client<TAB>scenario<TAB>pass|fail<TAB>reason`, `#` comments.
+#[derive(Clone, Debug, Default)]
+pub struct Expectations {
+    /// The lines.
+    pub lines: Vec<Expectation>,
+}
+
+/// A cell that is not as recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unexpected {
+    /// Client.
+    pub client: String,
+    /// Scenario.
+    pub scenario: String,
+    /// What the file says (`None`: no line).
+    pub expected: Option<String>,
+    /// What happened.
+    pub got: String,
+}
+
+impl fmt::Display for Unexpected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.expected {
+            Some(e) => write!(
+                f,
+                "{}/{}: expected {e}, got {}",
+                self.client, self.scenario, self.got
+            ),
+            None => write!(
+                f,
+                "{}/{}: got {}, and the expectations file has no line for it",
+                self.client, self.scenario, self.got
+            ),
+        }
+    }
+}
+
+impl Expectations {
+    /// Parses the file text.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, Error> {
+        let mut lines = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim_end();
+            if line.trim().is_empty() || line.trim_start().starts_with('#') {
+                continue;
+            }
+            let cols: Vec<&str> = line.splitn(4, '\t').collect();
+            if cols.len() < 4 || !matches!(cols[2], "pass" | "fail") || cols[3].trim().is_empty() {
+                return Err(Error::Invalid(format!(
+                    "{origin}:{}: want client<TAB>scenario<TAB>pass|fail<TAB>reason",
+                    i + 1
+                )));
+            }
+            lines.push(Expectation {
+                client: cols[0].into(),
+                scenario: cols[1].into(),
+                verdict: cols[2].into(),
+                reason: cols[3].trim().into(),
+            });
+        }
+        Ok(Self { lines })
+    }
+
+    /// The line for a cell: its own, else the client's `*` line.
+    pub fn lookup(&self, client: &str, scenario: &str) -> Option<&Expectation> {
+        self.lines
+            .iter()
+            .find(|e| e.client == client && e.scenario == scenario)
+            .or_else(|| {
+                self.lines
+                    .iter()
+                    .find(|e| e.client == client && e.scenario == "*")
+            })
+    }
+
+    /// The cells whose verdict differs from the file, or that it does not cover.
+    pub fn compare(&self, results: &[ScenarioResult]) -> Vec<Unexpected> {
+        results
+            .iter()
+            .filter_map(|r| {
+                let e = self.lookup(&r.client, &r.scenario);
+                match e {
+                    Some(e) if e.verdict == r.verdict() => None,
+                    _ => Some(Unexpected {
+                        client: r.client.clone(),
+                        scenario: r.scenario.clone(),
+                        expected: e.map(|e| e.verdict.clone()),
+                        got: r.verdict().into(),
+                    }),
+                }
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn shards_partition_the_cells() {
+        let cells: Vec<usize> = (0..10).collect();
+        let mut all: Vec<usize> = (1..=3)
+            .flat_map(|k| Shard { k, n: 3 }.select(cells.clone()))
+            .collect();
+        all.sort();
+        assert_eq!(all, cells);
+        assert_eq!(Shard { k: 2, n: 3 }.select(cells), vec![1, 4, 7]);
+        assert!("0/3".parse::<Shard>().is_err());
+        assert!("4/3".parse::<Shard>().is_err());
+        assert_eq!("2/3".parse::<Shard>().unwrap(), Shard { k: 2, n: 3 });
+    }
+
+    #[test]
+    fn expectations_parse_and_wildcard() {
+        let e = Expectations::parse(
+            "# c\ncertbot\t*\tpass\tworks\ncertbot\tbad-nonce-twice\tfail\tcrashes\n",
+            "x",
+        )
+        .unwrap();
+        assert_eq!(e.lookup("certbot", "wildcard").unwrap().verdict, "pass");
+        assert_eq!(
+            e.lookup("certbot", "bad-nonce-twice").unwrap().verdict,
+            "fail"
+        );
+        assert!(e.lookup("lego", "wildcard").is_none());
+        assert!(Expectations::parse("certbot\t*\tmaybe\tx\n", "x").is_err());
+    }
+}

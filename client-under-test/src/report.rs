@@ -1,0 +1,518 @@
+//! Report writers: the progress line, the verdict table with its one-line verdict, JSON,
+//! JUnit XML, a self-contained HTML page, and the Markdown matrix.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use crate::run::{OutcomeKind, ScenarioResult};
+use crate::scan::{Level, Place};
+
+/// Format version of the JSON report.
+pub const FORMAT: u32 = 1;
+
+/// A vet or matrix run, as written to `--json` (and read back by `matrix merge`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunReport {
+    /// [`FORMAT`].
+    pub format: u32,
+    /// acme-harness version.
+    pub harness_version: String,
+    /// The mock's fault seed (`--seed` replays it).
+    pub seed: u64,
+    /// The shard this report covers (`K/N`), when sharded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
+    /// Clients that were not run, with the reason.
+    #[serde(default)]
+    pub skipped: Vec<(String, String)>,
+    /// One result per (client, scenario).
+    pub results: Vec<ScenarioResult>,
+}
+
+impl RunReport {
+    /// A report of `results`.
+    pub fn new(seed: u64, results: Vec<ScenarioResult>) -> Self {
+        Self {
+            format: FORMAT,
+            harness_version: env!("CARGO_PKG_VERSION").into(),
+            seed,
+            shard: None,
+            skipped: Vec::new(),
+            results,
+        }
+    }
+
+    /// Whether every result passed.
+    pub fn all_passed(&self) -> bool {
+        self.results.iter().all(|r| r.passed)
+    }
+}
+
+fn outcome_label(kind: OutcomeKind) -> &'static str {
+    match kind {
+        OutcomeKind::Issued => "issued",
+        OutcomeKind::Refused => "refused cleanly",
+        OutcomeKind::NoCertificate => "no certificate",
+        OutcomeKind::BadCertificate => "bad certificate",
+        OutcomeKind::Failed => "failed",
+        OutcomeKind::Accepted => "accepted (must fail)",
+        OutcomeKind::Hung => "HUNG (killed)",
+        OutcomeKind::Error => "harness error",
+    }
+}
+
+fn outcome_cell(r: &ScenarioResult) -> String {
+    format!(
+        "{} {}",
+        if r.outcome.ok { "ok" } else { "BAD" },
+        outcome_label(r.outcome.kind)
+    )
+}
+
+fn rules_cell(r: &ScenarioResult) -> String {
+    match &r.grade {
+        None => "not graded (no requests)".into(),
+        Some(g) if g.failed.is_empty() => format!("0/{}", g.rules),
+        Some(g) => format!(
+            "{}/{}: {}",
+            g.failed.len(),
+            g.rules,
+            g.failed
+                .iter()
+                .map(|f| format!("{} ({})", f.id, f.severity))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+fn secrets_cell(r: &ScenarioResult) -> String {
+    let fails = r.secret_failures().count();
+    let infos = r.secrets.len() - fails;
+    match (fails, infos) {
+        (0, 0) => "none".into(),
+        (0, i) => format!("0 ({i} info)"),
+        (f, 0) => format!("{f} LEAK"),
+        (f, i) => format!("{f} LEAK ({i} info)"),
+    }
+}
+
+/// The line printed when a scenario finishes.
+pub fn progress_line(r: &ScenarioResult) -> String {
+    format!(
+        "{:<5} {} / {}: {}; rules failed: {}; secrets: {} ({:.1} s)",
+        r.verdict().to_uppercase(),
+        r.client,
+        r.scenario,
+        outcome_label(r.outcome.kind),
+        r.grade.as_ref().map_or(0, |g| g.failed.len()),
+        secrets_cell(r),
+        r.seconds
+    )
+}
+
+fn pad(s: &str, w: usize) -> String {
+    let n = s.chars().count();
+    if n >= w {
+        s.to_owned()
+    } else {
+        format!("{s}{}", " ".repeat(w - n))
+    }
+}
+
+/// The one-line overall verdict of one client's results.
+pub fn overall_line(results: &[ScenarioResult]) -> String {
+    let clients: BTreeSet<String> = results
+        .iter()
+        .map(|r| match &r.client_version {
+            Some(v) => format!("{} ({v})", r.client),
+            None => r.client.clone(),
+        })
+        .collect();
+    let passed = results.iter().filter(|r| r.passed).count();
+    let leaks: BTreeSet<String> = results
+        .iter()
+        .flat_map(|r| {
+            r.secret_failures()
+                .filter(|f| f.place != Place::PrivateKey)
+                .map(|f| f.location.clone())
+        })
+        .collect();
+    let open_keys = results
+        .iter()
+        .filter(|r| r.secret_failures().any(|f| f.place == Place::PrivateKey))
+        .count();
+    let hung = results
+        .iter()
+        .filter(|r| r.outcome.kind == OutcomeKind::Hung)
+        .count();
+    let verdict = if passed == results.len() {
+        "PASS"
+    } else {
+        "FAIL"
+    };
+    let mut line = format!(
+        "{verdict}: {}: {passed}/{} scenarios pass",
+        clients.into_iter().collect::<Vec<_>>().join(", "),
+        results.len()
+    );
+    if hung > 0 {
+        let _ = write!(line, "; {hung} hung");
+    }
+    if leaks.is_empty() {
+        line.push_str("; the EAB HMAC key did not leak");
+    } else {
+        let n = leaks.len();
+        let shown: Vec<String> = leaks.into_iter().take(3).collect();
+        let _ = write!(
+            line,
+            "; the EAB HMAC key LEAKED to: {}{}",
+            shown.join(", "),
+            if n > 3 {
+                format!(" and {} more", n - 3)
+            } else {
+                String::new()
+            }
+        );
+    }
+    if open_keys > 0 {
+        let _ = write!(
+            line,
+            "; world-readable private keys in {open_keys} scenario(s)"
+        );
+    }
+    line
+}
+
+/// The verdict table (scenario x outcome x rule failures x secret findings), the details of
+/// everything that is not clean, and the one-line verdict.
+pub fn table(results: &[ScenarioResult]) -> String {
+    let many_clients = results
+        .iter()
+        .map(|r| &r.client)
+        .collect::<BTreeSet<_>>()
+        .len()
+        > 1;
+    let rows: Vec<[String; 5]> = results
+        .iter()
+        .map(|r| {
+            [
+                if many_clients {
+                    format!("{}/{}", r.client, r.scenario)
+                } else {
+                    r.scenario.clone()
+                },
+                outcome_cell(r),
+                rules_cell(r),
+                secrets_cell(r),
+                r.verdict().to_uppercase(),
+            ]
+        })
+        .collect();
+    let head = ["SCENARIO", "OUTCOME", "RULES FAILED", "SECRETS", "VERDICT"];
+    let mut widths = head.map(str::len);
+    for row in &rows {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(c.chars().count()).min(60);
+        }
+    }
+    let mut out = String::new();
+    let line = |cells: &[String]| {
+        cells
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| pad(c, w))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_owned()
+    };
+    out.push_str(&line(&head.map(str::to_owned)));
+    out.push('\n');
+    for row in &rows {
+        out.push_str(&line(row));
+        out.push('\n');
+    }
+    let mut details = String::new();
+    for r in results {
+        let noisy = !r.outcome.ok
+            || !r.secrets.is_empty()
+            || r.grade.as_ref().is_some_and(|g| !g.failed.is_empty());
+        if !noisy {
+            continue;
+        }
+        let _ = writeln!(details, "\n{}/{}: {}", r.client, r.scenario, r.description);
+        let _ = writeln!(
+            details,
+            "  outcome: {}: {}",
+            outcome_label(r.outcome.kind),
+            r.outcome.detail
+        );
+        if let Some(g) = &r.grade {
+            for f in &g.failed {
+                let _ = writeln!(
+                    details,
+                    "  rule {} ({}, {} exchange(s)): {}",
+                    f.id, f.severity, f.count, f.first
+                );
+            }
+        }
+        for f in &r.secrets {
+            let _ = writeln!(
+                details,
+                "  secret {}: {}: {}",
+                if f.level == Level::Fail {
+                    "LEAK"
+                } else {
+                    "info"
+                },
+                f.location,
+                f.detail
+            );
+        }
+        let _ = writeln!(details, "  files: {}", r.dir);
+    }
+    out.push_str(&details);
+    out.push('\n');
+    out.push_str(&overall_line(results));
+    out.push('\n');
+    out
+}
+
+/// XML text escaping.
+pub fn xml_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c if (c as u32) < 0x20 && c != '\n' && c != '\t' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn failure_text(r: &ScenarioResult) -> String {
+    let mut t = String::new();
+    if !r.outcome.ok {
+        let _ = writeln!(
+            t,
+            "outcome: {}: {}",
+            outcome_label(r.outcome.kind),
+            r.outcome.detail
+        );
+    }
+    if let Some(g) = &r.grade {
+        for f in g.failed.iter().filter(|f| f.severity == "MUST") {
+            let _ = writeln!(t, "rule {} (MUST): {}", f.id, f.first);
+        }
+    }
+    for f in r.secret_failures() {
+        let _ = writeln!(t, "secret leak: {}: {}", f.location, f.detail);
+    }
+    t
+}
+
+/// JUnit XML: one test suite per client, one test case per scenario.
+pub fn junit(results: &[ScenarioResult]) -> String {
+    let clients: Vec<&String> = {
+        let mut seen = Vec::new();
+        for r in results {
+            if !seen.contains(&&r.client) {
+                seen.push(&r.client);
+            }
+        }
+        seen
+    };
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let failures = results.iter().filter(|r| !r.passed).count();
+    let _ = writeln!(
+        out,
+        "<testsuites name=\"acme-harness vet\" tests=\"{}\" failures=\"{failures}\">",
+        results.len()
+    );
+    for client in clients {
+        let mine: Vec<&ScenarioResult> = results.iter().filter(|r| &r.client == client).collect();
+        let time: f64 = mine.iter().map(|r| r.seconds).sum();
+        let _ = writeln!(
+            out,
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" time=\"{time:.1}\">",
+            xml_escape(client),
+            mine.len(),
+            mine.iter().filter(|r| !r.passed).count()
+        );
+        for r in mine {
+            let _ = write!(
+                out,
+                "    <testcase classname=\"vet.{}\" name=\"{}\" time=\"{:.1}\"",
+                xml_escape(client),
+                xml_escape(&r.scenario),
+                r.seconds
+            );
+            if r.passed {
+                out.push_str("/>\n");
+            } else {
+                let text = failure_text(r);
+                let first = text.lines().next().unwrap_or("failed");
+                let _ = writeln!(
+                    out,
+                    ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>",
+                    xml_escape(first),
+                    xml_escape(&text)
+                );
+            }
+        }
+        out.push_str("  </testsuite>\n");
+    }
+    out.push_str("</testsuites>\n");
+    out
+}
+
+/// A self-contained HTML page (inline CSS, no scripts, nothing fetched).
+pub fn html(report: &RunReport) -> String {
+    let e = |s: &str| xml_escape(s);
+    let mut out = String::from(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>acme-harness vet</title><style>\
+         body{font-family:system-ui,sans-serif;margin:2em;color:#222}\
+         table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3em .6em;vertical-align:top;text-align:left}\
+         .pass{background:#e6f4ea}.fail{background:#fce8e6}code{font-size:90%}\
+         details{margin:.2em 0}</style></head><body>\n",
+    );
+    let _ = writeln!(out, "<h1>acme-harness vet</h1>");
+    let _ = writeln!(
+        out,
+        "<p><strong>{}</strong></p><p>seed {} &middot; acme-harness {}</p>",
+        e(&overall_line(&report.results)),
+        report.seed,
+        e(&report.harness_version)
+    );
+    out.push_str(
+        "<table><tr><th>client</th><th>scenario</th><th>outcome</th><th>rules failed</th>\
+         <th>secrets</th><th>verdict</th></tr>\n",
+    );
+    for r in &report.results {
+        let class = if r.passed { "pass" } else { "fail" };
+        let mut rules = String::new();
+        if let Some(g) = &r.grade {
+            for f in &g.failed {
+                let _ = write!(
+                    rules,
+                    "<details><summary><code>{}</code> ({})</summary>{}</details>",
+                    e(&f.id),
+                    e(&f.severity),
+                    e(&f.first)
+                );
+            }
+            if g.failed.is_empty() {
+                let _ = write!(rules, "none of {}", g.rules);
+            }
+        } else {
+            rules.push_str("not graded (no requests)");
+        }
+        let mut secrets = String::new();
+        for f in &r.secrets {
+            let _ = write!(
+                secrets,
+                "<div>{}: <code>{}</code>: {}</div>",
+                if f.level == Level::Fail {
+                    "<strong>LEAK</strong>"
+                } else {
+                    "info"
+                },
+                e(&f.location),
+                e(&f.detail)
+            );
+        }
+        if secrets.is_empty() {
+            secrets.push_str("none");
+        }
+        let _ = writeln!(
+            out,
+            "<tr class=\"{class}\"><td>{}</td><td title=\"{}\">{}</td><td>{}<br><small>{}</small></td>\
+             <td>{rules}</td><td>{secrets}</td><td>{}</td></tr>",
+            e(&r.client),
+            e(&r.description),
+            e(&r.scenario),
+            e(outcome_label(r.outcome.kind)),
+            e(&r.outcome.detail),
+            r.verdict()
+        );
+    }
+    out.push_str("</table>\n");
+    if !report.skipped.is_empty() {
+        out.push_str("<h2>Not run</h2><ul>");
+        for (c, why) in &report.skipped {
+            let _ = write!(out, "<li>{}: {}</li>", e(c), e(why));
+        }
+        out.push_str("</ul>\n");
+    }
+    out.push_str("</body></html>\n");
+    out
+}
+
+/// The Markdown matrix: one row per scenario, one column per client; a cell is the verdict
+/// and the outcome, with the reason from `expectations` when given.
+pub fn matrix_markdown(
+    results: &[ScenarioResult],
+    expectation: &dyn Fn(&ScenarioResult) -> Option<String>,
+) -> String {
+    let mut clients: Vec<&str> = Vec::new();
+    let mut scenarios: Vec<&str> = Vec::new();
+    for r in results {
+        if !clients.contains(&r.client.as_str()) {
+            clients.push(&r.client);
+        }
+        if !scenarios.contains(&r.scenario.as_str()) {
+            scenarios.push(&r.scenario);
+        }
+    }
+    let mut out = String::from("| scenario |");
+    for c in &clients {
+        let version = results
+            .iter()
+            .find(|r| r.client == *c)
+            .and_then(|r| r.client_version.clone())
+            .map(|v| format!(" <sub>{}</sub>", v.replace('|', "/")))
+            .unwrap_or_default();
+        let _ = write!(out, " {c}{version} |");
+    }
+    out.push_str("\n| --- |");
+    for _ in &clients {
+        out.push_str(" --- |");
+    }
+    out.push('\n');
+    for s in &scenarios {
+        let _ = write!(out, "| `{s}` |");
+        for c in &clients {
+            match results.iter().find(|r| r.client == *c && r.scenario == *s) {
+                None => out.push_str(" – |"),
+                Some(r) => {
+                    let mark = if r.passed { "✅" } else { "❌" };
+                    let mut cell = format!("{mark} {}", outcome_label(r.outcome.kind));
+                    let leaks = r.secret_failures().count();
+                    if leaks > 0 {
+                        let _ = write!(cell, ", {leaks} leak(s)");
+                    }
+                    if let Some(g) = &r.grade
+                        && !g.failed.is_empty()
+                    {
+                        let _ = write!(cell, ", {} rule(s)", g.failed.len());
+                    }
+                    if let Some(why) = expectation(r) {
+                        let _ = write!(cell, "<br><sub>{}</sub>", why.replace('|', "/"));
+                    }
+                    let _ = write!(out, " {cell} |");
+                }
+            }
+        }
+        out.push('\n');
+    }
+    out
+}

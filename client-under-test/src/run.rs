@@ -1,0 +1,802 @@
+//! Running one client through one scenario: a fresh in-process mock, a canary EAB credential,
+//! the client in its own work dir under a time limit, then the outcome check, the grade and
+//! the secret scan.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use mock_server::{MockServer, Profile, ServerConfig};
+use rand::RngCore as _;
+use serde::{Deserialize, Serialize};
+
+use crate::adapter::{Adapter, Trust, Values};
+use crate::grade::{Grade, grade_transcript};
+use crate::scan::{self, Finding, Level, Needles, Place};
+use crate::scenario::{EabState, Expect, KeyKind, Scenario};
+use crate::verify;
+use crate::{Error, scenario};
+
+/// Environment variables removed from every client's environment: the machine may point every
+/// TLS stack at the system bundle, and proxies must never see loopback traffic.
+const SCRUBBED_ENV: &[&str] = &[
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "CURL_CA_BUNDLE",
+    "REQUESTS_CA_BUNDLE",
+    "HTTPLIB2_CA_CERTS",
+    "LEGO_CA_CERTIFICATES",
+    "http_proxy",
+    "https_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "all_proxy",
+    "ALL_PROXY",
+    "ACME_HARNESS_EAB_HMAC_KEY",
+    "ACME_HARNESS_SERVER",
+    "XDG_CONFIG_HOME",
+];
+
+/// How the run is set up.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    /// The acme-harness binary, for adapters that use `{harness}`.
+    pub harness: Option<PathBuf>,
+    /// Seed of the mock's fault decisions.
+    pub seed: u64,
+    /// Where each scenario's directory is made (kept for inspection).
+    pub base_dir: PathBuf,
+    /// Scenarios run at once.
+    pub jobs: usize,
+}
+
+/// Shared, made once per run: the mock's CA (copied into each mock, so a run does not make
+/// one CA per scenario) and an unrelated CA bundle for the untrusted-TLS scenario.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    ca_dir: PathBuf,
+    untrusted_bundle: PathBuf,
+}
+
+/// Makes the shared CA material under `base`.
+pub async fn prepare(base: &Path) -> Result<Prepared, Error> {
+    let ca_dir = base.join("shared-ca").join("ca");
+    let other = base.join("untrusted-ca").join("ca");
+    let untrusted_bundle = base.join("untrusted-ca").join("bundle.pem");
+    let (c, o) = (ca_dir.clone(), other.clone());
+    let pem = tokio::task::spawn_blocking(move || -> Result<String, String> {
+        mock_server::ca::Ca::load_or_create(&c).map_err(|e| e.to_string())?;
+        let other = mock_server::ca::Ca::load_or_create(&o).map_err(|e| e.to_string())?;
+        Ok(other.listener_ca_pem.clone())
+    })
+    .await
+    .map_err(|e| Error::Setup(format!("CA setup panicked: {e}")))?
+    .map_err(Error::Setup)?;
+    std::fs::write(&untrusted_bundle, pem).map_err(|e| Error::io(&untrusted_bundle, e))?;
+    Ok(Prepared {
+        ca_dir,
+        untrusted_bundle,
+    })
+}
+
+/// How the client ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OutcomeKind {
+    /// It left a certificate that verifies, for the right names and key.
+    Issued,
+    /// It exited non-zero and no certificate was issued.
+    Refused,
+    /// It exited 0 but no good certificate was found.
+    NoCertificate,
+    /// It left a certificate that does not verify or is for other names or key.
+    BadCertificate,
+    /// It exited non-zero where it should have obtained a certificate.
+    Failed,
+    /// It exited 0 where it must fail, or a certificate was issued anyway.
+    Accepted,
+    /// It did not finish within the time limit and was killed.
+    Hung,
+    /// The harness could not run it.
+    Error,
+}
+
+/// The outcome check.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// What happened.
+    pub kind: OutcomeKind,
+    /// Whether it is what the scenario expects.
+    pub ok: bool,
+    /// One line.
+    pub detail: String,
+    /// Exit code of each command run (`None`: killed by a signal).
+    pub exits: Vec<Option<i32>>,
+}
+
+/// One cell: a client through a scenario.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioResult {
+    /// Adapter name.
+    pub client: String,
+    /// Version line, if detected.
+    pub client_version: Option<String>,
+    /// Scenario id.
+    pub scenario: String,
+    /// Scenario description.
+    pub description: String,
+    /// What the scenario expects.
+    pub expect: Expect,
+    /// The outcome check.
+    pub outcome: Outcome,
+    /// The judge's grade of the transcript (`None`: nothing reached the mock).
+    pub grade: Option<Grade>,
+    /// Secret-scan findings.
+    pub secrets: Vec<Finding>,
+    /// Outcome ok, no MUST rule failed, no failing secret finding.
+    pub passed: bool,
+    /// Wall time.
+    pub seconds: f64,
+    /// The scenario's directory (work dir, streams, transcript).
+    pub dir: String,
+    /// The mock's fault seed.
+    pub seed: u64,
+}
+
+impl ScenarioResult {
+    /// Secret findings that fail.
+    pub fn secret_failures(&self) -> impl Iterator<Item = &Finding> {
+        self.secrets.iter().filter(|f| f.level == Level::Fail)
+    }
+
+    /// `pass` or `fail`.
+    pub fn verdict(&self) -> &'static str {
+        if self.passed { "pass" } else { "fail" }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(5002)
+}
+
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let target = to.join(e.file_name());
+        std::fs::copy(e.path(), &target)?;
+    }
+    Ok(())
+}
+
+struct Mock {
+    server: MockServer,
+    kid: String,
+    hmac: String,
+}
+
+async fn start_mock(
+    scenario: &Scenario,
+    dir: &Path,
+    prepared: &Prepared,
+    seed: u64,
+    http_port: u16,
+) -> Result<Mock, Error> {
+    let data = dir.join("mock");
+    copy_dir(&prepared.ca_dir, &data.join("ca")).map_err(|e| Error::io(&data, e))?;
+    let profiles = [scenario::RSA_OV, scenario::ECC_OV]
+        .iter()
+        .map(|p| Profile::built_in(p).map_err(|e| Error::Setup(e.to_string())))
+        .collect::<Result<Vec<_>, _>>()?;
+    let config = ServerConfig {
+        data_dir: Some(data),
+        profiles,
+        seed: Some(seed),
+        http01_port: http_port,
+        tlsalpn01_port: free_port(),
+        ..ServerConfig::ephemeral()
+    };
+    let server = MockServer::start(config)
+        .await
+        .map_err(|e| Error::Setup(format!("mock server: {e}")))?;
+    // The canary: a fresh single-use credential for this run only, delegated to the
+    // scenario's names under the demo organisation's Physics department.
+    // Neither may start with `-`: argument parsers would take it for an option, and the
+    // scenario would test that instead of what it is about.
+    let kid = loop {
+        let id = mock_server::state::new_id();
+        if !id.starts_with('-') {
+            break id;
+        }
+    };
+    let (key, hmac) = loop {
+        let mut key = vec![0u8; 64];
+        rand::rng().fill_bytes(&mut key);
+        let text = acme_proto::b64::encode(&key);
+        if !text.starts_with('-') {
+            break (key, text);
+        }
+    };
+    let domains = vec![
+        scenario::DOMAIN.to_owned(),
+        format!("*.{}", scenario::DOMAIN),
+    ];
+    let credential = server
+        .state()
+        .store
+        .orgs
+        .update(|o| {
+            let dept = o
+                .departments
+                .iter()
+                .find(|d| d.domains.contains(scenario::DOMAIN))
+                .map(|d| d.id)
+                .ok_or_else(|| "the demo organisation has no Physics department".to_owned())?;
+            o.add_credential(dept, kid.clone(), key, &domains, false, Vec::new())
+        })
+        .map_err(Error::Setup)?;
+    match scenario.eab {
+        EabState::Fresh => {}
+        EabState::AlreadyUsed => {
+            credential.claim();
+        }
+        EabState::Revoked => credential.revoked.store(true, Ordering::Release),
+    }
+    if let Some(plan) = scenario.fault_plan(seed) {
+        credential.faults.store(Some(Arc::new(plan)));
+    }
+    Ok(Mock { server, kid, hmac })
+}
+
+/// What running the commands gave.
+struct Ran {
+    exits: Vec<Option<i32>>,
+    hung: bool,
+    error: Option<String>,
+}
+
+/// Where the execve trace of command `n` goes (`None`: strace is not installed).
+fn trace_path(stdout: &Path, n: usize) -> Option<PathBuf> {
+    crate::adapter::which("strace")?;
+    Some(stdout.with_file_name(format!("exec-{n}.trace")))
+}
+
+/// How many traces exist already (the renew commands follow the issue commands).
+fn traces_before(stdout: &Path) -> usize {
+    (0..)
+        .take_while(|n| stdout.with_file_name(format!("exec-{n}.trace")).exists())
+        .count()
+}
+
+/// Runs `commands` in order until one fails; the whole sequence has `deadline`.
+async fn run_commands(
+    adapter: &Adapter,
+    commands: &[Vec<String>],
+    values: &Values,
+    stdout: &Path,
+    stderr: &Path,
+    deadline: Instant,
+    watch: &scan::CmdlineWatch,
+) -> Ran {
+    let mut ran = Ran {
+        exits: Vec::new(),
+        hung: false,
+        error: None,
+    };
+    for template in commands {
+        let mut argv: Vec<String> = template.iter().map(|a| values.fill(a)).collect();
+        if adapter.trust == Trust::MountNamespace {
+            let mut wrapped = vec![
+                "unshare".to_owned(),
+                "-m".to_owned(),
+                "sh".to_owned(),
+                "-c".to_owned(),
+                format!(r#"{} && exec "$@""#, scan::MOUNT_WRAPPER),
+                values.ca_bundle.display().to_string(),
+            ];
+            wrapped.append(&mut argv);
+            argv = wrapped;
+        }
+        // Every exec of the client's process tree, for the command-line check (the /proc
+        // poll alone can miss a process living a few milliseconds).
+        if let Some(trace) = trace_path(stdout, ran.exits.len() + traces_before(stdout)) {
+            let mut wrapped = vec![
+                "strace".to_owned(),
+                "-f".to_owned(),
+                "-qq".to_owned(),
+                "-e".to_owned(),
+                "trace=execve".to_owned(),
+                "-e".to_owned(),
+                "signal=none".to_owned(),
+                "-s".to_owned(),
+                "65535".to_owned(),
+                "-o".to_owned(),
+                trace.display().to_string(),
+                "--".to_owned(),
+            ];
+            wrapped.append(&mut argv);
+            argv = wrapped;
+        }
+        let open = |p: &Path| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+        };
+        let (out, err) = match (open(stdout), open(stderr)) {
+            (Ok(o), Ok(e)) => (o, e),
+            (Err(e), _) | (_, Err(e)) => {
+                ran.error = Some(format!("cannot open output files: {e}"));
+                return ran;
+            }
+        };
+        let mut cmd = tokio::process::Command::new(&argv[0]);
+        cmd.args(&argv[1..])
+            .current_dir(&values.workdir)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .process_group(0)
+            .kill_on_drop(true);
+        for v in SCRUBBED_ENV {
+            cmd.env_remove(v);
+        }
+        cmd.env("HOME", values.workdir.join("home"))
+            .env("NO_PROXY", "127.0.0.1,localhost")
+            .env("no_proxy", "127.0.0.1,localhost");
+        for (k, v) in &adapter.env {
+            cmd.env(k, values.fill(v));
+        }
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                ran.error = Some(format!("cannot run {}: {e}", argv[0]));
+                return ran;
+            }
+        };
+        if let Some(pid) = child.id() {
+            watch.add_group(pid);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, child.wait()).await {
+            Ok(Ok(status)) => {
+                ran.exits.push(status.code());
+                if !status.success() {
+                    return ran;
+                }
+            }
+            Ok(Err(e)) => {
+                ran.error = Some(format!("waiting for {}: {e}", argv[0]));
+                return ran;
+            }
+            Err(_) => {
+                // The whole process group: the client and whatever it started.
+                if let Some(pid) = child.id() {
+                    let _ = tokio::process::Command::new("kill")
+                        .args(["-KILL", "--", &format!("-{pid}")])
+                        .status()
+                        .await;
+                }
+                let _ = child.kill().await;
+                ran.exits.push(None);
+                ran.hung = true;
+                return ran;
+            }
+        }
+    }
+    ran
+}
+
+/// Finds the certificate: the adapter's file if it exists, else any PEM file under the work
+/// dir whose first certificate the mock issued (the longest such file: the full chain).
+fn locate_cert(declared: Option<PathBuf>, workdir: &Path, issued: &[String]) -> Option<PathBuf> {
+    if let Some(p) = declared
+        && p.exists()
+    {
+        return Some(p);
+    }
+    let mut best: Option<(usize, PathBuf)> = None;
+    let mut stack = vec![workdir.to_owned()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.filter_map(Result::ok) {
+            let path = e.path();
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if meta.is_dir() {
+                stack.push(path);
+            } else if meta.is_file()
+                && meta.len() < 1024 * 1024
+                && let Ok(certs) = verify::read_pem_certs(&path)
+                && verify::serial_of(certs[0].as_ref()).is_some_and(|s| issued.contains(&s))
+                && best.as_ref().is_none_or(|(n, _)| certs.len() > *n)
+            {
+                best = Some((certs.len(), path));
+            }
+        }
+    }
+    best.map(|(_, p)| p)
+}
+
+fn issued_serials(server: &MockServer) -> Vec<String> {
+    server
+        .state()
+        .store
+        .certs
+        .iter()
+        .map(|c| verify::normalise_serial(&c.serial))
+        .collect()
+}
+
+/// The most telling line of a client's output: the last one mentioning an error, else the
+/// last one, skipping boilerplate (where the log is, where to ask for help, HTML).
+fn tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let boring = |l: &str| {
+        l.is_empty()
+            || l.starts_with('<')
+            || l.contains("Ask for help")
+            || l.contains("See the logfile")
+            || l.contains("Saving debug log")
+    };
+    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !boring(l)).collect();
+    lines
+        .iter()
+        .rev()
+        .find(|l| l.to_ascii_lowercase().contains("error"))
+        .or(lines.last())
+        .map(|l| l.chars().take(200).collect())
+        .unwrap_or_default()
+}
+
+/// Runs `adapter` through `scenario`.
+pub async fn run_one(
+    adapter: &Adapter,
+    version: Option<String>,
+    scenario: &Scenario,
+    config: &RunConfig,
+    prepared: &Prepared,
+) -> ScenarioResult {
+    let started = Instant::now();
+    let dir = config.base_dir.join(&adapter.name).join(scenario.id);
+    let mut result = ScenarioResult {
+        client: adapter.name.clone(),
+        client_version: version,
+        scenario: scenario.id.into(),
+        description: scenario.description.into(),
+        expect: scenario.expect,
+        outcome: Outcome {
+            kind: OutcomeKind::Error,
+            ok: false,
+            detail: String::new(),
+            exits: Vec::new(),
+        },
+        grade: None,
+        secrets: Vec::new(),
+        passed: false,
+        seconds: 0.0,
+        dir: dir.display().to_string(),
+        seed: config.seed,
+    };
+    match run_inner(adapter, scenario, config, prepared, &dir, &mut result).await {
+        Ok(()) => {}
+        Err(e) => {
+            result.outcome.kind = OutcomeKind::Error;
+            result.outcome.ok = false;
+            result.outcome.detail = e.to_string();
+        }
+    }
+    result.passed = result.outcome.ok
+        && !result.grade.as_ref().is_some_and(Grade::must_failed)
+        && result.secret_failures().next().is_none();
+    result.seconds = (started.elapsed().as_secs_f64() * 10.0).round() / 10.0;
+    result
+}
+
+async fn run_inner(
+    adapter: &Adapter,
+    scenario: &Scenario,
+    config: &RunConfig,
+    prepared: &Prepared,
+    dir: &Path,
+    result: &mut ScenarioResult,
+) -> Result<(), Error> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    let workdir = dir.join("workdir");
+    std::fs::create_dir_all(workdir.join("home")).map_err(|e| Error::io(&workdir, e))?;
+    let http_port = free_port();
+    let mock = start_mock(scenario, dir, prepared, config.seed, http_port).await?;
+    let ready = mock.server.ready().clone();
+    let directory = mock
+        .server
+        .directory_url(scenario.profile)
+        .unwrap_or(&ready.directory)
+        .to_owned();
+    let values = Values {
+        directory,
+        eab_kid: mock.kid.clone(),
+        eab_hmac_key: mock.hmac.clone(),
+        domain: scenario.domain.into(),
+        ca_bundle: if scenario.untrusted_tls {
+            prepared.untrusted_bundle.clone()
+        } else {
+            ready.ca_bundle.clone()
+        },
+        workdir: workdir.clone(),
+        http_port,
+        key_type: match scenario.key {
+            KeyKind::Rsa => adapter.key_types.rsa.clone(),
+            KeyKind::Ecdsa => adapter.key_types.ecdsa.clone(),
+        },
+        harness: config.harness.clone(),
+    };
+    for d in &adapter.dirs {
+        let d = PathBuf::from(values.fill(d));
+        std::fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
+    }
+    let mut inputs = Vec::new();
+    for f in &adapter.files {
+        use std::os::unix::fs::PermissionsExt as _;
+        let path = PathBuf::from(values.fill(&f.path));
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        }
+        std::fs::write(&path, values.fill(&f.content)).map_err(|e| Error::io(&path, e))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(f.mode))
+            .map_err(|e| Error::io(&path, e))?;
+        inputs.push(path);
+    }
+    let stdout = dir.join("stdout.log");
+    let stderr = dir.join("stderr.log");
+    let needles = Needles::new(&mock.hmac);
+    let watch = scan::CmdlineWatch::start(needles.clone());
+    let deadline = Instant::now() + Duration::from_secs(scenario.time_limit);
+
+    let mut ran = run_commands(
+        adapter,
+        &adapter.issue,
+        &values,
+        &stdout,
+        &stderr,
+        deadline,
+        &watch,
+    )
+    .await;
+    let issued_ok = ran.error.is_none() && !ran.hung && ran.exits.iter().all(|c| *c == Some(0));
+    let mut first_serial = None;
+    let mut renew_note = String::new();
+    if scenario.renew && issued_ok {
+        let serials = issued_serials(&mock.server);
+        let cert = adapter.cert.as_ref().map(|c| PathBuf::from(values.fill(c)));
+        first_serial = locate_cert(cert, &workdir, &serials)
+            .and_then(|p| verify::read_pem_certs(&p).ok())
+            .and_then(|c| verify::serial_of(c[0].as_ref()));
+        if adapter.renew.is_empty() {
+            renew_note = "the adapter has no renew commands".into();
+        } else {
+            let more = run_commands(
+                adapter,
+                &adapter.renew,
+                &values,
+                &stdout,
+                &stderr,
+                deadline,
+                &watch,
+            )
+            .await;
+            ran.exits.extend(more.exits);
+            ran.hung |= more.hung;
+            ran.error = ran.error.or(more.error);
+        }
+    }
+    let mut secrets = watch.finish();
+
+    // The outcome.
+    let serials = issued_serials(&mock.server);
+    let exit_ok = ran.exits.iter().all(|c| *c == Some(0));
+    let last = ran.exits.last().copied().flatten();
+    let outcome = &mut result.outcome;
+    outcome.exits = ran.exits.clone();
+    if let Some(e) = ran.error {
+        outcome.kind = OutcomeKind::Error;
+        outcome.detail = e;
+    } else if ran.hung {
+        outcome.kind = OutcomeKind::Hung;
+        outcome.detail = format!(
+            "still running after {} s: killed (last output: {})",
+            scenario.time_limit,
+            tail(&stderr)
+        );
+    } else {
+        let expect = match scenario.expect {
+            Expect::IssueOrRefuse if exit_ok => Expect::Issue,
+            Expect::IssueOrRefuse => Expect::Refuse,
+            e => e,
+        };
+        match expect {
+            Expect::IssueOrRefuse => {}
+            Expect::Issue => {
+                if !exit_ok {
+                    outcome.kind = OutcomeKind::Failed;
+                    outcome.detail = format!(
+                        "exit {}: {}",
+                        last.map_or("signal".into(), |c| c.to_string()),
+                        tail(&stderr)
+                    );
+                } else if !renew_note.is_empty() {
+                    outcome.kind = OutcomeKind::Error;
+                    outcome.detail = renew_note;
+                } else {
+                    let declared = adapter.cert.as_ref().map(|c| PathBuf::from(values.fill(c)));
+                    match locate_cert(declared.clone(), &workdir, &serials) {
+                        None => {
+                            outcome.kind = OutcomeKind::NoCertificate;
+                            outcome.detail = format!(
+                                "exit 0, but no certificate the mock issued under the work dir{}",
+                                declared
+                                    .map(|d| format!(
+                                        " (expected at {})",
+                                        scan::display_path(&workdir, &d)
+                                    ))
+                                    .unwrap_or_default()
+                            );
+                        }
+                        Some(path) => match verify::check_certificate(
+                            &path,
+                            &ready.roots,
+                            &[scenario.domain],
+                            scenario.key,
+                        ) {
+                            Err(e) => {
+                                outcome.kind = OutcomeKind::BadCertificate;
+                                outcome.detail = e;
+                            }
+                            Ok(info) => {
+                                let shown = scan::display_path(&workdir, &info.path);
+                                if scenario.renew {
+                                    if first_serial.as_deref() == Some(info.serial.as_str())
+                                        || serials.len() < 2
+                                    {
+                                        outcome.kind = OutcomeKind::NoCertificate;
+                                        outcome.detail = format!(
+                                            "renew exited 0 but {shown} still holds the first certificate ({} issued in all)",
+                                            serials.len()
+                                        );
+                                    } else {
+                                        outcome.kind = OutcomeKind::Issued;
+                                        outcome.detail = format!(
+                                            "renewed: {shown} verifies to the roots, serial {} replaced {}",
+                                            info.serial,
+                                            first_serial.as_deref().unwrap_or("?")
+                                        );
+                                    }
+                                } else {
+                                    outcome.kind = OutcomeKind::Issued;
+                                    outcome.detail = format!(
+                                        "{shown} verifies to the roots, SAN {:?}",
+                                        info.names
+                                    );
+                                }
+                            }
+                        },
+                    }
+                }
+            }
+            Expect::Refuse => {
+                let recorded = mock.server.state().store.transcripts.all().len();
+                if exit_ok {
+                    outcome.kind = OutcomeKind::Accepted;
+                    outcome.detail = "exit 0 where it must fail".into();
+                } else if !serials.is_empty() {
+                    outcome.kind = OutcomeKind::Accepted;
+                    outcome.detail = format!(
+                        "exit {} but the mock issued {} certificate(s)",
+                        last.map_or("signal".into(), |c| c.to_string()),
+                        serials.len()
+                    );
+                } else if !scenario.untrusted_tls && recorded == 0 {
+                    outcome.kind = OutcomeKind::Failed;
+                    outcome.detail = format!(
+                        "exit {} before any request reached the CA: {}",
+                        last.map_or("signal".into(), |c| c.to_string()),
+                        tail(&stderr)
+                    );
+                } else if scenario.untrusted_tls && recorded > 0 {
+                    outcome.kind = OutcomeKind::Accepted;
+                    outcome.detail = format!(
+                        "exit non-zero, but {recorded} request(s) reached the untrusted server"
+                    );
+                } else {
+                    outcome.kind = OutcomeKind::Refused;
+                    outcome.detail = format!(
+                        "exit {}: {}",
+                        last.map_or("signal".into(), |c| c.to_string()),
+                        tail(&stderr)
+                    );
+                }
+            }
+        }
+    }
+    outcome.ok = matches!(
+        (scenario.expect, outcome.kind),
+        (Expect::Issue | Expect::IssueOrRefuse, OutcomeKind::Issued)
+            | (Expect::Refuse | Expect::IssueOrRefuse, OutcomeKind::Refused)
+    );
+
+    // The grade: everything the mock recorded (it served this client only).
+    let exchanges = mock.server.state().store.transcripts.all();
+    let transcript = dir.join("transcript.jsonl");
+    let mut text = String::new();
+    for e in &exchanges {
+        text.push_str(&serde_json::to_string(e).unwrap_or_default());
+        text.push('\n');
+    }
+    std::fs::write(&transcript, text).map_err(|e| Error::io(&transcript, e))?;
+    result.grade = grade_transcript(&format!("{}/{}", adapter.name, scenario.id), exchanges);
+
+    // The scan.
+    for (place, path) in [(Place::Stdout, &stdout), (Place::Stderr, &stderr)] {
+        secrets.extend(scan::scan_stream(&needles, place, path));
+    }
+    for n in 0.. {
+        let trace = dir.join(format!("exec-{n}.trace"));
+        if !trace.exists() {
+            break;
+        }
+        secrets.extend(scan::scan_exec_trace(&needles, &trace));
+    }
+    let logs: Vec<PathBuf> = adapter
+        .logs
+        .iter()
+        .map(|l| PathBuf::from(values.fill(l)))
+        .collect();
+    secrets.extend(scan::scan_tree(&needles, &workdir, &logs, &inputs));
+    let mut secrets = scan::dedup_cmdline(secrets);
+    secrets.sort();
+    result.secrets = secrets;
+    mock.server.shutdown().await;
+    Ok(())
+}
+
+/// Runs every (adapter, scenario) pair, `config.jobs` at a time, each with its own mock and
+/// ports; `progress` sees each result as it finishes. Results come back in input order.
+pub async fn run_all(
+    cells: Vec<(Adapter, Option<String>, Scenario)>,
+    config: &RunConfig,
+    progress: Arc<dyn Fn(&ScenarioResult) + Send + Sync>,
+) -> Result<Vec<ScenarioResult>, Error> {
+    std::fs::create_dir_all(&config.base_dir).map_err(|e| Error::io(&config.base_dir, e))?;
+    let prepared = prepare(&config.base_dir).await?;
+    let limit = Arc::new(tokio::sync::Semaphore::new(config.jobs.max(1)));
+    let mut set = tokio::task::JoinSet::new();
+    for (i, (adapter, version, scenario)) in cells.into_iter().enumerate() {
+        let (limit, config, prepared, progress) = (
+            limit.clone(),
+            config.clone(),
+            prepared.clone(),
+            progress.clone(),
+        );
+        set.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            let r = run_one(&adapter, version, &scenario, &config, &prepared).await;
+            progress(&r);
+            (i, r)
+        });
+    }
+    let mut out = Vec::new();
+    while let Some(joined) = set.join_next().await {
+        out.push(joined.map_err(|e| Error::Setup(format!("a scenario task failed: {e}")))?);
+    }
+    out.sort_by_key(|(i, _)| *i);
+    Ok(out.into_iter().map(|(_, r)| r).collect())
+}

@@ -1,0 +1,257 @@
+//! The built-in scenarios: what the mock does to the client, and what the client must achieve.
+
+use mock_server::faults::{Endpoint, FaultKind, FaultPlan, FaultRule};
+use serde::{Deserialize, Serialize};
+
+/// The InCommon RSA OV profile.
+pub const RSA_OV: &str = "sectigo-incommon-rsa-ov";
+/// The InCommon ECC OV profile.
+pub const ECC_OV: &str = "sectigo-incommon-ecc-ov";
+/// The name the canary credential is delegated to.
+pub const DOMAIN: &str = "physics.example.edu";
+/// A name of the organisation that is not delegated to the credential.
+pub const UNDELEGATED: &str = "chemistry.example.edu";
+
+/// What the client must achieve.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Expect {
+    /// A certificate for the names, chaining to the mock's roots.
+    Issue,
+    /// A clean non-zero exit (no hang, no certificate).
+    Refuse,
+    /// Either: the CA failed the request, and both retrying to a certificate and giving up
+    /// with a clean non-zero exit are correct; hanging or exiting 0 without one are not.
+    IssueOrRefuse,
+}
+
+/// The certificate key type asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyKind {
+    /// RSA 2048.
+    Rsa,
+    /// ECDSA P-256.
+    Ecdsa,
+}
+
+/// What happens to the canary EAB credential before the client runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EabState {
+    /// Fresh, single-use.
+    Fresh,
+    /// Single-use and already bound by another account.
+    AlreadyUsed,
+    /// Revoked by an administrator.
+    Revoked,
+}
+
+/// One scenario.
+#[derive(Clone, Debug, Serialize)]
+pub struct Scenario {
+    /// Stable id (`--scenario ID`).
+    pub id: &'static str,
+    /// One line.
+    pub description: &'static str,
+    /// Profile whose directory the client is given.
+    pub profile: &'static str,
+    /// Certificate key type.
+    pub key: KeyKind,
+    /// The name asked for.
+    pub domain: &'static str,
+    /// The credential's state.
+    pub eab: EabState,
+    /// Fault rules on the canary credential's requests.
+    pub faults: Vec<FaultRule>,
+    /// What the client must achieve.
+    pub expect: Expect,
+    /// Run the adapter's renew commands after a successful issue, expecting a second
+    /// certificate.
+    pub renew: bool,
+    /// Serve the directory with a certificate the client does not trust.
+    pub untrusted_tls: bool,
+    /// Time limit for the client, seconds (all its commands together).
+    pub time_limit: u64,
+}
+
+fn rule(endpoint: Endpoint, fault: FaultKind, nth: &[u64]) -> FaultRule {
+    FaultRule {
+        endpoint,
+        fault,
+        probability: None,
+        nth: nth.to_vec(),
+        retry_after: None,
+        delay_ms: None,
+        seconds: None,
+    }
+}
+
+impl Scenario {
+    fn base(id: &'static str, description: &'static str) -> Self {
+        Self {
+            id,
+            description,
+            profile: RSA_OV,
+            key: KeyKind::Rsa,
+            domain: DOMAIN,
+            eab: EabState::Fresh,
+            faults: Vec::new(),
+            expect: Expect::Issue,
+            renew: false,
+            untrusted_tls: false,
+            time_limit: 90,
+        }
+    }
+
+    /// The fault plan set on the canary credential, if any.
+    pub fn fault_plan(&self, seed: u64) -> Option<FaultPlan> {
+        (!self.faults.is_empty()).then(|| FaultPlan {
+            seed: Some(seed),
+            rules: self.faults.clone(),
+        })
+    }
+
+    /// Every built-in scenario, in report order.
+    pub fn built_in() -> Vec<Self> {
+        let mut out = Vec::new();
+        for (id, description, profile, key) in [
+            (
+                "happy-rsa-ov-rsa",
+                "happy path, InCommon RSA OV, RSA key",
+                RSA_OV,
+                KeyKind::Rsa,
+            ),
+            (
+                "happy-rsa-ov-ecdsa",
+                "happy path, InCommon RSA OV, ECDSA P-256 key",
+                RSA_OV,
+                KeyKind::Ecdsa,
+            ),
+            (
+                "happy-ecc-ov-rsa",
+                "happy path, InCommon ECC OV, RSA key",
+                ECC_OV,
+                KeyKind::Rsa,
+            ),
+            (
+                "happy-ecc-ov-ecdsa",
+                "happy path, InCommon ECC OV, ECDSA P-256 key",
+                ECC_OV,
+                KeyKind::Ecdsa,
+            ),
+        ] {
+            out.push(Self {
+                profile,
+                key,
+                ..Self::base(id, description)
+            });
+        }
+        let mut processing = rule(Endpoint::Finalize, FaultKind::Processing, &[1]);
+        processing.seconds = Some(20);
+        processing.retry_after = Some(15);
+        out.push(Self {
+            faults: vec![processing],
+            time_limit: 120,
+            ..Self::base(
+                "processing-20s",
+                "order stays processing 20 s after finalize, Retry-After 15",
+            )
+        });
+        out.push(Self {
+            faults: vec![rule(Endpoint::NewOrder, FaultKind::BadNonce, &[1])],
+            ..Self::base("bad-nonce-once", "one badNonce (first newOrder)")
+        });
+        out.push(Self {
+            faults: vec![rule(Endpoint::NewOrder, FaultKind::BadNonce, &[1, 2])],
+            ..Self::base(
+                "bad-nonce-twice",
+                "two badNonces in a row (first two newOrders)",
+            )
+        });
+        let mut limited = rule(Endpoint::NewOrder, FaultKind::RateLimited, &[1]);
+        limited.retry_after = Some(3);
+        out.push(Self {
+            faults: vec![limited],
+            ..Self::base(
+                "rate-limited-429",
+                "429 with an nginx HTML body and Retry-After 3 (first newOrder)",
+            )
+        });
+        out.push(Self {
+            faults: vec![rule(Endpoint::Finalize, FaultKind::ServerInternal, &[1])],
+            expect: Expect::IssueOrRefuse,
+            ..Self::base(
+                "server-internal-finalize",
+                "500 serverInternal on the first finalize: a certificate (retried) or a clean failure",
+            )
+        });
+        let mut unavailable = rule(Endpoint::NewOrder, FaultKind::ServiceUnavailable, &[1]);
+        unavailable.retry_after = Some(3);
+        out.push(Self {
+            faults: vec![unavailable],
+            ..Self::base(
+                "unavailable-503-new-order",
+                "503 (nginx HTML, Retry-After 3) on the first newOrder",
+            )
+        });
+        out.push(Self {
+            eab: EabState::AlreadyUsed,
+            expect: Expect::Refuse,
+            ..Self::base(
+                "eab-already-used",
+                "single-use EAB credential already bound by another account: must fail cleanly",
+            )
+        });
+        out.push(Self {
+            eab: EabState::Revoked,
+            expect: Expect::Refuse,
+            ..Self::base("eab-revoked", "revoked EAB credential: must fail cleanly")
+        });
+        out.push(Self {
+            domain: UNDELEGATED,
+            expect: Expect::Refuse,
+            ..Self::base(
+                "undelegated-name",
+                "a name not delegated to the credential: must fail cleanly",
+            )
+        });
+        out.push(Self {
+            domain: "*.physics.example.edu",
+            ..Self::base("wildcard", "a delegated wildcard name")
+        });
+        out.push(Self {
+            renew: true,
+            time_limit: 150,
+            ..Self::base("renewal", "issue, then renew the certificate")
+        });
+        out.push(Self {
+            untrusted_tls: true,
+            expect: Expect::Refuse,
+            time_limit: 60,
+            ..Self::base(
+                "untrusted-tls",
+                "directory served with a certificate the client must not trust: must refuse",
+            )
+        });
+        out
+    }
+
+    /// The scenarios with these ids (all when empty); the error names an unknown id.
+    pub fn select(ids: &[String]) -> Result<Vec<Self>, crate::Error> {
+        let all = Self::built_in();
+        if ids.is_empty() {
+            return Ok(all);
+        }
+        ids.iter()
+            .map(|id| {
+                all.iter().find(|s| s.id == id).cloned().ok_or_else(|| {
+                    crate::Error::UnknownScenario {
+                        id: id.clone(),
+                        known: all.iter().map(|s| s.id).collect::<Vec<_>>().join(", "),
+                    }
+                })
+            })
+            .collect()
+    }
+}

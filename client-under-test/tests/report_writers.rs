@@ -1,0 +1,141 @@
+//! Snapshots of the report writers over fixed results: the verdict table, JUnit XML, HTML,
+//! the Markdown matrix, and the JSON round trip `matrix merge` relies on.
+#![allow(clippy::unwrap_used)]
+
+use client_under_test::grade::{Grade, RuleFailure};
+use client_under_test::matrix::{Expectations, merge};
+use client_under_test::report::{self, RunReport};
+use client_under_test::run::{Outcome, OutcomeKind, ScenarioResult};
+use client_under_test::scan::{Finding, Level, Place};
+use client_under_test::scenario::Expect;
+
+fn result(client: &str, scenario: &str, kind: OutcomeKind, ok: bool) -> ScenarioResult {
+    ScenarioResult {
+        client: client.into(),
+        client_version: Some(format!("{client} 1.0")),
+        scenario: scenario.into(),
+        description: format!("the {scenario} scenario"),
+        expect: Expect::Issue,
+        outcome: Outcome {
+            kind,
+            ok,
+            detail: "workdir/live/fullchain.pem verifies to the roots".into(),
+            exits: vec![Some(0)],
+        },
+        grade: Some(Grade {
+            exchanges: 12,
+            rules: 19,
+            failed: Vec::new(),
+        }),
+        secrets: Vec::new(),
+        passed: ok,
+        seconds: 2.5,
+        dir: format!("/tmp/vet/{client}/{scenario}"),
+        seed: 8,
+    }
+}
+
+fn sample() -> Vec<ScenarioResult> {
+    let good = result("certbot", "happy-rsa-ov-rsa", OutcomeKind::Issued, true);
+    let mut leaky = result("certbot", "bad-nonce-twice", OutcomeKind::Failed, false);
+    leaky.outcome.detail = "exit 1: AttributeError: can't set attribute".into();
+    leaky.outcome.exits = vec![Some(1)];
+    leaky.grade = Some(Grade {
+        exchanges: 9,
+        rules: 19,
+        failed: vec![RuleFailure {
+            id: "bad-nonce-retried".into(),
+            severity: "SHOULD".into(),
+            count: 1,
+            first: "badNonce was the end of the conversation".into(),
+        }],
+    });
+    leaky.secrets = vec![
+        Finding {
+            level: Level::Fail,
+            place: Place::Log,
+            location: "workdir/logs/letsencrypt.log".into(),
+            detail: "the HMAC key (base64url) is in a log file (mode 0644)".into(),
+        },
+        Finding {
+            level: Level::Info,
+            place: Place::File,
+            location: "workdir/config".into(),
+            detail: "the HMAC key <&> at rest, mode 0600".into(),
+        },
+    ];
+    let mut untrusted = result("certbot", "untrusted-tls", OutcomeKind::Refused, true);
+    untrusted.grade = None;
+    untrusted.expect = Expect::Refuse;
+    vec![good, leaky, untrusted]
+}
+
+#[test]
+fn verdict_table() {
+    insta::assert_snapshot!(report::table(&sample()));
+}
+
+#[test]
+fn junit_xml() {
+    insta::assert_snapshot!(report::junit(&sample()));
+}
+
+#[test]
+fn html_is_self_contained() {
+    let html = report::html(&RunReport::new(8, sample()));
+    assert!(!html.contains("<script"));
+    assert!(!html.contains("http://") && !html.contains("https://"));
+    assert!(html.contains("&lt;&amp;&gt;"), "escaped");
+    insta::assert_snapshot!(html);
+}
+
+#[test]
+fn markdown_matrix_with_reasons() {
+    let mut results = sample();
+    results.push(result(
+        "lego",
+        "happy-rsa-ov-rsa",
+        OutcomeKind::Issued,
+        true,
+    ));
+    let e = Expectations::parse(
+        "certbot\t*\tpass\tworks\ncertbot\tbad-nonce-twice\tfail\tcrashes on the second badNonce\nlego\t*\tpass\tworks\n",
+        "test",
+    )
+    .unwrap();
+    let why = |r: &ScenarioResult| e.lookup(&r.client, &r.scenario).map(|x| x.reason.clone());
+    insta::assert_snapshot!(report::matrix_markdown(&results, &why));
+    assert!(e.compare(&results).is_empty());
+    let mut changed = results.clone();
+    changed[0].passed = false;
+    let unexpected = e.compare(&changed);
+    assert_eq!(unexpected.len(), 1);
+    assert_eq!(
+        unexpected[0].to_string(),
+        "certbot/happy-rsa-ov-rsa: expected pass, got fail"
+    );
+}
+
+#[test]
+fn json_round_trips_and_shards_merge() {
+    let all = sample();
+    let mut a = RunReport::new(8, vec![all[0].clone(), all[2].clone()]);
+    a.shard = Some("1/2".into());
+    let mut b = RunReport::new(8, vec![all[1].clone()]);
+    b.shard = Some("2/2".into());
+    let a: RunReport = serde_json::from_str(&serde_json::to_string(&a).unwrap()).unwrap();
+    let b: RunReport = serde_json::from_str(&serde_json::to_string(&b).unwrap()).unwrap();
+    let merged = merge(vec![b.clone(), a.clone()]).unwrap();
+    let order: Vec<&str> = merged.results.iter().map(|r| r.scenario.as_str()).collect();
+    assert_eq!(
+        order,
+        vec!["happy-rsa-ov-rsa", "bad-nonce-twice", "untrusted-tls"]
+    );
+    assert!(
+        merge(vec![a.clone(), a.clone()]).is_err(),
+        "overlapping shards"
+    );
+    let mut other_seed = b;
+    other_seed.seed = 9;
+    assert!(merge(vec![a, other_seed]).is_err(), "different seeds");
+}
