@@ -1,6 +1,7 @@
 //! `acme-harness`: the one binary. Thin: parses arguments and calls the crates.
 
 mod admin;
+mod bench;
 mod client;
 mod conformance;
 mod serve;
@@ -33,6 +34,9 @@ enum Command {
     /// The judge: grade a recorded transcript against the rule catalogue (Markdown, JSON,
     /// JUnit XML), or print the rules. Exit status 1 when a MUST rule fails.
     Conformance(conformance::ConformanceArgs),
+    /// Load-test any ACME server: N concurrent clients each running the full issuance flow;
+    /// issuances/s, requests/s, latency percentiles per endpoint, errors, server memory.
+    Bench(bench::BenchArgs),
     /// Vet an ACME client before it gets real secrets: run it against a fresh mock per
     /// scenario; outcome, the judge's rules, and where the EAB HMAC key ended up.
     Vet(vet::VetArgs),
@@ -66,6 +70,7 @@ fn main() -> ExitCode {
             Command::Client(args) => client::run(args).await,
             Command::Admin(args) => admin::run(args).await,
             Command::Conformance(args) => conformance::run(args).await,
+            Command::Bench(args) => bench::run(args).await,
             Command::Vet(args) => vet::run(args).await,
             Command::Matrix(args) => vet::matrix(args).await,
         }

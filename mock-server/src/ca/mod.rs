@@ -301,9 +301,26 @@ impl Ca {
         })
     }
 
+    /// The chains of a leaf: the default (leaf, issuing CA, cross-signed intermediate) and the
+    /// alternate (leaf, issuing CA), built at download so that each certificate stores its
+    /// leaf only.
+    pub fn chain(&self, leaf_pem: &str, family: Family, index: usize) -> Option<String> {
+        let path = match family {
+            Family::Rsa => &self.rsa,
+            Family::Ecc => &self.ecc,
+        };
+        match index {
+            0 => Some(format!("{leaf_pem}{}{}", path.issuing_pem, path.cross_pem)),
+            1 => Some(format!("{leaf_pem}{}", path.issuing_pem)),
+            _ => None,
+        }
+    }
+
+    /// How many chains [`Ca::chain`] offers.
+    pub const CHAINS: usize = 2;
+
     /// Issues a certificate for `names` over the CSR's key: the CSR's key type picks the RSA or
-    /// ECC issuing CA. Returns the leaf DER and the chains: the default (leaf, issuing CA,
-    /// cross-signed intermediate) and the alternate (leaf, issuing CA).
+    /// ECC issuing CA.
     pub fn issue(
         &self,
         csr: &CheckedCsr,
@@ -311,11 +328,15 @@ impl Ca {
         org: Option<&Organization>,
         policy: CertPolicy,
         validity_days: u32,
-    ) -> Result<(Vec<u8>, Vec<String>), CaError> {
-        let path = if csr.key.is_rsa() {
-            &self.rsa
+    ) -> Result<Issued, CaError> {
+        let family = if csr.key.is_rsa() {
+            Family::Rsa
         } else {
-            &self.ecc
+            Family::Ecc
+        };
+        let path = match family {
+            Family::Rsa => &self.rsa,
+            Family::Ecc => &self.ecc,
         };
         let mut params = CertificateParams::new(names.to_vec())?;
         params.subject_alt_names = names
@@ -343,7 +364,13 @@ impl Ca {
         };
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         params.use_authority_key_identifier_extension = true;
-        params.serial_number = Some(random_serial());
+        let serial = random_serial();
+        let serial_hex: String = serial
+            .to_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        params.serial_number = Some(serial);
         // §7: notBefore at 00:00:00Z today, notAfter at 23:59:59Z `validity_days` later.
         let today = OffsetDateTime::now_utc().replace_time(Time::MIDNIGHT);
         params.not_before = today;
@@ -354,11 +381,35 @@ impl Ca {
             .push(certificate_policies(policy.oid()));
         let public = SubjectPublicKeyInfo::from_der(&csr.spki_der)?;
         let leaf = params.signed_by(&public, &path.issuer)?;
-        let leaf_pem = leaf.pem();
-        let default = format!("{leaf_pem}{}{}", path.issuing_pem, path.cross_pem);
-        let alternate = format!("{leaf_pem}{}", path.issuing_pem);
-        Ok((leaf.der().to_vec(), vec![default, alternate]))
+        Ok(Issued {
+            leaf_pem: leaf.pem(),
+            leaf_der: leaf.der().to_vec(),
+            family,
+            serial: serial_hex,
+        })
     }
+}
+
+/// Which issuing path a certificate is on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Family {
+    /// RSA issuing CA under USERTrust RSA.
+    Rsa,
+    /// ECC issuing CA under USERTrust ECC.
+    Ecc,
+}
+
+/// A freshly issued leaf.
+#[derive(Debug)]
+pub struct Issued {
+    /// PEM of the leaf.
+    pub leaf_pem: String,
+    /// DER of the leaf.
+    pub leaf_der: Vec<u8>,
+    /// Its issuing path.
+    pub family: Family,
+    /// Serial number, lower-case hex.
+    pub serial: String,
 }
 
 /// The CA/Browser Forum policy a certificate asserts.

@@ -835,7 +835,7 @@ pub(crate) async fn finalize(
         _ => (None, crate::ca::CertPolicy::Dv),
     };
     let names: Vec<String> = order.identifiers.iter().map(|i| i.value.clone()).collect();
-    let (leaf_der, chains) = state
+    let issued = state
         .ca
         .issue(
             &checked,
@@ -878,10 +878,11 @@ pub(crate) async fn finalize(
             "Order is not ready to be finalized: it was finalized concurrently",
         ));
     };
+    let leaf_der = issued.leaf_der;
     state
         .store
         .certs_by_der
-        .insert(leaf_der.clone(), cert_id.clone());
+        .insert(crate::state::der_key(&leaf_der), cert_id.clone());
     let (ari_id, not_before, not_after) = leaf_facts(&leaf_der);
     if let Some(ari_id) = &ari_id {
         state
@@ -893,9 +894,10 @@ pub(crate) async fn finalize(
         id: cert_id.clone(),
         account: account.id.clone(),
         names: names.clone(),
-        serial: leaf_serial(&leaf_der),
+        serial: issued.serial,
         order: id.clone(),
-        chains,
+        leaf_pem: issued.leaf_pem,
+        family: issued.family,
         leaf_der,
         key: checked.jwk,
         revoked: None,
@@ -1180,18 +1182,18 @@ async fn certificate_at(
         .orders
         .get(&cert.order)
         .is_some_and(|o| o.status_at(now_utc()) == Status::Valid);
-    let pem = cert
-        .chains
-        .get(index)
+    let pem = state
+        .ca
+        .chain(&cert.leaf_pem, cert.family, index)
         .filter(|_| visible)
         .ok_or_else(not_found)?;
-    let mut response = (StatusCode::OK, pem.clone()).into_response();
+    let mut response = (StatusCode::OK, pem).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/pem-certificate-chain"),
     );
     let ctx = &post.ctx;
-    for other in (0..cert.chains.len()).filter(|i| *i != index) {
+    for other in (0..crate::ca::Ca::CHAINS).filter(|i| *i != index) {
         let url = if other == 0 {
             ctx.url("cert", id)
         } else {
@@ -1240,7 +1242,7 @@ pub(crate) async fn revoke_cert(
     let id = state
         .store
         .certs_by_der
-        .get(&der)
+        .get(&crate::state::der_key(&der))
         .map(|id| id.clone())
         .ok_or_else(|| {
             AcmeError::new(
@@ -1357,14 +1359,6 @@ pub(crate) async fn renewal_info(
         json_response(StatusCode::OK, &body),
         21600,
     ))
-}
-
-/// The serial number of a DER certificate as lower-case hex.
-fn leaf_serial(der: &[u8]) -> String {
-    use x509_parser::prelude::FromDer as _;
-    x509_parser::certificate::X509Certificate::from_der(der)
-        .map(|(_, c)| c.raw_serial_as_string().replace(':', ""))
-        .unwrap_or_default()
 }
 
 /// A challenge token: 32 random bytes, base64url (RFC 8555 §8.1 asks for 128 bits at least).

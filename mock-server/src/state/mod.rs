@@ -11,6 +11,13 @@ use dashmap::DashMap;
 use rand::RngCore;
 use time::OffsetDateTime;
 
+/// The key of [`Store::certs_by_der`]: SHA-256 of a certificate's DER.
+pub fn der_key(der: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der).as_ref());
+    out
+}
+
 /// A 22-character base64url id from 16 random bytes, the shape of Sectigo's ids.
 pub fn new_id() -> String {
     let mut bytes = [0u8; 16];
@@ -123,8 +130,10 @@ pub struct IssuedCert {
     pub serial: String,
     /// The order it was issued for.
     pub order: String,
-    /// The PEM chains: the default first, then the alternates.
-    pub chains: Vec<String>,
+    /// PEM of the leaf; chains are built at download ([`crate::ca::Ca::chain`]).
+    pub leaf_pem: String,
+    /// Its issuing path.
+    pub family: crate::ca::Family,
     /// DER of the leaf, to match revocation requests.
     pub leaf_der: Vec<u8>,
     /// The certificate's public key as a JWK, for revocation by certificate key.
@@ -154,8 +163,8 @@ pub struct Store {
     pub challenges: DashMap<String, Challenge>,
     /// Certificates by id.
     pub certs: DashMap<String, IssuedCert>,
-    /// Certificate ids by leaf DER, for revokeCert.
-    pub certs_by_der: DashMap<Vec<u8>, String>,
+    /// Certificate ids by the SHA-256 of the leaf DER, for revokeCert.
+    pub certs_by_der: DashMap<[u8; 32], String>,
     /// Certificate ids by ARI certificate identifier (RFC 9773 §4.1).
     pub certs_by_ari: DashMap<String, String>,
     /// Nonces.
@@ -224,7 +233,7 @@ impl Store {
             self.challenges.insert(c.id.clone(), c);
         }
         for c in p.load::<IssuedCert>(persist::Kind::Cert)? {
-            self.certs_by_der.insert(c.leaf_der.clone(), c.id.clone());
+            self.certs_by_der.insert(der_key(&c.leaf_der), c.id.clone());
             if let Some(ari) = &c.ari_id {
                 self.certs_by_ari.insert(ari.clone(), c.id.clone());
             }

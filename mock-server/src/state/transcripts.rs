@@ -44,14 +44,18 @@ impl Transcripts {
 
     /// Stores an exchange under its EAB key id (or `-`).
     pub fn record(&self, exchange: Exchange) {
-        let scope = exchange.eab_kid.clone().unwrap_or_else(|| "-".into());
-        let entry = self.scopes.entry(scope).or_default();
-        if let Ok(mut list) = entry.lock() {
-            if list.len() == PER_SCOPE {
-                list.pop_front();
+        let scope = exchange.eab_kid.as_deref().unwrap_or("-");
+        // The common case takes a read lock on the shard; a new scope needs the write lock.
+        let evicted = match self.scopes.get(scope) {
+            Some(list) => push(&list, exchange),
+            None => {
+                let key = scope.to_owned();
+                let list = self.scopes.entry(key).or_default();
+                push(&list, exchange)
             }
-            list.push_back(exchange);
-        }
+        };
+        // Dropped here, after the locks: freeing an old exchange is not done while holding them.
+        drop(evicted);
     }
 
     /// The exchanges of one scope, oldest first.
@@ -92,4 +96,13 @@ impl Transcripts {
         all.sort_by_key(|e| e.seq);
         all
     }
+}
+
+fn push(list: &Mutex<VecDeque<Exchange>>, exchange: Exchange) -> Option<Exchange> {
+    let mut list = list.lock().ok()?;
+    let evicted = (list.len() == PER_SCOPE)
+        .then(|| list.pop_front())
+        .flatten();
+    list.push_back(exchange);
+    evicted
 }
