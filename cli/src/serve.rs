@@ -55,6 +55,11 @@ pub(crate) struct ServeArgs {
     #[arg(long, default_value_t = 1024, value_name = "N")]
     max_connections: usize,
 
+    /// Orders kept in memory; beyond it the oldest finished orders, with their authorizations
+    /// and certificates, are dropped (a long-lived server stays bounded).
+    #[arg(long, default_value_t = 100_000, value_name = "N")]
+    max_orders: usize,
+
     /// Largest request body in bytes.
     #[arg(long, default_value_t = 256 * 1024, value_name = "BYTES")]
     max_body_bytes: usize,
@@ -134,6 +139,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         limits: mock_server::Limits {
             max_connections: args.max_connections,
             max_body_bytes: args.max_body_bytes,
+            max_orders: args.max_orders,
             header_read_timeout: std::time::Duration::from_secs(args.request_timeout),
             body_read_timeout: std::time::Duration::from_secs(args.request_timeout),
             ..mock_server::Limits::default()

@@ -66,6 +66,9 @@ pub struct Limits {
     pub connection_lifetime: Duration,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
+    /// Orders kept in memory; the oldest finished ones (with their authorizations,
+    /// challenges and certificates) are dropped beyond it.
+    pub max_orders: usize,
 }
 
 impl Default for Limits {
@@ -79,6 +82,7 @@ impl Default for Limits {
             max_body_bytes: 256 * 1024,
             connection_lifetime: Duration::from_secs(600),
             shutdown_grace: Duration::from_secs(10),
+            max_orders: 100_000,
         }
     }
 }
@@ -335,6 +339,11 @@ impl MockServer {
 
         let (stop, stopped) = watch::channel(false);
         let app = router(state.clone());
+        tokio::spawn(prune_loop(
+            state.clone(),
+            stop.subscribe(),
+            config.limits.max_orders,
+        ));
         let task = tokio::spawn(accept_loop(listener, acceptor, app, stopped, config.limits));
         tracing::info!(%origin, "mock ACME server listening");
         Ok(Self {
@@ -498,5 +507,19 @@ async fn accept_loop(
         .is_err()
     {
         tracing::warn!("in-flight connections did not finish within the grace period");
+    }
+}
+
+/// Every two seconds, drops what is beyond the retention limit.
+async fn prune_loop(state: Arc<AppState>, mut stopped: watch::Receiver<bool>, keep: usize) {
+    loop {
+        tokio::select! {
+            _ = stopped.changed() => return,
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+        }
+        let dropped = state.store.prune(keep);
+        if dropped > 0 {
+            tracing::debug!(dropped, "old orders pruned");
+        }
     }
 }

@@ -150,3 +150,27 @@ proptest! {
         });
     }
 }
+
+#[tokio::test]
+async fn old_orders_are_pruned_beyond_the_limit() {
+    let server = start_custom(|c| c.limits.max_orders = 3).await;
+    let mut c = Client::new(&server, RSA, SignatureAlgorithm::Es256).await;
+    assert_eq!(c.register().await.status, 201);
+    let mut urls = Vec::new();
+    for _ in 0..6 {
+        let url = c.new_order(&["physics.example.edu"]).await.location();
+        let (der, _) = csr(&["physics.example.edu"], &rcgen::PKCS_ECDSA_P256_SHA256);
+        c.finalize_and_wait(&url, &der).await;
+        urls.push(url);
+    }
+    // The background sweep (every 2 s) may have dropped some already; this finishes the job.
+    server.state().store.prune(3);
+    let store = &server.state().store;
+    assert_eq!(store.orders.len(), 3);
+    assert_eq!(store.certs.len(), 3, "certificates go with their orders");
+    assert_eq!(store.certs_by_der.len(), 3);
+    assert_eq!(store.authzs.len(), 3);
+    // The oldest are gone, the newest are still served.
+    assert_eq!(c.get(&urls[0]).await.status, 404);
+    assert_eq!(c.get(&urls[5]).await.status, 200);
+}

@@ -196,6 +196,47 @@ impl Store {
         }
     }
 
+    /// Keeps memory bounded on a long-lived server: drops the oldest orders beyond `keep`
+    /// (except those still processing) with their authorizations, challenges and certificates.
+    /// Returns how many orders went. The persistent store, if any, keeps them.
+    pub fn prune(&self, keep: usize) -> usize {
+        let total = self.orders.len();
+        if total <= keep {
+            return 0;
+        }
+        let now = OffsetDateTime::now_utc();
+        let mut candidates: Vec<(OffsetDateTime, String)> = self
+            .orders
+            .iter()
+            .filter(|o| o.status_at(now) != Status::Processing)
+            .map(|o| (o.expires, o.id.clone()))
+            .collect();
+        candidates.sort_unstable();
+        let mut dropped = 0;
+        for (_, id) in candidates.into_iter().take(total - keep) {
+            let Some((_, order)) = self.orders.remove(&id) else {
+                continue;
+            };
+            for authz in &order.authzs {
+                if let Some((_, a)) = self.authzs.remove(authz) {
+                    for c in &a.challenges {
+                        self.challenges.remove(c);
+                    }
+                }
+            }
+            if let Some(cert) = &order.cert
+                && let Some((_, c)) = self.certs.remove(cert)
+            {
+                self.certs_by_der.remove(&der_key(&c.leaf_der));
+                if let Some(ari) = &c.ari_id {
+                    self.certs_by_ari.remove(ari);
+                }
+            }
+            dropped += 1;
+        }
+        dropped
+    }
+
     /// Writes `rows` to the persistent store, if there is one, in one transaction.
     pub fn save(&self, rows: &[persist::Row]) {
         if let Some(p) = &self.persist {
