@@ -152,7 +152,9 @@ fn base_dir(given: Option<PathBuf>, prefix: &str) -> anyhow::Result<PathBuf> {
         Some(d) => {
             std::fs::create_dir_all(&d)
                 .with_context(|| format!("cannot create --workdir {}", d.display()))?;
-            Ok(d)
+            // Clients run in their own directories: every path handed to them is absolute.
+            std::fs::canonicalize(&d)
+                .with_context(|| format!("cannot resolve --workdir {}", d.display()))
         }
         None => {
             let stamp = std::time::SystemTime::now()
