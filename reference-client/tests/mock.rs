@@ -565,25 +565,7 @@ async fn dns01_through_the_mocks_admin_api_against_real_validation() {
     let server = start().await;
     let events = Events::default();
     let client = client(&server, "rfc8555", &events).await;
-    let key = generate_account_key(SignatureAlgorithm::Es256, 2048).unwrap();
-    let account = client
-        .new_account(
-            key,
-            &NewAccountOptions {
-                contact: vec![],
-                terms_of_service_agreed: true,
-                eab: None,
-            },
-        )
-        .await
-        .unwrap()
-        .account;
-    let ready = server.ready();
-    let solver = reference_client::solver::Dns01MockAdmin::new(
-        client.http().clone(),
-        ready.admin_url.clone().unwrap(),
-        ready.admin_token.clone().unwrap(),
-    );
+    let (account, solver) = rfc8555_account_and_dns_solver(&server, &client).await;
     let issued = account
         .issue(
             request(
@@ -650,25 +632,7 @@ async fn ari_renewal_window_from_the_rfc8555_profile() {
     let events = Events::default();
     let client = client(&server, "rfc8555", &events).await;
     assert!(client.directory().renewal_info.is_some());
-    let key = generate_account_key(SignatureAlgorithm::Es256, 2048).unwrap();
-    let account = client
-        .new_account(
-            key,
-            &NewAccountOptions {
-                contact: vec![],
-                terms_of_service_agreed: true,
-                eab: None,
-            },
-        )
-        .await
-        .unwrap()
-        .account;
-    let ready = server.ready();
-    let solver = reference_client::solver::Dns01MockAdmin::new(
-        client.http().clone(),
-        ready.admin_url.clone().unwrap(),
-        ready.admin_token.clone().unwrap(),
-    );
+    let (account, solver) = rfc8555_account_and_dns_solver(&server, &client).await;
     let issued = account
         .issue(
             request(&["ari.example.com"], CertKeyType::EcdsaP256),
@@ -696,4 +660,28 @@ async fn ari_renewal_window_from_the_rfc8555_profile() {
         .unwrap()
         .unwrap();
     assert!(window.start <= time::OffsetDateTime::now_utc());
+}
+
+/// An account on the rfc8555 profile (no EAB) and a dns-01 solver using the mock's admin API.
+async fn rfc8555_account_and_dns_solver(
+    server: &mock_server::MockServer,
+    client: &Client,
+) -> (
+    reference_client::Account,
+    reference_client::solver::Dns01MockAdmin,
+) {
+    let key = generate_account_key(SignatureAlgorithm::Es256, 2048).unwrap();
+    let options = NewAccountOptions {
+        contact: vec![],
+        terms_of_service_agreed: true,
+        eab: None,
+    };
+    let account = client.new_account(key, &options).await.unwrap().account;
+    let ready = server.ready();
+    let solver = reference_client::solver::Dns01MockAdmin::new(
+        client.http().clone(),
+        ready.admin_url.clone().unwrap(),
+        ready.admin_token.clone().unwrap(),
+    );
+    (account, solver)
 }

@@ -168,13 +168,6 @@ pub struct FaultEvent {
     pub fault: FaultKind,
 }
 
-/// A fired rule with its parameters.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Fired {
-    /// The rule.
-    pub rule: FaultRule,
-}
-
 /// Counts requests per scope and endpoint and decides which rule fires.
 #[derive(Debug)]
 pub struct FaultEngine {
@@ -206,7 +199,7 @@ impl FaultEngine {
         plans: impl IntoIterator<Item = &'a FaultPlan>,
         scope: Option<&str>,
         endpoint: Endpoint,
-    ) -> Option<Fired> {
+    ) -> Option<FaultRule> {
         let scope = scope.unwrap_or("-");
         let mut plans = plans.into_iter().filter(|p| !p.rules.is_empty()).peekable();
         plans.peek()?;
@@ -240,7 +233,7 @@ impl FaultEngine {
                         ordinal,
                         fault: rule.fault,
                     });
-                    return Some(Fired { rule: rule.clone() });
+                    return Some(rule.clone());
                 }
             }
         }

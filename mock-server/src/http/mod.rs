@@ -177,10 +177,9 @@ impl AppState {
             .into_iter()
             .chain(ctx.profile.faults.as_ref())
             .chain(self.server_faults.as_ref());
-        let Some(fired) = self.faults.decide(plans, eab_kid, endpoint) else {
+        let Some(rule) = self.faults.decide(plans, eab_kid, endpoint) else {
             return Ok(None);
         };
-        let rule = fired.rule;
         match rule.fault {
             F::BadNonce => Err(AcmeError::bad_nonce("The Replay Nonce is not recognized")),
             F::RateLimited => Err(AcmeError::html_page(
