@@ -85,6 +85,6 @@ ACME_DIRECTORY="https://127.0.0.1:$PORT/dir" ACME_CA_FILE="$W/ca.pem" \
     ACME_EAB_KID="$EAB_KID" ACME_EAB_HMAC="$EAB_HMAC" \
     ACME_TARGET_NAME=pebble ACME_DOMAIN=conformance.example.com ACME_POST_AS_GET=1 \
     ACME_DIVERGENCES="$ROOT/conformance/divergences/pebble.toml" \
-    cargo test -p conformance --test server_suites -- --test-threads 2 || status=$?
+    cargo test --workspace --locked --test server_suites -- --test-threads 2 || status=$?
 echo "conformance-pebble: suites took $(( $(date +%s) - start )) s, exit $status (pebble log: $W/pebble.log)"
 exit "$status"

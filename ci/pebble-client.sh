@@ -122,4 +122,4 @@ export PEBBLE_EAB_KID="$EAB_KID" PEBBLE_EAB_HMAC="$EAB_HMAC"
 export PEBBLE_CHALLTESTSRV="http://127.0.0.1:$MGMT_PORT"
 
 # One at a time: the solvers listen on the fixed ports Pebble's validator connects to.
-cargo test --locked -p reference-client --test pebble -- --ignored --test-threads=1
+cargo test --workspace --locked --test pebble -- --ignored --test-threads=1
