@@ -6,12 +6,12 @@
 
 use std::hint::black_box;
 
-use acme_proto::transcript::{Exchange, JwsRecord, TRANSCRIPT_VERSION};
 use acme_proto::{AccountKey, Jwk, Jws, SignatureAlgorithm};
+use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use mock_server::ca::{Ca, CertPolicy, csr};
 use mock_server::state::nonce::NonceStore;
-use mock_server::state::transcripts::Transcripts;
+use mock_server::state::transcripts::{RawExchange, Transcripts, jws_kid};
 use serde_json::json;
 
 fn jws(c: &mut Criterion) {
@@ -72,38 +72,53 @@ fn issuance(c: &mut Criterion) {
     });
 }
 
+/// What the record middleware does per request: find the scope from the JWS, store the raw
+/// exchange (evicting the oldest once the scope is full); and, separately, what reading one
+/// back costs (decoding the JWS and the response body into the judge's record).
 fn transcripts(c: &mut Criterion) {
-    let store = Transcripts::default();
-    let exchange = Exchange {
-        v: TRANSCRIPT_VERSION,
-        seq: 0,
-        time: "2026-11-28T00:00:00Z".into(),
+    let key = AccountKey::generate(SignatureAlgorithm::Es256).unwrap();
+    let payload = json!({"identifiers": [{"type": "dns", "value": "physics.example.edu"}]});
+    let body = Bytes::from(
+        serde_json::to_vec(
+            &key.sign_request(
+                Some("https://127.0.0.1:14000/v2/InCommonRSAOV/account/AAAAAAAAAAAAAAAAAAAAAA"),
+                "nonce",
+                "https://127.0.0.1:14000/v2/InCommonRSAOV/newOrder",
+                Some(&payload),
+            )
+            .unwrap(),
+        )
+        .unwrap(),
+    );
+    let response = Bytes::from_static(
+        br#"{"status":"pending","expires":"2026-12-05T00:00:00Z","identifiers":[{"type":"dns","value":"physics.example.edu"}],"authorizations":["https://127.0.0.1:14000/v2/InCommonRSAOV/authz/AAAAAAAAAAAAAAAAAAAAAA"],"finalize":"https://127.0.0.1:14000/v2/InCommonRSAOV/order/AAAAAAAAAAAAAAAAAAAAAA/finalize"}"#,
+    );
+    let raw = |seq| RawExchange {
+        seq,
+        time: time::OffsetDateTime::now_utc(),
         elapsed_ms: 0,
-        method: "POST".into(),
+        method: http::Method::POST,
         url: "https://127.0.0.1:14000/v2/InCommonRSAOV/newOrder".into(),
         request_headers: Default::default(),
-        jws: Some(JwsRecord {
-            protected: json!({"alg": "ES256", "kid": "k", "nonce": "n", "url": "u"}),
-            payload: json!({"identifiers": [{"type": "dns", "value": "physics.example.edu"}]}),
-            post_as_get: false,
-        }),
+        request_body: Some(Bytes::copy_from_slice(&body)),
         status: 201,
-        response_headers: Default::default(),
-        problem: None,
-        response_body: None,
-        nonce_sent: Some("n".into()),
-        nonce_returned: Some("m".into()),
-        account: Some("k".into()),
+        response_headers: vec![(
+            "content-type",
+            http::HeaderValue::from_static("application/json"),
+        )],
+        response_body: Some(response.clone()),
+        account: jws_kid(&body),
         eab_kid: Some("DemoPhysicsKeyId0000Ab".into()),
     };
+    let store = Transcripts::default();
     c.bench_function("transcript_record", |b| {
         b.iter(|| {
             let (seq, _) = store.stamp();
-            let mut e = exchange.clone();
-            e.seq = seq;
-            store.record(black_box(e));
+            store.record(black_box(raw(seq)));
         })
     });
+    let one = raw(1);
+    c.bench_function("transcript_decode", |b| b.iter(|| black_box(&one).decode()));
 }
 
 criterion_group!(benches, jws, nonces, issuance, transcripts);

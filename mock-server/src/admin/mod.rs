@@ -416,11 +416,13 @@ async fn revoke_cert(
         ));
     }
     cert.revoked = Some(req.reason.unwrap_or(0));
-    state.store.save(&[crate::state::persist::Row::new(
-        crate::state::persist::Kind::Cert,
-        &id,
-        &*cert,
-    )]);
+    state.store.save(|| {
+        vec![crate::state::persist::Row::new(
+            crate::state::persist::Kind::Cert,
+            &id,
+            &*cert,
+        )]
+    });
     Ok(Json(json!({"id": id, "revoked": true, "reason": cert.revoked})).into_response())
 }
 

@@ -271,7 +271,9 @@ pub(crate) async fn new_account(
         }
     }
     let body = json_response(StatusCode::CREATED, &repr::account(ctx, &account));
-    state.store.save(&[Row::new(Kind::Account, &id, &account)]);
+    state
+        .store
+        .save(|| vec![Row::new(Kind::Account, &id, &account)]);
     state.store.accounts.insert(id.clone(), account);
     if eab_bound {
         state.store.save_orgs();
@@ -374,9 +376,12 @@ pub(crate) async fn account(
             if updated.status == Status::Deactivated {
                 entry.status = Status::Deactivated;
             }
-            Row::new(Kind::Account, &id, &*entry)
+            state
+                .store
+                .persisting()
+                .then(|| Row::new(Kind::Account, &id, &*entry))
         });
-        state.store.save(&saved.into_iter().collect::<Vec<_>>());
+        state.store.save(|| saved.flatten().into_iter().collect());
     }
     let body = json_response(StatusCode::OK, &repr::account(&post.ctx, &updated));
     Ok(with_location(body, &post.ctx.url("account", &id)))
@@ -469,7 +474,7 @@ pub(crate) async fn key_change(
     let updated = updated.ok_or_else(|| AcmeError::unauthorized("Account is not valid"))?;
     state
         .store
-        .save(&[Row::new(Kind::Account, &updated.id, &updated)]);
+        .save(|| vec![Row::new(Kind::Account, &updated.id, &updated)]);
     let body = json_response(StatusCode::OK, &repr::account(&post.ctx, &updated));
     Ok(with_location(body, &account_url))
 }
@@ -695,18 +700,20 @@ pub(crate) async fn new_order(State(state): Shared, post: JosePost) -> Result<Re
         &repr::order(ctx, &order, state.order_status(&order)),
     );
     // The order, its authorizations and their challenges in one transaction.
-    let mut rows = vec![Row::new(Kind::Order, &order_id, &order)];
-    for authz_id in &order.authzs {
-        if let Some(a) = state.store.authzs.get(authz_id) {
-            rows.push(Row::new(Kind::Authz, authz_id, &*a));
-            for c in &a.challenges {
-                if let Some(c) = state.store.challenges.get(c) {
-                    rows.push(Row::new(Kind::Challenge, &c.id, &*c));
+    state.store.save(|| {
+        let mut rows = vec![Row::new(Kind::Order, &order_id, &order)];
+        for authz_id in &order.authzs {
+            if let Some(a) = state.store.authzs.get(authz_id) {
+                rows.push(Row::new(Kind::Authz, authz_id, &*a));
+                for c in &a.challenges {
+                    if let Some(c) = state.store.challenges.get(c) {
+                        rows.push(Row::new(Kind::Challenge, &c.id, &*c));
+                    }
                 }
             }
         }
-    }
-    state.store.save(&rows);
+        rows
+    });
     state.store.orders.insert(order_id.clone(), order);
     Ok(with_location(body, &ctx.url("order", &order_id)))
 }
@@ -718,7 +725,7 @@ fn owned_order(state: &AppState, id: &str, account: &Account) -> Result<Order, A
 /// A resource of `map` by id, if it belongs to `account`: 404 when there is none, 403 when it
 /// is another account's.
 fn owned<T: Clone>(
-    map: &dashmap::DashMap<String, T>,
+    map: &crate::state::Map<String, T>,
     id: &str,
     account: &Account,
     what: &str,
@@ -907,10 +914,12 @@ pub(crate) async fn finalize(
     };
     // The certificate and the order that points at it, together: after a crash either the
     // order is still ready or it is processing with its certificate on disk.
-    state.store.save(&[
-        Row::new(Kind::Cert, &cert_id, &cert),
-        Row::new(Kind::Order, &id, &updated),
-    ]);
+    state.store.save(|| {
+        vec![
+            Row::new(Kind::Cert, &cert_id, &cert),
+            Row::new(Kind::Order, &id, &updated),
+        ]
+    });
     state.store.certs.insert(cert_id, cert);
     tracing::info!(order = %id, names = ?names, "order finalized");
     Ok(order_response(&state, ctx, &updated, StatusCode::OK))
@@ -964,7 +973,9 @@ pub(crate) async fn authz(
             live.status = Status::Deactivated;
             authz = live.clone();
         }
-        state.store.save(&[Row::new(Kind::Authz, &id, &authz)]);
+        state
+            .store
+            .save(|| vec![Row::new(Kind::Authz, &id, &authz)]);
     }
     Ok(authz_response(&state, &post.ctx, &authz))
 }
@@ -1101,14 +1112,16 @@ async fn validate_challenge(
     {
         a.status = authz_status;
     }
-    let mut rows = Vec::new();
-    if let Some(c) = state.store.challenges.get(&challenge.id) {
-        rows.push(Row::new(Kind::Challenge, &c.id, &*c));
-    }
-    if let Some(a) = state.store.authzs.get(&authz.id) {
-        rows.push(Row::new(Kind::Authz, &a.id, &*a));
-    }
-    state.store.save(&rows);
+    state.store.save(|| {
+        let mut rows = Vec::new();
+        if let Some(c) = state.store.challenges.get(&challenge.id) {
+            rows.push(Row::new(Kind::Challenge, &c.id, &*c));
+        }
+        if let Some(a) = state.store.authzs.get(&authz.id) {
+            rows.push(Row::new(Kind::Authz, &a.id, &*a));
+        }
+        rows
+    });
 }
 
 /// POST-as-GET account/{id}/orders (RFC 8555 §7.1.2.1), where the profile has order lists.
@@ -1281,9 +1294,13 @@ pub(crate) async fn revoke_cert(
         ));
     }
     cert.revoked = Some(reason);
-    let row = Row::new(Kind::Cert, &id, &*cert);
+    // Serialized under the entry's lock, written after it is released.
+    let row = state
+        .store
+        .persisting()
+        .then(|| Row::new(Kind::Cert, &id, &*cert));
     drop(cert);
-    state.store.save(&[row]);
+    state.store.save(|| row.into_iter().collect());
     tracing::info!(cert = %id, reason, "certificate revoked");
     Ok(StatusCode::OK.into_response())
 }

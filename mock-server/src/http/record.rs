@@ -1,22 +1,17 @@
 //! Records every ACME exchange as an [`Exchange`] (issue: the judge grades these).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use acme_proto::transcript::{
-    Exchange, JwsRecord, ProblemRecord, TRANSCRIPT_VERSION, redact_payload,
-};
-use acme_proto::{PROBLEM_CONTENT_TYPE, b64};
-use axum::body::Body;
+use acme_proto::PROBLEM_CONTENT_TYPE;
+use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse as _, Response};
-use http::HeaderMap;
-use serde_json::Value;
+use http::{HeaderMap, HeaderValue};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use super::{AcmeError, AppState};
+use crate::state::transcripts::{RawExchange, eab_kid_of_new_account, jws_kid};
 
 const REQUEST_HEADERS: [&str; 5] = [
     "content-type",
@@ -34,36 +29,25 @@ const RESPONSE_HEADERS: [&str; 6] = [
     "allow",
 ];
 
-fn pick(headers: &HeaderMap, names: &[&str]) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
+/// The headers of `names` that `headers` has, every value. With `copy` the values are copied:
+/// a request's header values are slices of the connection's read buffer, which a kept record
+/// must not pin; a response's are the server's own and are shared.
+fn pick(
+    headers: &HeaderMap,
+    names: &[&'static str],
+    copy: bool,
+) -> Vec<(&'static str, HeaderValue)> {
+    let mut out = Vec::with_capacity(names.len());
     for name in names {
-        let values: Vec<&str> = headers
-            .get_all(*name)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect();
-        if !values.is_empty() {
-            out.insert((*name).to_owned(), values.join(", "));
+        for value in headers.get_all(*name) {
+            let value = match copy {
+                true => HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone()),
+                false => value.clone(),
+            };
+            out.push((*name, value));
         }
     }
     out
-}
-
-fn decode_jws(body: &[u8]) -> Option<JwsRecord> {
-    let value: Value = serde_json::from_slice(body).ok()?;
-    let protected = value.get("protected")?.as_str()?;
-    let payload = value.get("payload")?.as_str()?;
-    let protected: Value = serde_json::from_slice(&b64::decode(protected).ok()?).ok()?;
-    let mut decoded = b64::decode(payload)
-        .ok()
-        .and_then(|p| serde_json::from_slice::<Value>(&p).ok())
-        .unwrap_or(Value::Null);
-    redact_payload(&mut decoded);
-    Some(JwsRecord {
-        protected,
-        payload: decoded,
-        post_as_get: payload.is_empty(),
-    })
 }
 
 /// The middleware: buffers the (already size-limited) body, runs the request, records.
@@ -75,9 +59,7 @@ pub(crate) async fn record(
     if !req.uri().path().starts_with("/v2/") {
         return next.run(req).await;
     }
-    let time = OffsetDateTime::now_utc()
-        .format(&Rfc3339)
-        .unwrap_or_default();
+    let time = OffsetDateTime::now_utc();
     let (seq, elapsed_ms) = state.store.transcripts.stamp();
     let (parts, body) = req.into_parts();
     // The one place the body is read: with the size limit and a deadline (slow senders).
@@ -109,7 +91,7 @@ pub(crate) async fn record(
             return response;
         }
     };
-    let method = parts.method.to_string();
+    let method = parts.method.clone();
     let sent = parts
         .extensions
         .get::<super::SentPath>()
@@ -119,38 +101,26 @@ pub(crate) async fn record(
         state.origin,
         sent.as_deref().unwrap_or(parts.uri.path())
     );
-    let request_headers = pick(&parts.headers, &REQUEST_HEADERS);
-    let jws = (parts.method == http::Method::POST)
-        .then(|| decode_jws(&bytes))
-        .flatten();
+    let request_headers = pick(&parts.headers, &REQUEST_HEADERS, true);
+    // Only what choosing the scope needs is parsed now; the rest when the transcript is read.
+    // The body is copied so that the record does not pin the connection's read buffer.
+    let request_body = (method == http::Method::POST).then(|| Bytes::copy_from_slice(&bytes));
     let req = Request::from_parts(parts, Body::from(bytes));
 
     let response = next.run(req).await;
 
-    let (account, mut eab_kid) = match jws
-        .as_ref()
-        .and_then(|j| j.protected.get("kid"))
-        .and_then(Value::as_str)
-    {
-        Some(kid) => {
-            let id = kid.rsplit('/').next().unwrap_or_default();
-            let eab = state.store.accounts.get(id).and_then(|a| a.eab_kid.clone());
-            (Some(kid.to_owned()), eab)
-        }
-        None => (None, None),
-    };
-    if eab_kid.is_none()
-        && let Some(binding) = jws
-            .as_ref()
-            .and_then(|j| j.payload.get("externalAccountBinding"))
-        && let Some(protected) = binding.get("protected").and_then(Value::as_str)
-    {
-        eab_kid = b64::decode(protected)
-            .ok()
-            .and_then(|p| serde_json::from_slice::<Value>(&p).ok())
-            .and_then(|h| h.get("kid").and_then(Value::as_str).map(str::to_owned));
+    let kid = request_body.as_deref().and_then(jws_kid);
+    let mut eab_kid = None;
+    if let Some(kid) = &kid {
+        let id = kid.rsplit('/').next().unwrap_or_default();
+        eab_kid = state.store.accounts.get(id).and_then(|a| a.eab_kid.clone());
     }
-    let account = account.or_else(|| {
+    if eab_kid.is_none()
+        && let Some(body) = &request_body
+    {
+        eab_kid = eab_kid_of_new_account(body);
+    }
+    let account = kid.or_else(|| {
         (response.status() == http::StatusCode::CREATED
             || response.status() == http::StatusCode::OK)
             .then(|| response.headers().get(http::header::LOCATION))
@@ -167,57 +137,40 @@ pub(crate) async fn record(
     }
 
     let status = response.status().as_u16();
-    let response_headers = pick(response.headers(), &RESPONSE_HEADERS);
-    let content_type = response_headers
-        .get("content-type")
-        .cloned()
-        .unwrap_or_default();
-    let is_problem = content_type.starts_with(PROBLEM_CONTENT_TYPE);
-    let is_json = is_problem || content_type.starts_with("application/json");
-    let (response, body) = if is_json {
+    let response_headers = pick(response.headers(), &RESPONSE_HEADERS, false);
+    let is_json = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|t| t.to_str().ok())
+        .is_some_and(|t| t.starts_with(PROBLEM_CONTENT_TYPE) || t.starts_with("application/json"));
+    let (response, response_body) = if is_json {
         let (parts, body) = response.into_parts();
         let bytes = axum::body::to_bytes(body, 64 * 1024)
             .await
             .unwrap_or_default();
-        let value = serde_json::from_slice::<Value>(&bytes).ok();
-        (Response::from_parts(parts, Body::from(bytes)), value)
+        (
+            Response::from_parts(parts, Body::from(bytes.clone())),
+            Some(bytes),
+        )
     } else {
         (response, None)
     };
-    let problem = body.as_ref().filter(|_| is_problem).map(|p| ProblemRecord {
-        kind: p
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned(),
-        detail: p.get("detail").and_then(Value::as_str).map(str::to_owned),
-    });
-    let response_body = body.filter(|_| !is_problem);
-    let nonce_sent = jws
-        .as_ref()
-        .and_then(|j| j.protected.get("nonce"))
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    let exchange = Exchange {
-        v: TRANSCRIPT_VERSION,
+    let exchange = RawExchange {
         seq,
         time,
         elapsed_ms,
         method,
         url,
         request_headers,
-        jws,
+        request_body,
         status,
-        nonce_returned: response_headers.get("replay-nonce").cloned(),
         response_headers,
-        problem,
         response_body,
-        nonce_sent,
         account,
         eab_kid,
     };
     if let Some(p) = &state.store.persist {
-        p.write_exchange(&exchange);
+        p.write_exchange(&exchange.decode());
     }
     state.store.transcripts.record(exchange);
     response

@@ -25,7 +25,7 @@ pub enum NonceError {
 #[derive(Debug)]
 pub struct NonceStore {
     next: AtomicU64,
-    outstanding: DashMap<u64, ([u8; 24], Instant)>,
+    outstanding: super::Map<u64, ([u8; 24], Instant)>,
     capacity: u64,
     lifetime: Duration,
 }
@@ -35,7 +35,10 @@ impl NonceStore {
     pub fn new(capacity: u64, lifetime: Duration) -> Self {
         Self {
             next: AtomicU64::new(1),
-            outstanding: DashMap::with_capacity(capacity.min(1 << 16) as usize),
+            outstanding: DashMap::with_capacity_and_hasher(
+                capacity.min(1 << 16) as usize,
+                Default::default(),
+            ),
             capacity: capacity.max(4),
             lifetime,
         }
