@@ -153,7 +153,13 @@ proptest! {
 
 #[tokio::test]
 async fn old_orders_are_pruned_beyond_the_limit() {
-    let server = start_custom(|c| c.limits.max_orders = 3).await;
+    let server = start_custom(|c| {
+        c.limits.max_orders = 3;
+        for p in &mut c.profiles {
+            p.order.processing_ms = 0;
+        }
+    })
+    .await;
     let mut c = Client::new(&server, RSA, SignatureAlgorithm::Es256).await;
     assert_eq!(c.register().await.status, 201);
     let mut urls = Vec::new();

@@ -28,7 +28,7 @@ fn request(list: &[&str], key: CertKeyType) -> IssueRequest {
 #[tokio::test]
 async fn both_incommon_profiles_issue_with_prevalidated_authorizations() {
     let server = start().await;
-    for (profile, key) in [(RSA, CertKeyType::Rsa(2048)), (ECC, CertKeyType::EcdsaP256)] {
+    let run = async |profile: &str, key: CertKeyType| {
         let events = Events::default();
         let client = client(&server, profile, &events).await;
         let account = register(&server, &client).await;
@@ -97,7 +97,12 @@ async fn both_incommon_profiles_issue_with_prevalidated_authorizations() {
             assert!(delay >= Duration::from_secs(2), "{delay:?}");
         }
         assert!(!lines.iter().any(|l| l.contains("asked the CA to validate")));
-    }
+    };
+    // The two profiles' orders wait out processing side by side.
+    tokio::join!(
+        run(RSA, CertKeyType::Rsa(2048)),
+        run(ECC, CertKeyType::EcdsaP256)
+    );
 }
 
 #[tokio::test]
@@ -123,15 +128,17 @@ async fn alternate_chains_are_offered_and_chosen_by_issuer_name() {
         default_top, other,
         "the alternate chain ends at another root"
     );
-    let mut req = request(&["physics.example.edu"], CertKeyType::EcdsaP256);
-    req.preferred_chain = Some(other.to_lowercase());
-    let issued = account.issue(req, &[]).await.unwrap();
+    let mut preferred = request(&["physics.example.edu"], CertKeyType::EcdsaP256);
+    preferred.preferred_chain = Some(other.to_lowercase());
+    // An issuer name no chain has: the default chain. (Both orders wait out processing together.)
+    let mut unknown = request(&["physics.example.edu"], CertKeyType::EcdsaP256);
+    unknown.preferred_chain = Some("No Such Root".into());
+    let (preferred, unknown) =
+        tokio::join!(account.issue(preferred, &[]), account.issue(unknown, &[]));
+    let issued = preferred.unwrap();
     assert!(issued.chain.matches_issuer(&other));
     assert_eq!(issued.chain.certs, issued.alternatives[1].certs);
-    // An issuer name no chain has: the default chain.
-    let mut req = request(&["physics.example.edu"], CertKeyType::EcdsaP256);
-    req.preferred_chain = Some("No Such Root".into());
-    let issued = account.issue(req, &[]).await.unwrap();
+    let issued = unknown.unwrap();
     assert_eq!(issued.chain.certs, issued.alternatives[0].certs);
 }
 
@@ -419,24 +426,22 @@ async fn revoke_by_account_and_by_certificate_key() {
     let events = Events::default();
     let client = client(&server, ECC, &events).await;
     let account = register(&server, &client).await;
-    let a = account
-        .issue(
+    // Both orders wait out processing together.
+    let (a, b) = tokio::join!(
+        account.issue(
             request(&["physics.example.edu"], CertKeyType::EcdsaP256),
             &[],
+        ),
+        account.issue(
+            request(&["physics.example.edu"], CertKeyType::Rsa(2048)),
+            &[],
         )
-        .await
-        .unwrap();
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
     account.revoke(a.chain.leaf(), Some(4)).await.unwrap();
     let e = account.revoke(a.chain.leaf(), Some(4)).await.unwrap_err();
     assert!(e.is_problem(&ProblemType::AlreadyRevoked), "{e:?}");
 
-    let b = account
-        .issue(
-            request(&["physics.example.edu"], CertKeyType::Rsa(2048)),
-            &[],
-        )
-        .await
-        .unwrap();
     let key_pem = b.key.as_ref().unwrap().to_pem();
     client
         .revoke_with_cert_key(b.chain.leaf(), &key_pem, Some(1))
@@ -592,13 +597,7 @@ async fn every_other_profile_happy_path() {
     let server = mock_server::MockServer::start(config).await.unwrap();
     let solver =
         reference_client::solver::Http01Standalone::new(([127, 0, 0, 1], http_port).into());
-    for profile in [
-        "sectigo-ov",
-        "sectigo-dv",
-        "sectigo-ev",
-        "zerossl-dv90",
-        "rfc8555",
-    ] {
+    let run = async |profile: &str| {
         let events = Events::default();
         let client = client(&server, profile, &events).await;
         let key = generate_account_key(SignatureAlgorithm::Es256, 2048).unwrap();
@@ -623,7 +622,17 @@ async fn every_other_profile_happy_path() {
             .await
             .unwrap_or_else(|e| panic!("{profile}: {e}"));
         assert_eq!(issued.order.order.status, Status::Valid, "{profile}");
-    }
+    };
+    // The pre-validated profiles wait out their processing time side by side; the two that
+    // validate share the solver's port, so they take turns.
+    let prevalidated = async {
+        tokio::join!(run("sectigo-ov"), run("sectigo-dv"), run("sectigo-ev"));
+    };
+    let validated = async {
+        run("zerossl-dv90").await;
+        run("rfc8555").await;
+    };
+    tokio::join!(prevalidated, validated);
 }
 
 #[tokio::test]

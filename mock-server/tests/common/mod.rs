@@ -29,6 +29,16 @@ pub async fn start() -> MockServer {
     start_with(Orgs::demo(), Profile::all_built_in().unwrap()).await
 }
 
+/// The built-in profiles without the processing wait after finalize: for tests about what is
+/// issued rather than when (the wait has tests of its own).
+pub async fn start_without_processing() -> MockServer {
+    let mut profiles = Profile::all_built_in().unwrap();
+    for p in &mut profiles {
+        p.order.processing_ms = 0;
+    }
+    start_with(Orgs::demo(), profiles).await
+}
+
 pub async fn start_with(orgs: Orgs, profiles: Vec<Profile>) -> MockServer {
     let mut config = ServerConfig::ephemeral();
     config.data_dir = Some(shared_data_dir());
