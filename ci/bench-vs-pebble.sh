@@ -18,7 +18,8 @@
 # heavy 30), BENCH_CONCURRENCY (clients in the side-by-side runs, default 3: Pebble 2.4.0
 # deadlocks with 4 or more concurrent clients, see the README's Performance section),
 # BENCH_SATURATION_CONCURRENCY (clients of one extra mock-only run at saturation, default 16;
-# 0 skips it), BENCH_CERT_KEY (p256 | rsa2048, default p256),
+# 0 skips it; on a machine with 2+ CPUs it is repeated with the mock pinned to CPU 1 and the
+# driver to CPU 0, for the per-core figure), BENCH_CERT_KEY (p256 | rsa2048, default p256),
 # BENCH_ACCOUNTS (per-issuance | per-client, default per-issuance), BENCH_KEEP=1 keeps the
 # work directory (configs, logs, one JSON report per bench).
 # Needs: pebble, openssl, curl, python3. Every address is 127.0.0.1.
@@ -114,7 +115,8 @@ start_pebble
 bench() { # label directory ca pid round [clients]
     local out="$W/$1-$5.json" clients=${6:-$CONC}
     echo "  round $5: $1 ($SECS s, $clients clients)" >&2
-    "$BIN" bench --directory "$2" --ca-file "$3" --pid "$4" \
+    local prefix=(${DRIVER_PREFIX:-})
+    "${prefix[@]}" "$BIN" bench --directory "$2" --ca-file "$3" --pid "$4" \
         --eab-kid "$KID" --eab-hmac-key-file "$W/hmac" \
         --concurrency "$clients" --duration "$SECS" --cert-key "$CERT_KEY" --accounts "$ACCOUNTS" \
         --request-timeout 10 --json --quiet >"$out" || [[ -s $out ]] ||
@@ -142,9 +144,17 @@ for round in $(seq "$ROUNDS"); do
 done
 if (( SAT_CONC > 0 )); then
     bench mock-saturation "$MOCK_RFC" "$MOCK_CA" "$MOCK_PID" 1 "$SAT_CONC"
+    # The same with the mock on CPU 1 alone and the driver on CPU 0: the server's issuances per
+    # second on one core, to set against the crypto bound (README, Performance).
+    if command -v taskset >/dev/null && (( $(nproc) >= 2 )); then
+        taskset -a -p -c 1 "$MOCK_PID" >/dev/null
+        DRIVER_PREFIX="taskset -c 0" bench mock-one-core "$MOCK_RFC" "$MOCK_CA" "$MOCK_PID" 1 "$SAT_CONC"
+        taskset -a -p -c "0-$(( $(nproc) - 1 ))" "$MOCK_PID" >/dev/null
+    fi
 fi
 
 "$PY" - "$W" "$ROUNDS" "$SAT_CONC" <<'EOF'
+import os
 import json, statistics, sys
 w, rounds, sat = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 def load(label):
@@ -157,6 +167,8 @@ def p99(run, ep):
 res = {k: load(k) for k in ("pebble", "mock-rfc8555", "mock-incommon")}
 if sat > 0:
     res[f"mock-rfc8555@{sat}"] = [json.load(open(f"{w}/mock-saturation-1.json"))]
+    if os.path.exists(f"{w}/mock-one-core-1.json"):
+        res[f"  on 1 core"] = [json.load(open(f"{w}/mock-one-core-1.json"))]
 first = res["pebble"][0]
 print(f"bench-vs-pebble: {first['concurrency']} clients, accounts {first['accounts']}, "
       f"account key {first['account_key']}, certificate key {first['cert_key']}, EAB on, "
@@ -190,4 +202,8 @@ print(f"ratio mock(rfc8555)/Pebble, issuances/s at {first['concurrency']} client
       f"{mock:.1f} / {peb:.1f} = {ratio}")
 if pcpu and mcpu:
     print(f"ratio Pebble/mock, server CPU per issuance: {pcpu:.0f} us / {mcpu:.0f} us = {pcpu / mcpu:.2f}x")
+if "  on 1 core" in res:
+    one = res["  on 1 core"][0]
+    print(f"the mock on one dedicated core: {one['issuances_per_second']:.0f} issuances/s "
+          f"(compare with the crypto bound per core: README, Performance)")
 EOF
