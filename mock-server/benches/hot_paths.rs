@@ -14,6 +14,20 @@ use mock_server::state::nonce::NonceStore;
 use mock_server::state::transcripts::{RawExchange, Transcripts, jws_kid};
 use serde_json::json;
 
+/// A newOrder request as a client sends it: a flattened JWS by `key`, with a `kid`.
+fn new_order_jws(key: &AccountKey) -> Vec<u8> {
+    let payload = json!({"identifiers": [{"type": "dns", "value": "physics.example.edu"}]});
+    let jws = key
+        .sign_request(
+            Some("https://127.0.0.1:14000/v2/InCommonRSAOV/account/AAAAAAAAAAAAAAAAAAAAAA"),
+            "nonce",
+            "https://127.0.0.1:14000/v2/InCommonRSAOV/newOrder",
+            Some(&payload),
+        )
+        .unwrap();
+    serde_json::to_vec(&jws).unwrap()
+}
+
 fn jws(c: &mut Criterion) {
     let mut group = c.benchmark_group("jws_parse_verify");
     for alg in [
@@ -23,17 +37,7 @@ fn jws(c: &mut Criterion) {
         SignatureAlgorithm::EdDsa,
     ] {
         let key = AccountKey::generate(alg).unwrap();
-        let payload = json!({"identifiers": [{"type": "dns", "value": "physics.example.edu"}]});
-        let body = serde_json::to_vec(
-            &key.sign_request(
-                Some("https://127.0.0.1:14000/v2/InCommonRSAOV/account/AAAAAAAAAAAAAAAAAAAAAA"),
-                "nonce",
-                "https://127.0.0.1:14000/v2/InCommonRSAOV/newOrder",
-                Some(&payload),
-            )
-            .unwrap(),
-        )
-        .unwrap();
+        let body = new_order_jws(&key);
         let jwk: Jwk = key.jwk().clone();
         group.bench_function(alg.name(), |b| {
             b.iter(|| {
@@ -77,19 +81,7 @@ fn issuance(c: &mut Criterion) {
 /// back costs (decoding the JWS and the response body into the judge's record).
 fn transcripts(c: &mut Criterion) {
     let key = AccountKey::generate(SignatureAlgorithm::Es256).unwrap();
-    let payload = json!({"identifiers": [{"type": "dns", "value": "physics.example.edu"}]});
-    let body = Bytes::from(
-        serde_json::to_vec(
-            &key.sign_request(
-                Some("https://127.0.0.1:14000/v2/InCommonRSAOV/account/AAAAAAAAAAAAAAAAAAAAAA"),
-                "nonce",
-                "https://127.0.0.1:14000/v2/InCommonRSAOV/newOrder",
-                Some(&payload),
-            )
-            .unwrap(),
-        )
-        .unwrap(),
-    );
+    let body = Bytes::from(new_order_jws(&key));
     let response = Bytes::from_static(
         br#"{"status":"pending","expires":"2026-12-05T00:00:00Z","identifiers":[{"type":"dns","value":"physics.example.edu"}],"authorizations":["https://127.0.0.1:14000/v2/InCommonRSAOV/authz/AAAAAAAAAAAAAAAAAAAAAA"],"finalize":"https://127.0.0.1:14000/v2/InCommonRSAOV/order/AAAAAAAAAAAAAAAAAAAAAA/finalize"}"#,
     );
