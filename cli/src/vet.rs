@@ -89,7 +89,8 @@ Examples:
   acme-harness matrix merge shard-*.json --markdown matrix.md --expectations ci/matrix-expectations.tsv
 
 Exit status: 1 when --expectations is given and a cell differs from it (or it has no line for
-a cell, or an expected client is not installed); 2 the harness could not run.";
+a cell, or an expected client is not installed, or a merge lacks a planned cell because a
+shard's report is missing); 2 the harness could not run.";
 
 /// Run every installed client through every scenario: the interoperability matrix.
 #[derive(Debug, Args)]
@@ -303,6 +304,19 @@ fn finish_matrix(args: &MatrixReportArgs, report: &RunReport) -> anyhow::Result<
     for (c, reason) in &report.skipped {
         println!("not run: {c}: {reason}");
     }
+    // Only a merge can have holes: a shard that failed before writing its report, or one left
+    // out of the merge.
+    let missing = report.missing();
+    if !missing.is_empty() {
+        println!(
+            "matrix: {} of {} planned cells have no result (a shard missing from the merge?):",
+            missing.len(),
+            report.planned.len()
+        );
+        for (c, s) in &missing {
+            println!("  no result: {c}/{s}");
+        }
+    }
     if let Some(p) = &args.markdown {
         let mut text = markdown.clone();
         text.push_str(&format!("\n{}\n", report::overall_line(&report.results)));
@@ -315,6 +329,11 @@ fn finish_matrix(args: &MatrixReportArgs, report: &RunReport) -> anyhow::Result<
             .iter()
             .map(|u| u.to_string())
             .collect();
+        for (c, s) in &missing {
+            unexpected.push(format!(
+                "{c}/{s}: in the matrix, but no report has a result for it"
+            ));
+        }
         // A client the file expects but that was not run at all (not installed here).
         for (c, reason) in &report.skipped {
             if e.lines.iter().any(|l| &l.client == c) {
@@ -376,6 +395,10 @@ pub(crate) async fn matrix(args: MatrixArgs) -> anyhow::Result<()> {
             cells.push((a.clone(), v.clone(), s.clone()));
         }
     }
+    let planned: Vec<(String, String)> = cells
+        .iter()
+        .map(|(a, _, s)| (a.name.clone(), s.id.to_owned()))
+        .collect();
     let shard = args.shard.as_deref().map(str::parse::<Shard>).transpose()?;
     if let Some(s) = shard {
         cells = s.select(cells);
@@ -399,5 +422,6 @@ pub(crate) async fn matrix(args: MatrixArgs) -> anyhow::Result<()> {
     let mut report = RunReport::new(seed, results);
     report.shard = shard.map(|s| s.to_string());
     report.skipped = skipped;
+    report.planned = planned;
     finish_matrix(&args.report, &report)
 }

@@ -56,7 +56,8 @@ impl Shard {
 }
 
 /// Combines shard reports into one, in client then scenario order of the first appearance;
-/// a cell present twice is an error (two shards ran it).
+/// a cell present twice is an error (two shards ran it). The plans are joined, so that
+/// [`RunReport::missing`] names the cells no shard reported.
 pub fn merge(reports: Vec<RunReport>) -> Result<RunReport, Error> {
     let Some(first) = reports.first() else {
         return Err(Error::Invalid("matrix merge: no reports given".into()));
@@ -84,6 +85,11 @@ pub fn merge(reports: Vec<RunReport>) -> Result<RunReport, Error> {
         for s in r.skipped {
             if !out.skipped.contains(&s) {
                 out.skipped.push(s);
+            }
+        }
+        for cell in r.planned {
+            if !out.planned.contains(&cell) {
+                out.planned.push(cell);
             }
         }
         for cell in r.results {

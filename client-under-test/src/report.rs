@@ -29,6 +29,11 @@ pub struct RunReport {
     pub skipped: Vec<(String, String)>,
     /// One result per (client, scenario).
     pub results: Vec<ScenarioResult>,
+    /// Every (client, scenario) cell of the whole matrix this run was a share of, before
+    /// sharding: `matrix merge` names the cells no report has (a shard that failed or was
+    /// never merged).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub planned: Vec<(String, String)>,
 }
 
 impl RunReport {
@@ -41,7 +46,22 @@ impl RunReport {
             shard: None,
             skipped: Vec::new(),
             results,
+            planned: Vec::new(),
         }
+    }
+
+    /// The planned cells that have no result, in plan order.
+    pub fn missing(&self) -> Vec<(String, String)> {
+        self.planned
+            .iter()
+            .filter(|(c, s)| {
+                !self
+                    .results
+                    .iter()
+                    .any(|r| &r.client == c && &r.scenario == s)
+            })
+            .cloned()
+            .collect()
     }
 
     /// Whether every result passed.

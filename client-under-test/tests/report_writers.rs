@@ -139,3 +139,34 @@ fn json_round_trips_and_shards_merge() {
     other_seed.seed = 9;
     assert!(merge(vec![a, other_seed]).is_err(), "different seeds");
 }
+
+#[test]
+fn a_merge_names_the_cells_no_shard_reported() {
+    let all = sample();
+    let plan: Vec<(String, String)> = all
+        .iter()
+        .map(|r| (r.client.clone(), r.scenario.clone()))
+        .chain([("lego".to_owned(), "wildcard".to_owned())])
+        .collect();
+    let mut a = RunReport::new(8, vec![all[0].clone(), all[2].clone()]);
+    a.shard = Some("1/3".into());
+    a.planned = plan.clone();
+    let mut b = RunReport::new(8, vec![all[1].clone()]);
+    b.shard = Some("2/3".into());
+    b.planned = plan.clone();
+    // Shard 3 (lego/wildcard) never reported.
+    let a: RunReport = serde_json::from_str(&serde_json::to_string(&a).unwrap()).unwrap();
+    let merged = merge(vec![a.clone(), b.clone()]).unwrap();
+    assert_eq!(merged.planned, plan);
+    assert_eq!(
+        merged.missing(),
+        [("lego".to_owned(), "wildcard".to_owned())]
+    );
+    // Reports from before plans were recorded: nothing is known to be missing.
+    let mut old = a;
+    old.planned.clear();
+    assert!(merge(vec![old]).unwrap().missing().is_empty());
+    let mut whole = b;
+    whole.results = all.clone();
+    assert!(whole.missing().len() == 1 && whole.missing()[0].0 == "lego");
+}
