@@ -575,6 +575,11 @@ impl Client {
     }
 
     /// Sleeps `delay` unless that passes the deadline, in which case it says so.
+    /// The client's own delay before retry number `attempt` (0-based), jitter included.
+    pub(crate) fn backoff(&self, attempt: u32) -> Duration {
+        self.inner.config.backoff.delay(attempt)
+    }
+
     pub(crate) async fn wait(&self, what: &str, delay: Duration, server_asked: bool) -> Result<()> {
         wait(&self.inner, what, delay, server_asked).await
     }

@@ -14,6 +14,10 @@ use crate::client::{Client, Progress, Signer};
 use crate::error::{Error, Result};
 use crate::solver::{ChallengeData, Solver};
 
+/// How many times finalize is sent while the CA answers it with a server error and the order
+/// stays `ready` (the CSR was not taken).
+const FINALIZE_ATTEMPTS: u32 = 3;
+
 /// An order and its URL.
 #[derive(Clone, Debug)]
 pub struct OrderHandle {
@@ -227,20 +231,50 @@ impl Account {
     }
 
     /// Finalizes a ready order with `csr_der` and waits for it to become valid
-    /// (RFC 8555 §7.4; Sectigo keeps it `processing` with Retry-After for a while).
+    /// (RFC 8555 §7.4; Sectigo keeps it `processing` with Retry-After for a while). A server
+    /// error at finalize is followed by a look at the order: the CSR is sent again (up to
+    /// three times in all, with backoff) only while the order is still `ready`.
     pub async fn finalize(&self, order: &OrderHandle, csr_der: &[u8]) -> Result<Order> {
         let payload = json!({ "csr": b64::encode(csr_der) });
-        let r = self
-            .post("finalize", &order.order.finalize, Some(&payload))
-            .await?;
-        self.client.progress(Progress::Finalized {
-            order: order.url.clone(),
-        });
-        let after: Order = r.json()?;
+        let mut attempt = 0;
+        let (after, retry_after) = loop {
+            match self
+                .post("finalize", &order.order.finalize, Some(&payload))
+                .await
+            {
+                Ok(r) => {
+                    self.client.progress(Progress::Finalized {
+                        order: order.url.clone(),
+                    });
+                    break (r.json::<Order>()?, r.retry_after());
+                }
+                // Sectigo answers finalize with serverInternal now and then (lego #1183). The
+                // order tells whether the CA took the CSR anyway: processing or valid, follow
+                // it; still ready, the CSR was not taken, so send it again, a few times.
+                Err(e @ Error::Refused { status, .. }) if status >= 500 => {
+                    let (now, retry_after) = self.fetch_order(&order.url).await?;
+                    match now.status {
+                        Status::Processing | Status::Valid => break (now, retry_after),
+                        Status::Ready if attempt + 1 < FINALIZE_ATTEMPTS => {
+                            self.client
+                                .wait(
+                                    "finalize refused with a server error, order still ready",
+                                    self.client.backoff(attempt + 1),
+                                    false,
+                                )
+                                .await?;
+                            attempt += 1;
+                        }
+                        _ => return Err(e),
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        };
         let order_now = if after.status == Status::Valid {
             after
         } else {
-            if let Some(d) = r.retry_after() {
+            if let Some(d) = retry_after {
                 self.client.wait("order processing", d, true).await?;
             }
             // `ready` right after finalize happens too (acme.sh d2539c3f): keep polling.

@@ -528,16 +528,42 @@ async fn rate_limited_html_with_retry_after_is_waited_out() {
 }
 
 #[tokio::test]
-async fn server_internal_on_the_first_finalize_is_a_typed_refusal() {
+async fn server_internal_at_finalize_is_retried_while_the_order_is_ready() {
     let server = start().await;
     let events = Events::default();
     let client = client(&server, RSA, &events).await;
     let account = register(&server, &client).await;
+    // Once (Sectigo, lego #1183): the order is still ready, so the CSR goes again.
     set_faults(
         &server,
         &client,
         serde_json::json!({"rule": [
             {"endpoint": "finalize", "fault": "serverInternal", "nth": [1]}
+        ]}),
+    )
+    .await;
+    let issued = account
+        .issue(
+            request(&["physics.example.edu"], CertKeyType::EcdsaP256),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(issued.order.order.status, Status::Valid);
+    let lines = events.lines();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("finalize refused with a server error, order still ready")),
+        "{lines:?}"
+    );
+
+    // Every time: after three attempts the refusal is typed, with the server's problem.
+    set_faults(
+        &server,
+        &client,
+        serde_json::json!({"rule": [
+            {"endpoint": "finalize", "fault": "serverInternal", "probability": 1.0}
         ]}),
     )
     .await;
@@ -555,14 +581,15 @@ async fn server_internal_on_the_first_finalize_is_a_typed_refusal() {
         problem.detail.as_deref(),
         Some("The server experienced an internal error")
     );
-    // The plan is spent: the next attempt goes through.
-    account
-        .issue(
-            request(&["physics.example.edu"], CertKeyType::EcdsaP256),
-            &[],
-        )
-        .await
-        .unwrap();
+    let finalizes = server
+        .state()
+        .store
+        .transcripts
+        .all()
+        .into_iter()
+        .filter(|e| e.path().ends_with("/finalize"))
+        .count();
+    assert_eq!(finalizes, 1 + 1 + 3, "two tries, then three");
 }
 
 #[tokio::test]
