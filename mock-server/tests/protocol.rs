@@ -348,34 +348,7 @@ async fn eab_is_mandatory_with_sectigo_texts() {
     assert_eq!(r.status, 201, "{}", r.text());
 }
 
-const SINGLE_USE_ORG: &str = r#"
-[[organization]]
-name = "Example University"
-country = "US"
-state = "Washington"
-domains = ["physics.example.edu", "institute.example.org"]
-[[organization.department]]
-name = "Physics"
-domains = ["physics.example.edu"]
-[[organization.department.eab]]
-kid = "SingleUseKeyId00000000"
-hmac_key = "c2luZ2xlLXVzZS1rZXk"
-domains = ["physics.example.edu"]
-reusable = false
-[[organization]]
-name = "Other Org"
-country = "US"
-state = "Oregon"
-domains = ["other.example.net"]
-[[organization.department]]
-name = "Mixed"
-domains = ["other.example.net"]
-[[organization.department.eab]]
-kid = "MixedKeyId000000000000"
-hmac_key = "bWl4ZWQta2V5"
-domains = ["other.example.net"]
-reusable = true
-"#;
+const SINGLE_USE_ORG: &str = include_str!("../../fixtures/orgs/single-use-and-other.toml");
 
 #[tokio::test]
 async fn single_use_credentials_bind_once() {

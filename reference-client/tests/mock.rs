@@ -295,21 +295,7 @@ async fn undelegated_name_is_refused_with_the_servers_message() {
     );
 }
 
-const SINGLE_USE_ORG: &str = r#"
-[[organization]]
-name = "Example University"
-country = "US"
-state = "Washington"
-domains = ["physics.example.edu"]
-[[organization.department]]
-name = "Physics"
-domains = ["physics.example.edu"]
-[[organization.department.eab]]
-kid = "SingleUseKeyId00000000"
-hmac_key = "c2luZ2xlLXVzZS1rZXk"
-domains = ["physics.example.edu"]
-reusable = false
-"#;
+const SINGLE_USE_ORG: &str = include_str!("../../fixtures/orgs/single-use-and-other.toml");
 
 #[tokio::test]
 async fn reused_single_use_eab_is_refused_with_sectigos_text() {
