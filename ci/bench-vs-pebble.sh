@@ -26,6 +26,10 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+# shellcheck source=lib/pebble.sh
+. ci/lib/pebble.sh
+PEBBLE_WHO=bench-vs-pebble
+pebble_loopback_env
 BIN=${ACME_HARNESS_BIN:-target/release/acme-harness}
 if [[ ${BENCH_HEAVY:-0} == 1 ]]; then
     ROUNDS=${BENCH_ROUNDS:-3}
@@ -86,27 +90,17 @@ ready "r['demo']['eab_hmac_key']" >"$W/hmac"
 chmod 600 "$W/hmac"
 
 # ------------------------------------------------------------------ Pebble
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-    -subj "/CN=bench-vs-pebble CA" -keyout "$W/pebble-ca.key" -out "$W/pebble-ca.pem" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
-    -keyout "$W/pebble.key" -out "$W/pebble.csr" 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$W/san.ext"
-openssl x509 -req -in "$W/pebble.csr" -CA "$W/pebble-ca.pem" -CAkey "$W/pebble-ca.key" \
-    -CAcreateserial -days 2 -extfile "$W/san.ext" -out "$W/pebble.pem" 2>/dev/null
+mkdir -p "$W/pebble"
+pebble_tls_cert "$W/pebble" bench-vs-pebble
 PEBBLE_PORT=$(free_port)
-cat >"$W/pebble.json" <<EOF
-{"pebble":{"listenAddress":"127.0.0.1:$PEBBLE_PORT","managementListenAddress":"127.0.0.1:$(free_port)",
- "certificate":"$W/pebble.pem","privateKey":"$W/pebble.key",
- "httpPort":$(free_port),"tlsPort":$(free_port),"ocspResponderURL":"",
- "externalAccountBindingRequired":true,"externalAccountMACKeys":{"$KID":"$(cat "$W/hmac")"}}}
-EOF
+pebble_config "$W/pebble.json" "$W/pebble" "$PEBBLE_PORT" "$(free_port)" "$(free_port)" "$(free_port)" \
+    "$KID" "$(cat "$W/hmac")"
 start_pebble() {
     PEBBLE_VA_ALWAYS_VALID=1 PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=0 PEBBLE_AUTHZREUSE=0 \
         pebble -config "$W/pebble.json" >>"$W/pebble.log" 2>&1 &
     PEBBLE_PID=$!
     PIDS+=("$PEBBLE_PID")
-    for _ in $(seq 100); do curl -sf --cacert "$W/pebble-ca.pem" "$PEBBLE_DIR" >/dev/null && return; sleep 0.1; done
-    echo "Pebble did not start:" >&2; cat "$W/pebble.log" >&2; exit 1
+    pebble_wait_up "$PEBBLE_DIR" "$W/pebble/ca.pem" "$W/pebble.log" || exit 1
 }
 PEBBLE_DIR="https://127.0.0.1:$PEBBLE_PORT/dir"
 start_pebble
@@ -123,7 +117,7 @@ bench() { # label directory ca pid round [clients]
         { echo "bench against $1 failed" >&2; exit 1; }
 }
 bench_pebble() { # round
-    bench pebble "$PEBBLE_DIR" "$W/pebble-ca.pem" "$PEBBLE_PID" "$1"
+    bench pebble "$PEBBLE_DIR" "$W/pebble/ca.pem" "$PEBBLE_PID" "$1"
     if grep -q '"transport: timeout"' "$W/pebble-$1.json"; then
         echo "  Pebble stopped answering (its 2.4.0 store deadlocks under concurrent clients): restarting it" >&2
         kill "$PEBBLE_PID" 2>/dev/null || true

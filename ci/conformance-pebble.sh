@@ -14,6 +14,9 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
+# shellcheck source=lib/pebble.sh
+. ci/lib/pebble.sh
+PEBBLE_WHO=conformance-pebble
 
 PORT=${CONFORMANCE_PEBBLE_PORT:-14600}
 MGMT_PORT=${CONFORMANCE_PEBBLE_MGMT_PORT:-15600}
@@ -29,9 +32,7 @@ mkdir -p "$W"
 W=$(cd "$W" && pwd)
 echo "conformance-pebble: work dir $W"
 
-unset SSL_CERT_FILE SSL_CERT_DIR CURL_CA_BUNDLE REQUESTS_CA_BUNDLE \
-    http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY
-export NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
+pebble_loopback_env
 
 PEBBLE_PID=
 cleanup() {
@@ -42,42 +43,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Debian's Pebble ships no TLS certificate: a throwaway CA and a 127.0.0.1/localhost cert.
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-    -subj "/CN=conformance test CA" -keyout "$W/ca.key" -out "$W/ca.pem" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-    -subj "/CN=localhost" -keyout "$W/key.pem" -out "$W/server.csr" 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$W/ext.cnf"
-openssl x509 -req -in "$W/server.csr" -CA "$W/ca.pem" -CAkey "$W/ca.key" -CAcreateserial \
-    -days 2 -extfile "$W/ext.cnf" -out "$W/cert.pem" 2>/dev/null
-
+pebble_tls_cert "$W" conformance
 EAB_KID=conformance-kid
-EAB_HMAC=$(openssl rand 32 | base64 -w0 | tr '+/' '-_' | tr -d '=')
-cat >"$W/pebble.json" <<JSON
-{"pebble":{"listenAddress":"127.0.0.1:$PORT","managementListenAddress":"127.0.0.1:$MGMT_PORT",
- "certificate":"$W/cert.pem","privateKey":"$W/key.pem","httpPort":$HTTP_PORT,"tlsPort":$TLS_PORT,
- "ocspResponderURL":"","externalAccountBindingRequired":true,"externalAccountMACKeys":{"$EAB_KID":"$EAB_HMAC"}}}
-JSON
-chmod 600 "$W/pebble.json"
+EAB_HMAC=$(pebble_random_hmac)
+pebble_config "$W/pebble.json" "$W" "$PORT" "$MGMT_PORT" "$HTTP_PORT" "$TLS_PORT" "$EAB_KID" "$EAB_HMAC"
 
 # No nonce rejection (the nonce suites count refusals), no validation (challenges pass at once).
 PEBBLE_VA_NOSLEEP=1 PEBBLE_VA_ALWAYS_VALID=1 PEBBLE_WFE_NONCEREJECT=0 PEBBLE_AUTHZREUSE=0 \
     pebble -config "$W/pebble.json" >"$W/pebble.log" 2>&1 &
 PEBBLE_PID=$!
 
-up=0
-for _ in $(seq 1 100); do
-    if curl -sf --cacert "$W/ca.pem" "https://127.0.0.1:$PORT/dir" >/dev/null 2>&1; then
-        up=1
-        break
-    fi
-    sleep 0.1
-done
-if [ "$up" != 1 ]; then
-    echo "conformance-pebble: pebble did not come up; its log:" >&2
-    cat "$W/pebble.log" >&2
-    exit 1
-fi
+pebble_wait_up "https://127.0.0.1:$PORT/dir" "$W/ca.pem" "$W/pebble.log"
 
 start=$(date +%s)
 status=0

@@ -15,6 +15,9 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
+# shellcheck source=lib/pebble.sh
+. ci/lib/pebble.sh
+PEBBLE_WHO=pebble-client
 
 PEBBLE_PORT=${PEBBLE_PORT:-14500}
 PEBBLE_MGMT_PORT=${PEBBLE_MGMT_PORT:-15500}
@@ -34,10 +37,7 @@ mkdir -p "$W"
 W=$(cd "$W" && pwd)
 echo "pebble-client: work dir $W"
 
-# Loopback only, whatever the environment says about proxies and trust.
-unset SSL_CERT_FILE SSL_CERT_DIR CURL_CA_BUNDLE REQUESTS_CA_BUNDLE \
-    http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY
-export NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
+pebble_loopback_env
 
 PIDS=()
 cleanup() {
@@ -50,29 +50,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Debian's Pebble ships no TLS certificate: a throwaway CA and a 127.0.0.1/localhost cert.
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-    -subj "/CN=pebble-client test CA" -keyout "$W/ca.key" -out "$W/ca.pem" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-    -subj "/CN=localhost" -keyout "$W/key.pem" -out "$W/server.csr" 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$W/ext.cnf"
-openssl x509 -req -in "$W/server.csr" -CA "$W/ca.pem" -CAkey "$W/ca.key" -CAcreateserial \
-    -days 2 -extfile "$W/ext.cnf" -out "$W/cert.pem" 2>/dev/null
-
+pebble_tls_cert "$W" pebble-client
 EAB_KID=kid-1
-EAB_HMAC=$(openssl rand 32 | base64 -w0 | tr '+/' '-_' | tr -d '=')
-
-cat >"$W/pebble.json" <<EOF
-{"pebble":{"listenAddress":"127.0.0.1:$PEBBLE_PORT","managementListenAddress":"127.0.0.1:$PEBBLE_MGMT_PORT",
- "certificate":"$W/cert.pem","privateKey":"$W/key.pem","httpPort":$PEBBLE_HTTP_PORT,"tlsPort":$PEBBLE_TLS_PORT,
- "ocspResponderURL":"","externalAccountBindingRequired":false}}
-EOF
-cat >"$W/pebble-eab.json" <<EOF
-{"pebble":{"listenAddress":"127.0.0.1:$PEBBLE_EAB_PORT","managementListenAddress":"127.0.0.1:$PEBBLE_EAB_MGMT_PORT",
- "certificate":"$W/cert.pem","privateKey":"$W/key.pem","httpPort":$PEBBLE_HTTP_PORT,"tlsPort":$PEBBLE_TLS_PORT,
- "ocspResponderURL":"","externalAccountBindingRequired":true,"externalAccountMACKeys":{"$EAB_KID":"$EAB_HMAC"}}}
-EOF
-chmod 600 "$W/pebble-eab.json"
+EAB_HMAC=$(pebble_random_hmac)
+pebble_config "$W/pebble.json" "$W" "$PEBBLE_PORT" "$PEBBLE_MGMT_PORT" "$PEBBLE_HTTP_PORT" "$PEBBLE_TLS_PORT"
+pebble_config "$W/pebble-eab.json" "$W" "$PEBBLE_EAB_PORT" "$PEBBLE_EAB_MGMT_PORT" "$PEBBLE_HTTP_PORT" "$PEBBLE_TLS_PORT" \
+    "$EAB_KID" "$EAB_HMAC"
 
 # Its defaults bind every interface: give loopback addresses for everything.
 pebble-challtestsrv -http01 "" -tlsalpn01 "" -https01 "" \
@@ -87,20 +70,8 @@ PIDS+=($!)
 pebble -config "$W/pebble-eab.json" -dnsserver "127.0.0.1:$DNS_PORT" >"$W/pebble-eab.log" 2>&1 &
 PIDS+=($!)
 
-wait_for() {
-    local url=$1 what=$2
-    for _ in $(seq 1 100); do
-        if curl -sf --cacert "$W/ca.pem" "$url" >/dev/null 2>&1; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    echo "pebble-client: $what did not come up at $url; its log:" >&2
-    cat "$W"/*.log >&2
-    exit 1
-}
-wait_for "https://127.0.0.1:$PEBBLE_PORT/dir" pebble
-wait_for "https://127.0.0.1:$PEBBLE_EAB_PORT/dir" "pebble (EAB)"
+pebble_wait_up "https://127.0.0.1:$PEBBLE_PORT/dir" "$W/ca.pem" "$W"/*.log
+pebble_wait_up "https://127.0.0.1:$PEBBLE_EAB_PORT/dir" "$W/ca.pem" "$W"/*.log
 dns_ready=0
 for _ in $(seq 1 100); do
     if curl -sf -X POST -d '{"ip":"127.0.0.1"}' "http://127.0.0.1:$MGMT_PORT/set-default-ipv4" >/dev/null 2>&1; then
