@@ -9,8 +9,8 @@ use std::time::Duration;
 use acme_proto::{ProblemType, SignatureAlgorithm, Status};
 use common::*;
 use reference_client::{
-    CertKeyType, Client, CsrSource, EabCredential, Error, ErrorClass, IssueRequest,
-    NewAccountOptions, Progress, generate_account_key,
+    Account, CertKeyType, Client, CsrSource, EabCredential, Error, ErrorClass, IssueRequest,
+    Issued, NewAccountOptions, Progress, generate_account_key,
 };
 
 fn names(list: &[&str]) -> Vec<String> {
@@ -23,6 +23,16 @@ fn request(list: &[&str], key: CertKeyType) -> IssueRequest {
         csr: CsrSource::Generate(key),
         preferred_chain: None,
     }
+}
+
+/// The common case: physics.example.edu with a fresh P-256 key, no solver (pre-validated).
+async fn issue_physics(account: &Account) -> reference_client::Result<Issued> {
+    account
+        .issue(
+            request(&["physics.example.edu"], CertKeyType::EcdsaP256),
+            &[],
+        )
+        .await
 }
 
 #[tokio::test]
@@ -182,13 +192,7 @@ async fn retry_after_beyond_the_deadline_is_a_clear_error() {
     .unwrap();
     let account = register(&server, &client).await;
     let started = std::time::Instant::now();
-    let e = account
-        .issue(
-            request(&["physics.example.edu"], CertKeyType::EcdsaP256),
-            &[],
-        )
-        .await
-        .unwrap_err();
+    let e = issue_physics(&account).await.unwrap_err();
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "no silent hang"
@@ -494,13 +498,7 @@ async fn rate_limited_html_with_retry_after_is_waited_out() {
     )
     .await;
     let started = std::time::Instant::now();
-    let issued = account
-        .issue(
-            request(&["physics.example.edu"], CertKeyType::EcdsaP256),
-            &[],
-        )
-        .await
-        .unwrap();
+    let issued = issue_physics(&account).await.unwrap();
     assert_eq!(issued.order.order.status, Status::Valid);
     assert!(
         started.elapsed() >= Duration::from_secs(2),
@@ -528,13 +526,7 @@ async fn server_internal_at_finalize_is_retried_while_the_order_is_ready() {
         ]}),
     )
     .await;
-    let issued = account
-        .issue(
-            request(&["physics.example.edu"], CertKeyType::EcdsaP256),
-            &[],
-        )
-        .await
-        .unwrap();
+    let issued = issue_physics(&account).await.unwrap();
     assert_eq!(issued.order.order.status, Status::Valid);
     let lines = events.lines();
     assert!(
@@ -553,13 +545,7 @@ async fn server_internal_at_finalize_is_retried_while_the_order_is_ready() {
         ]}),
     )
     .await;
-    let err = account
-        .issue(
-            request(&["physics.example.edu"], CertKeyType::EcdsaP256),
-            &[],
-        )
-        .await
-        .unwrap_err();
+    let err = issue_physics(&account).await.unwrap_err();
     assert_eq!(err.class(), ErrorClass::Refused, "{err}");
     let problem = err.problem().expect("the server's problem document");
     assert_eq!(problem.kind, ProblemType::ServerInternal);
