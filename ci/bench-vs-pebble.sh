@@ -140,10 +140,12 @@ if (( SAT_CONC > 0 )); then
     bench mock-saturation "$MOCK_RFC" "$MOCK_CA" "$MOCK_PID" 1 "$SAT_CONC"
     # The same with the mock on CPU 1 alone and the driver on CPU 0: the server's issuances per
     # second on one core, to set against the crypto bound (README, Performance).
-    if command -v taskset >/dev/null && (( $(nproc) >= 2 )); then
+    # Skipped where CPUs 0 and 1 are not both ours (a cpuset); the mask is put back after.
+    if command -v taskset >/dev/null && taskset -c 0,1 true 2>/dev/null; then
+        mask=$(taskset -p "$MOCK_PID" | awk '{print $NF}')
         taskset -a -p -c 1 "$MOCK_PID" >/dev/null
         DRIVER_PREFIX="taskset -c 0" bench mock-one-core "$MOCK_RFC" "$MOCK_CA" "$MOCK_PID" 1 "$SAT_CONC"
-        taskset -a -p -c "0-$(( $(nproc) - 1 ))" "$MOCK_PID" >/dev/null
+        taskset -a -p "$mask" "$MOCK_PID" >/dev/null
     fi
 fi
 

@@ -693,7 +693,7 @@ async fn run_inner(
                 }
             }
             Expect::Refuse => {
-                let recorded = mock.server.state().store.transcripts.all().len();
+                let recorded = mock.server.state().store.transcripts.count();
                 if exit_ok {
                     outcome.kind = OutcomeKind::Accepted;
                     outcome.detail = "exit 0 where it must fail".into();

@@ -574,12 +574,12 @@ impl Client {
         get_with_retry(&self.inner, what, url).await
     }
 
-    /// Sleeps `delay` unless that passes the deadline, in which case it says so.
     /// The client's own delay before retry number `attempt` (0-based), jitter included.
     pub(crate) fn backoff(&self, attempt: u32) -> Duration {
         self.inner.config.backoff.delay(attempt)
     }
 
+    /// Sleeps `delay` unless that passes the deadline, in which case it says so.
     pub(crate) async fn wait(&self, what: &str, delay: Duration, server_asked: bool) -> Result<()> {
         wait(&self.inner, what, delay, server_asked).await
     }

@@ -251,10 +251,19 @@ impl Account {
                 // Sectigo answers finalize with serverInternal now and then (lego #1183). The
                 // order tells whether the CA took the CSR anyway: processing or valid, follow
                 // it; still ready, the CSR was not taken, so send it again, a few times.
-                Err(e @ Error::Refused { status, .. }) if status >= 500 => {
+                // An HTML 5xx from a proxy in front of the CA (Error::Unexpected) likewise.
+                Err(e @ (Error::Refused { status, .. } | Error::Unexpected { status, .. }))
+                    if status >= 500 =>
+                {
                     let (now, retry_after) = self.fetch_order(&order.url).await?;
                     match now.status {
-                        Status::Processing | Status::Valid => break (now, retry_after),
+                        Status::Processing | Status::Valid => {
+                            // The CA took the CSR despite the error.
+                            self.client.progress(Progress::Finalized {
+                                order: order.url.clone(),
+                            });
+                            break (now, retry_after);
+                        }
                         Status::Ready if attempt + 1 < FINALIZE_ATTEMPTS => {
                             self.client
                                 .wait(
