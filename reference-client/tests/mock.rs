@@ -562,6 +562,29 @@ async fn server_internal_at_finalize_is_retried_while_the_order_is_ready() {
         .filter(|e| e.path().ends_with("/finalize"))
         .count();
     assert_eq!(finalizes, 1 + 1 + 3, "two tries, then three");
+
+    // A proxy's HTML 502 in front of the CA is treated the same way. The plan's counter goes on
+    // across plans: this is the 6th finalize.
+    set_faults(
+        &server,
+        &client,
+        serde_json::json!({"rule": [
+            {"endpoint": "finalize", "fault": "badGateway", "nth": [6]}
+        ]}),
+    )
+    .await;
+    let issued = issue_physics(&account).await.unwrap();
+    assert_eq!(issued.order.order.status, Status::Valid);
+    let statuses: Vec<u16> = server
+        .state()
+        .store
+        .transcripts
+        .all()
+        .into_iter()
+        .filter(|e| e.path().ends_with("/finalize"))
+        .map(|e| e.status)
+        .collect();
+    assert_eq!(statuses[5..], [502, 200], "the 502, then the CSR again");
 }
 
 #[tokio::test]
