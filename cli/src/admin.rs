@@ -86,6 +86,7 @@ enum AdminCommand {
     /// The requests a credential's accounts sent, as recorded (secrets redacted).
     Requests {
         /// EAB key id (`-` for requests outside any credential).
+        #[arg(allow_hyphen_values = true)]
         kid: String,
         /// JSON Lines, for `acme-harness conformance grade`.
         #[arg(long)]
@@ -166,15 +167,22 @@ enum EabCommand {
     /// List credentials (never their HMAC keys).
     List,
     /// Revoke a credential: its accounts are refused from now on.
-    Revoke { kid: String },
+    Revoke {
+        #[arg(allow_hyphen_values = true)]
+        kid: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 enum CertsCommand {
     /// Certificates issued through a credential.
-    List { kid: String },
+    List {
+        #[arg(allow_hyphen_values = true)]
+        kid: String,
+    },
     /// Revoke a certificate by id.
     Revoke {
+        #[arg(allow_hyphen_values = true)]
         id: String,
         /// RFC 5280 reason code.
         #[arg(long)]
@@ -185,11 +193,21 @@ enum CertsCommand {
 #[derive(Debug, Subcommand)]
 enum FaultsCommand {
     /// Set a credential's fault plan from a TOML or JSON file.
-    Set { kid: String, file: PathBuf },
+    Set {
+        #[arg(allow_hyphen_values = true)]
+        kid: String,
+        file: PathBuf,
+    },
     /// Show a credential's fault plan.
-    Show { kid: String },
+    Show {
+        #[arg(allow_hyphen_values = true)]
+        kid: String,
+    },
     /// Remove a credential's fault plan.
-    Clear { kid: String },
+    Clear {
+        #[arg(allow_hyphen_values = true)]
+        kid: String,
+    },
     /// The faults injected so far, and the seed.
     Events,
 }

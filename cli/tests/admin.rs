@@ -125,6 +125,10 @@ fn the_admin_workflow_from_the_command_line() {
     let (ok, _, err) = admin(dir.path(), &["certs", "list", "NoSuchKeyId"]);
     assert!(!ok);
     assert!(err.contains("no EAB credential"), "{err}");
+    // A key id may start with `-` (base64url): it is taken as the id, not as an option.
+    let (ok, _, err) = admin(dir.path(), &["eab", "revoke", "-NoSuchKeyIdWithADash"]);
+    assert!(!ok);
+    assert!(err.contains("no EAB credential"), "{err}");
 }
 
 #[test]

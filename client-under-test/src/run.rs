@@ -9,7 +9,6 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use mock_server::{MockServer, Profile, ServerConfig};
-use rand::RngCore as _;
 use serde::{Deserialize, Serialize};
 
 use crate::adapter::{Adapter, Trust, Values};
@@ -206,22 +205,10 @@ async fn start_mock(
         .map_err(|e| Error::Setup(format!("mock server: {e}")))?;
     // The canary: a fresh single-use credential for this run only, delegated to the
     // scenario's names under the demo organisation's Physics department.
-    // Neither may start with `-`: argument parsers would take it for an option, and the
-    // scenario would test that instead of what it is about.
-    let kid = loop {
-        let id = mock_server::state::new_id();
-        if !id.starts_with('-') {
-            break id;
-        }
-    };
-    let (key, hmac) = loop {
-        let mut key = vec![0u8; 64];
-        rand::rng().fill_bytes(&mut key);
-        let text = acme_proto::b64::encode(&key);
-        if !text.starts_with('-') {
-            break (key, text);
-        }
-    };
+    // Neither starts with `-` (mock_server::state::random_b64): argument parsers would take it
+    // for an option, and the scenario would test that instead of what it is about.
+    let kid = mock_server::state::new_id();
+    let (key, hmac) = mock_server::state::random_b64(64);
     let domains = vec![
         scenario::DOMAIN.to_owned(),
         format!("*.{}", scenario::DOMAIN),

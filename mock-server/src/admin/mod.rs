@@ -271,9 +271,7 @@ async fn create_eab(State(state): State<Arc<AppState>>, body: Bytes) -> AdminRes
         return Err(AdminError::bad(format!("no profile {p:?} is served")));
     }
     let kid = crate::state::new_id();
-    let mut hmac = vec![0u8; 64];
-    rand::rng().fill_bytes(&mut hmac);
-    let hmac_text = b64::encode(&hmac);
+    let (hmac, hmac_text) = crate::state::random_b64(64);
     update(&state, |o| {
         o.add_credential(
             req.department,

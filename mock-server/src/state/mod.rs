@@ -20,9 +20,21 @@ pub fn der_key(der: &[u8]) -> [u8; 32] {
 
 /// A 22-character base64url id from 16 random bytes, the shape of Sectigo's ids.
 pub fn new_id() -> String {
-    let mut bytes = [0u8; 16];
-    rand::rng().fill_bytes(&mut bytes);
-    acme_proto::b64::encode(bytes)
+    random_b64(16).1
+}
+
+/// `len` random bytes and their base64url text, which never starts with `-`: a key id or HMAC
+/// key given to a client as a separate argument (`--eab-kid -x...`) would read as an option
+/// (and did, now and then, in this project's own tests).
+pub fn random_b64(len: usize) -> (Vec<u8>, String) {
+    let mut bytes = vec![0u8; len];
+    loop {
+        rand::rng().fill_bytes(&mut bytes);
+        let text = acme_proto::b64::encode(&bytes);
+        if !text.starts_with('-') {
+            return (bytes, text);
+        }
+    }
 }
 
 /// An ACME account.
@@ -295,5 +307,23 @@ impl Store {
         }
         self.persist = Some(p);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_keys_never_start_with_a_dash() {
+        // One text in 64 would start with `-` if nothing prevented it.
+        for _ in 0..2_000 {
+            let id = new_id();
+            assert_eq!(id.len(), 22);
+            assert!(!id.starts_with('-'), "{id}");
+        }
+        let (bytes, text) = random_b64(64);
+        assert_eq!(acme_proto::b64::encode(&bytes), text);
+        assert_eq!(text.len(), 86);
     }
 }
