@@ -133,7 +133,12 @@ UNDELEGATED=$(rj '.demo.undelegated_domain') || die_setup "ready.json: no demo.u
 [ -s "$ROOTS" ] || die_setup "roots $ROOTS missing"
 
 # A valid, different 64-byte base64url (unpadded) HMAC key.
-BAD_HMAC=$(openssl rand 64 | base64 -w0 | tr '+/' '-_' | tr -d '=')
+# Not starting with `-`: certbot's argument parser would take `--eab-hmac-key -x...` for an
+# option and fail before it ever meets the server (1 key in 64).
+BAD_HMAC=-
+while [ "${BAD_HMAC#-}" != "$BAD_HMAC" ]; do
+    BAD_HMAC=$(openssl rand 64 | base64 -w0 | tr '+/' '-_' | tr -d '=')
+done
 [ "$BAD_HMAC" != "$HMAC" ] || die_setup "random bad HMAC equals the real one"
 
 echo "interop: rsa directory $DIR_RSA"

@@ -23,9 +23,14 @@ pebble_tls_cert() {
         -days 2 -extfile "$dir/ext.cnf" -out "$dir/cert.pem" 2>/dev/null
 }
 
-# A random 32-byte HMAC key, base64url without padding.
+# A random 32-byte HMAC key, base64url without padding, not starting with `-` (argument
+# parsers would read such a key as an option).
 pebble_random_hmac() {
-    openssl rand 32 | base64 -w0 | tr '+/' '-_' | tr -d '='
+    local key=-
+    while [ "${key#-}" != "$key" ]; do
+        key=$(openssl rand 32 | base64 -w0 | tr '+/' '-_' | tr -d '=')
+    done
+    echo "$key"
 }
 
 # pebble_config FILE DIR PORT MGMT_PORT HTTP_PORT TLS_PORT [EAB_KID EAB_HMAC]: a config on

@@ -109,8 +109,8 @@ struct CommonArgs {
 
 #[derive(Debug, Args)]
 struct EabArgs {
-    /// EAB key id from the CA.
-    #[arg(long, value_name = "KID")]
+    /// EAB key id from the CA (base64url: one that starts with `-` is taken as the id).
+    #[arg(long, value_name = "KID", allow_hyphen_values = true)]
     eab_kid: Option<String>,
 
     /// File holding the EAB HMAC key (base64url, padded or not). Or set
