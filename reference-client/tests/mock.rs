@@ -517,6 +517,14 @@ async fn server_internal_at_finalize_is_retried_while_the_order_is_ready() {
     let events = Events::default();
     let client = client(&server, RSA, &events).await;
     let account = register(&server, &client).await;
+    // What every finalize request got, in order, from the mock's transcript.
+    let finalize_statuses = || -> Vec<u16> {
+        let all = server.state().store.transcripts.all();
+        all.into_iter()
+            .filter(|e| e.path().ends_with("/finalize"))
+            .map(|e| e.status)
+            .collect()
+    };
     // Once (Sectigo, lego #1183): the order is still ready, so the CSR goes again.
     set_faults(
         &server,
@@ -553,15 +561,11 @@ async fn server_internal_at_finalize_is_retried_while_the_order_is_ready() {
         problem.detail.as_deref(),
         Some("The server experienced an internal error")
     );
-    let finalizes = server
-        .state()
-        .store
-        .transcripts
-        .all()
-        .into_iter()
-        .filter(|e| e.path().ends_with("/finalize"))
-        .count();
-    assert_eq!(finalizes, 1 + 1 + 3, "two tries, then three");
+    assert_eq!(
+        finalize_statuses().len(),
+        1 + 1 + 3,
+        "two tries, then three"
+    );
 
     // A proxy's HTML 502 in front of the CA is treated the same way. The plan's counter goes on
     // across plans: this is the 6th finalize.
@@ -575,16 +579,11 @@ async fn server_internal_at_finalize_is_retried_while_the_order_is_ready() {
     .await;
     let issued = issue_physics(&account).await.unwrap();
     assert_eq!(issued.order.order.status, Status::Valid);
-    let statuses: Vec<u16> = server
-        .state()
-        .store
-        .transcripts
-        .all()
-        .into_iter()
-        .filter(|e| e.path().ends_with("/finalize"))
-        .map(|e| e.status)
-        .collect();
-    assert_eq!(statuses[5..], [502, 200], "the 502, then the CSR again");
+    assert_eq!(
+        finalize_statuses()[5..],
+        [502, 200],
+        "the 502, then the CSR again"
+    );
 }
 
 #[tokio::test]
