@@ -125,18 +125,9 @@ async fn the_admin_workflow_end_to_end() {
             .status,
         201
     );
-    let order = client.new_order(&["www.lib.college.example"]).await;
-    assert_eq!(order.status, 201);
-    let order_url = order.location();
-    let (der, _) = csr(&["www.lib.college.example"], &rcgen::PKCS_ECDSA_P256_SHA256);
-    let done = client.finalize_and_wait(&order_url, &der).await;
-    let leaf = pem_certs(
-        &client
-            .get(done["certificate"].as_str().unwrap())
-            .await
-            .text(),
-    )
-    .remove(0);
+    let Issued {
+        order_url, leaf, ..
+    } = client.issue(&["www.lib.college.example"]).await;
     use x509_parser::prelude::FromDer as _;
     let (_, cert) = x509_parser::certificate::X509Certificate::from_der(&leaf).unwrap();
     assert!(
@@ -540,16 +531,7 @@ async fn randomized_paths_catch_clients_that_build_urls() {
     assert_ne!(client.dir.new_order, format!("{base}/newOrder"));
     // A client that follows the directory and Location headers gets its certificate.
     assert_eq!(client.register().await.status, 201);
-    let order_url = client.new_order(&["physics.example.edu"]).await.location();
-    let (der, _) = csr(&["physics.example.edu"], &rcgen::PKCS_ECDSA_P256_SHA256);
-    let done = client.finalize_and_wait(&order_url, &der).await;
-    assert_eq!(
-        client
-            .get(done["certificate"].as_str().unwrap())
-            .await
-            .status,
-        200
-    );
+    client.issue(&["physics.example.edu"]).await;
     // One that guesses the usual path does not.
     let guessed = format!("{base}/newOrder");
     let r = client

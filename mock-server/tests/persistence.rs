@@ -41,30 +41,10 @@ async fn state_survives_a_restart() {
             .status,
         201
     );
-    let order_url = client.new_order(&["physics.example.edu"]).await.location();
-    let (der, _) = csr(&["physics.example.edu"], &rcgen::PKCS_ECDSA_P256_SHA256);
-    let done = client.finalize_and_wait(&order_url, &der).await;
-    let cert_url = done["certificate"].as_str().unwrap().to_owned();
-    let pem = client.get(&cert_url).await.text();
+    let Issued { cert_url, pem, .. } = client.issue(&["physics.example.edu"]).await;
     // A second certificate, revoked.
-    let second = client.new_order(&["physics.example.edu"]).await.location();
-    let (der, _) = csr(&["physics.example.edu"], &rcgen::PKCS_ECDSA_P256_SHA256);
-    let done2 = client.finalize_and_wait(&second, &der).await;
-    let revoked = pem_certs(
-        &client
-            .get(done2["certificate"].as_str().unwrap())
-            .await
-            .text(),
-    )
-    .remove(0);
-    let revoke = client.dir.revoke_cert.clone();
-    assert_eq!(
-        client
-            .post(&revoke, Some(json!({"certificate": b64::encode(&revoked)})))
-            .await
-            .status,
-        200
-    );
+    let revoked = client.issue(&["physics.example.edu"]).await.leaf;
+    assert_eq!(client.revoke(&revoked).await, 200);
     let (_, before) = admin(&server, Method::GET, &format!("/eab/{kid}/requests"), None).await;
     let account_url = client.kid.clone().unwrap();
     let key_der = client.key.to_pkcs8().unwrap();

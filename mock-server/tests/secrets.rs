@@ -67,22 +67,8 @@ async fn no_secret_leaves_the_server() {
             .status,
         201
     );
-    let order_url = client.new_order(&["physics.example.edu"]).await.location();
-    let (der, _) = csr(&["physics.example.edu"], &rcgen::PKCS_ECDSA_P256_SHA256);
-    let done = client.finalize_and_wait(&order_url, &der).await;
-    let pem = client
-        .get(done["certificate"].as_str().unwrap())
-        .await
-        .text();
-    let leaf = pem_certs(&pem).remove(0);
-    let revoke = client.dir.revoke_cert.clone();
-    assert_eq!(
-        client
-            .post(&revoke, Some(json!({"certificate": b64::encode(&leaf)})))
-            .await
-            .status,
-        200
-    );
+    let leaf = client.issue(&["physics.example.edu"]).await.leaf;
+    assert_eq!(client.revoke(&leaf).await, 200);
     let (_, transcript) = admin(&server, Method::GET, &format!("/eab/{kid}/requests"), None).await;
 
     let mut secrets: Vec<(String, String)> = vec![

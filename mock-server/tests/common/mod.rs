@@ -248,6 +248,35 @@ impl Client {
     }
 
     /// Finalizes `order` with a CSR for `names` and waits for the certificate.
+    /// A pre-validated order for `names`, finalized with a fresh P-256 key, and its
+    /// certificate downloaded.
+    pub async fn issue(&mut self, names: &[&str]) -> Issued {
+        let r = self.new_order(names).await;
+        assert_eq!(r.status, 201, "{}", r.text());
+        let order_url = r.location();
+        let (der, _) = csr(names, &rcgen::PKCS_ECDSA_P256_SHA256);
+        let done = self.finalize_and_wait(&order_url, &der).await;
+        let cert_url = done["certificate"].as_str().unwrap().to_owned();
+        let r = self.get(&cert_url).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let pem = r.text();
+        let leaf = pem_certs(&pem).remove(0);
+        Issued {
+            order_url,
+            cert_url,
+            pem,
+            leaf,
+        }
+    }
+
+    /// revokeCert for `leaf` (DER), signed by the account; the response status.
+    pub async fn revoke(&mut self, leaf: &[u8]) -> u16 {
+        let url = self.dir.revoke_cert.clone();
+        self.post(&url, Some(json!({"certificate": b64::encode(leaf)})))
+            .await
+            .status
+    }
+
     pub async fn finalize_and_wait(&mut self, order_url: &str, csr_der: &[u8]) -> Value {
         let order = self.get(order_url).await.json();
         let finalize = order["finalize"].as_str().unwrap().to_owned();
@@ -270,6 +299,16 @@ impl Client {
         }
         panic!("order never became valid");
     }
+}
+
+/// What [`Client::issue`] got.
+pub struct Issued {
+    pub order_url: String,
+    pub cert_url: String,
+    /// The chain as served.
+    pub pem: String,
+    /// The leaf, DER.
+    pub leaf: Vec<u8>,
 }
 
 /// A CSR for `names` over a fresh key of `alg`, with the key.
