@@ -24,6 +24,12 @@ logs = ["{{workdir}}/logs"]
 }
 
 async fn vet(adapter: Adapter) -> ScenarioResult {
+    let scenario = Scenario::select(&["happy-rsa-ov-rsa".to_owned()]).unwrap();
+    vet_in(adapter, scenario[0].clone()).await
+}
+
+/// Runs one cell in a fresh work directory.
+async fn vet_in(adapter: Adapter, scenario: Scenario) -> ScenarioResult {
     let dir = tempfile::tempdir().unwrap();
     let config = RunConfig {
         harness: None,
@@ -31,8 +37,7 @@ async fn vet(adapter: Adapter) -> ScenarioResult {
         base_dir: dir.path().to_owned(),
         jobs: 1,
     };
-    let scenario = Scenario::select(&["happy-rsa-ov-rsa".to_owned()]).unwrap();
-    let cells = vec![(adapter, None, scenario[0].clone())];
+    let cells = vec![(adapter, None, scenario)];
     let mut results = run_all(cells, &config, Arc::new(|_| {})).await.unwrap();
     results.pop().unwrap()
 }
@@ -127,19 +132,8 @@ issue = [["sh", "-c", "sleep 0.3; exit 1", "leaky", "{eab_hmac_key}"]]
 async fn a_client_that_never_asks_is_not_a_clean_refusal() {
     // Exiting non-zero without a single request is not "refused by the CA".
     let a = adapter("does-nothing", "exit 1", "");
-    let dir = tempfile::tempdir().unwrap();
-    let config = RunConfig {
-        harness: None,
-        seed: 1,
-        base_dir: dir.path().to_owned(),
-        jobs: 1,
-    };
     let s = Scenario::select(&["undelegated-name".to_owned()]).unwrap();
-    let r = run_all(vec![(a, None, s[0].clone())], &config, Arc::new(|_| {}))
-        .await
-        .unwrap()
-        .pop()
-        .unwrap();
+    let r = vet_in(a, s[0].clone()).await;
     assert!(!r.outcome.ok, "{:?}", r.outcome);
     assert!(!r.passed);
 }
@@ -149,19 +143,8 @@ async fn a_hanging_client_is_killed_and_reported() {
     let mut s = Scenario::select(&["happy-rsa-ov-rsa".to_owned()]).unwrap();
     s[0].time_limit = 2;
     let a = adapter("hangs", "sleep 30 & sleep 30", "");
-    let dir = tempfile::tempdir().unwrap();
-    let config = RunConfig {
-        harness: None,
-        seed: 1,
-        base_dir: dir.path().to_owned(),
-        jobs: 1,
-    };
     let started = std::time::Instant::now();
-    let r = run_all(vec![(a, None, s[0].clone())], &config, Arc::new(|_| {}))
-        .await
-        .unwrap()
-        .pop()
-        .unwrap();
+    let r = vet_in(a, s[0].clone()).await;
     assert!(started.elapsed() < std::time::Duration::from_secs(15));
     assert_eq!(
         r.outcome.kind,
