@@ -6,6 +6,9 @@
 //!   signing and verification on aws-lc-rs.
 //! - [`eab`]: External Account Binding (RFC 8555 §7.3.4).
 //! - [`secret`]: a wrapper that keeps secrets out of logs.
+//!
+//! A `§N` citation without an RFC number (`§2`, not `RFC 8555 §7.3.4`) refers to section N of
+//! docs/evidence.md, the project's record of Sectigo's behaviour.
 #![warn(missing_docs)]
 
 pub mod b64;

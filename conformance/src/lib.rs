@@ -11,6 +11,9 @@
 //!
 //! Transcripts are `acme_proto::transcript::Exchange` records (JSON Lines), so traffic
 //! recorded anywhere can be graded; the judge never looks at server internals.
+//!
+//! A `§N` citation without an RFC number (a rule's "sectigo-behaviour.md §5", say) refers to
+//! section N of docs/evidence.md, the project's record of Sectigo's behaviour.
 #![warn(missing_docs)]
 
 pub mod docs;
