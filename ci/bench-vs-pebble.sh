@@ -16,7 +16,7 @@
 # Settings (environment): ACME_HARNESS_BIN (default target/release/acme-harness),
 # BENCH_ROUNDS (alternations, default 2; heavy 3), BENCH_SECONDS (per bench, default 8;
 # heavy 30), BENCH_CONCURRENCY (clients in the side-by-side runs, default 3: Pebble 2.4.0
-# deadlocks with 4 or more concurrent clients, see the README's Performance section),
+# deadlocks with 4 or more concurrent clients, see docs/performance.md),
 # BENCH_SATURATION_CONCURRENCY (clients of one extra mock-only run at saturation, default 16;
 # 0 skips it; on a machine with 2+ CPUs it is repeated with the mock pinned to CPU 1 and the
 # driver to CPU 0, for the per-core figure), BENCH_CERT_KEY (p256 | rsa2048, default p256),
@@ -139,7 +139,7 @@ done
 if (( SAT_CONC > 0 )); then
     bench mock-saturation "$MOCK_RFC" "$MOCK_CA" "$MOCK_PID" 1 "$SAT_CONC"
     # The same with the mock on CPU 1 alone and the driver on CPU 0: the server's issuances per
-    # second on one core, to set against the crypto bound (README, Performance).
+    # second on one core, to set against the crypto bound (docs/performance.md).
     # Skipped where CPUs 0 and 1 are not both ours (a cpuset); the mask is put back after.
     if command -v taskset >/dev/null && taskset -c 0,1 true 2>/dev/null; then
         mask=$(taskset -p "$MOCK_PID" | awk '{print $NF}')
@@ -201,5 +201,5 @@ if pcpu and mcpu:
 if "  on 1 core" in res:
     one = res["  on 1 core"][0]
     print(f"the mock on one dedicated core: {one['issuances_per_second']:.0f} issuances/s "
-          f"(compare with the crypto bound per core: README, Performance)")
+          f"(compare with the crypto bound per core: docs/performance.md)")
 EOF

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Soak test: the bench drives the mock with fault injection on for SOAK_SECONDS (default 60;
-# the figures in the README come from SOAK_SECONDS=300). Passes when resident memory stays flat
+# the figures in docs/performance.md come from SOAK_SECONDS=300). Passes when resident memory stays flat
 # over the second half of the run and every 5xx the clients saw was one the fault plan injected.
 #
 #   ACME_HARNESS_BIN=target/release/acme-harness SOAK_SECONDS=300 bash ci/soak.sh

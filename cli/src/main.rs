@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 /// The server allocates small, short-lived buffers on every request from several threads;
-/// glibc's allocator spent a tenth of its CPU time at saturation (README, Performance).
+/// glibc's allocator spent a tenth of its CPU time at saturation (docs/performance.md).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

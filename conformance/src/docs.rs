@@ -15,7 +15,7 @@ pub fn rules_markdown() -> String {
          A rule passes, fails (with the offending exchanges), or is not applicable when nothing \
          in the transcript exercises it. The exit status is non-zero when a MUST rule fails.\n\n\
          Severities: **MUST** and **SHOULD** are RFC requirements; **Sectigo-needed** is what \
-         Sectigo's service needs in practice (evidence in sectigo-behaviour.md); **hygiene** is \
+         Sectigo's service needs in practice (evidence in [evidence.md](evidence.md)); **hygiene** is \
          good manners towards a shared CA.\n\n",
     );
     let _ = writeln!(

@@ -27,6 +27,10 @@ pub struct RuleResult {
     pub severity: Severity,
     /// `pass`, `fail` or `not-applicable`.
     pub verdict: &'static str,
+    /// How to fix a client that breaks it (in the Markdown report; the JSON report links the
+    /// rule's documentation instead).
+    #[serde(skip)]
+    pub fix: &'static str,
     /// What broke it (empty unless failed).
     pub findings: Vec<Finding>,
 }
@@ -74,6 +78,7 @@ pub fn grade_with(source: impl Into<String>, transcript: &Transcript, rules: &[R
             source: rule.source,
             severity: rule.severity,
             verdict: verdict.label(),
+            fix: rule.fix,
             findings,
         });
     }
@@ -124,10 +129,11 @@ impl Report {
         for r in self.failed() {
             let _ = write!(
                 out,
-                "\n## FAIL `{}` ({})\n\n{}\n\nSource: {}. See docs/rules.md#{}.\n",
+                "\n## FAIL `{}` ({})\n\n{}\n\nHow to fix: {}\n\nSource: {}. See docs/rules.md#{}.\n",
                 r.id,
                 r.severity.label(),
                 r.statement,
+                r.fix,
                 r.source,
                 r.id
             );

@@ -20,7 +20,7 @@ pub enum Error {
         problem: Box<Problem>,
     },
     /// The server answered keyChange with serverInternal: it has no key rollover (Sectigo
-    /// answers 500 "Not yet implemented", sectigo-behaviour.md §9).
+    /// answers 500 "Not yet implemented", docs/evidence.md §9).
     #[error(
         "this CA does not support account key rollover (keyChange answered {}); keep the current account key, or register a new account with the new key",
         describe_problem(.problem)

@@ -209,7 +209,7 @@ static CATALOGUE: &[Rule] = &[
     Rule {
         id: "post-as-get",
         statement: "Resources are fetched with POST-as-GET; plain GET only for the directory and newNonce.",
-        source: "RFC 8555 §6.3; Sectigo: sectigo-behaviour.md §4 (405 on GET)",
+        source: "RFC 8555 §6.3; Sectigo: docs/evidence.md §4 (405 on GET)",
         severity: Severity::Must,
         explanation: "Account, order, authorization, challenge and certificate resources are \
             fetched with a signed POST whose payload is empty. Sectigo refuses plain GET on \
@@ -240,7 +240,7 @@ static CATALOGUE: &[Rule] = &[
     Rule {
         id: "eab-sent",
         statement: "newAccount carries an external account binding when the server requires one.",
-        source: "RFC 8555 §7.3.4; Sectigo: sectigo-behaviour.md §2 (externalAccountRequired)",
+        source: "RFC 8555 §7.3.4; Sectigo: docs/evidence.md §2 (externalAccountRequired)",
         severity: Severity::SectigoNeeded,
         explanation: "Sectigo requires EAB on every new account and answers \
             externalAccountRequired without it. Fails when a newAccount without a binding was \
@@ -292,7 +292,7 @@ static CATALOGUE: &[Rule] = &[
     Rule {
         id: "urls-from-server",
         statement: "URLs come from the directory and the server's Location headers, never built by the client.",
-        source: "RFC 8555 §7.1, §7.3; Sectigo: sectigo-behaviour.md §1 (its own path layout)",
+        source: "RFC 8555 §7.1, §7.3; Sectigo: docs/evidence.md §1 (its own path layout)",
         severity: Severity::Should,
         explanation: "Sectigo's paths differ from Let's Encrypt's (and the mock can vary them). \
             Without response bodies in the record, the check looks at what is observable: \
@@ -307,7 +307,7 @@ static CATALOGUE: &[Rule] = &[
     Rule {
         id: "retry-after-honoured",
         statement: "No request to a resource before its Retry-After has passed.",
-        source: "RFC 8555 §7.4, §8.2, §6.6; RFC 9110 §10.2.3; Sectigo: sectigo-behaviour.md §5 (finalize Retry-After 15)",
+        source: "RFC 8555 §7.4, §8.2, §6.6; RFC 9110 §10.2.3; Sectigo: docs/evidence.md §5 (finalize Retry-After 15)",
         severity: Severity::SectigoNeeded,
         explanation: "Sectigo answers finalize with `processing` and `Retry-After: 15`, and \
             rate limits with long Retry-After values. The check takes each response with \
@@ -331,7 +331,7 @@ static CATALOGUE: &[Rule] = &[
     Rule {
         id: "prevalidated-authz-handled",
         statement: "Already-valid authorizations (with unknown challenge types) are accepted and the order proceeds.",
-        source: "Sectigo: sectigo-behaviour.md §3 (valid authz, sectigo-email-01 challenge)",
+        source: "Sectigo: docs/evidence.md §3 (valid authz, sectigo-email-01 challenge)",
         severity: Severity::SectigoNeeded,
         explanation: "Delegated domains come back as `valid` authorizations whose only challenge \
             is `sectigo-email-01`. A client must not insist on a challenge type it knows. The \
@@ -344,7 +344,7 @@ static CATALOGUE: &[Rule] = &[
     Rule {
         id: "processing-waited-out",
         statement: "After finalize, a `processing` order is polled until done and the certificate downloaded; finalize is not re-sent.",
-        source: "RFC 8555 §7.4; Sectigo: sectigo-behaviour.md §5 (processing 15-60 s)",
+        source: "RFC 8555 §7.4; Sectigo: docs/evidence.md §5 (processing 15-60 s)",
         severity: Severity::SectigoNeeded,
         explanation: "Sectigo keeps orders in `processing` for 15-60 s after finalize. Fails \
             when the client sent finalize again for an order it already finalized, or stopped \
@@ -357,7 +357,7 @@ static CATALOGUE: &[Rule] = &[
     Rule {
         id: "refused-order-not-looped",
         statement: "A newOrder the server refused is not re-sent for the same names again and again.",
-        source: "Sectigo: sectigo-behaviour.md §3 (not delegated), §8 (rate limits)",
+        source: "Sectigo: docs/evidence.md §3 (not delegated), §8 (rate limits)",
         severity: Severity::SectigoNeeded,
         explanation: "A refusal such as \"A requested identifier has not been delegated\" does not \
             go away by retrying; a loop burns rate limits shared by the whole department. Fails \

@@ -1,5 +1,5 @@
 //! Profiles: the mock's personality. Every quirk is a named switch, documented in the built-in
-//! TOML files with the evidence it reproduces (shared/reference/sectigo-behaviour.md).
+//! TOML files with the evidence it reproduces (docs/evidence.md, whose §N the comments cite).
 
 use std::path::Path;
 
