@@ -108,3 +108,33 @@ fn rule_ids_are_unique_kebab_case_and_documented() {
         }
     }
 }
+
+/// Retry-After on a resource in a final state asks for no wait (Sectigo's `Retry-After: 300`
+/// on a valid, pre-validated authorization); on a pending one it does.
+#[test]
+fn retry_after_on_a_final_resource_asks_for_no_wait() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures/transcripts/good/sectigo-processing.jsonl");
+    let rule = conformance::rules::rule("retry-after-honoured").unwrap();
+    let with_status = |status: &str| {
+        let mut exchanges = conformance::read_transcript(&path).unwrap();
+        let authz = exchanges
+            .iter_mut()
+            .find(|e| e.url.contains("/authz/") && e.response_headers.contains_key("retry-after"))
+            .expect("the fixture has Sectigo's authz with Retry-After");
+        authz.response_body = Some(serde_json::json!({ "status": status }));
+        // The client reads it again 10 ms later.
+        let mut reread = authz.clone();
+        reread.seq = 1000;
+        reread.elapsed_ms += 10;
+        exchanges.push(reread);
+        Transcript::new(exchanges)
+    };
+    for status in ["valid", "invalid", "deactivated"] {
+        assert_eq!(rule.check(&with_status(status)), Verdict::Pass, "{status}");
+    }
+    assert!(
+        matches!(rule.check(&with_status("pending")), Verdict::Fail(f) if f[0].seq == 1000),
+        "a pending authorization's Retry-After must be honoured"
+    );
+}
