@@ -128,6 +128,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let server = MockServer::start(ServerConfig {
         listen: args.listen,
         data_dir: Some(data_dir.clone()),
+        ca: None,
         profiles,
         orgs,
         seed: args.seed,

@@ -5,7 +5,6 @@
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use mock_server::{MockServer, Profile, ServerConfig};
@@ -194,6 +193,8 @@ async fn start_mock(
         .collect::<Result<Vec<_>, _>>()?;
     let config = ServerConfig {
         data_dir: Some(data),
+        // The CA copied into the data directory, which every scenario of a run shares.
+        ca: None,
         profiles,
         seed: Some(seed),
         http01_port: http_port,
@@ -205,38 +206,47 @@ async fn start_mock(
         .map_err(|e| Error::Setup(format!("mock server: {e}")))?;
     // The canary: a fresh single-use credential for this run only, delegated to the
     // scenario's names under the demo organisation's Physics department.
-    // Neither starts with `-` (mock_server::state::random_b64): argument parsers would take it
-    // for an option, and the scenario would test that instead of what it is about.
-    let kid = mock_server::state::new_id();
-    let (key, hmac) = mock_server::state::random_b64(64);
-    let domains = vec![
-        scenario::DOMAIN.to_owned(),
-        format!("*.{}", scenario::DOMAIN),
-    ];
-    let credential = server
-        .state()
+    // Neither its key id nor its HMAC key starts with `-` (mock_server::state::random_b64):
+    // argument parsers would take it for an option, and the scenario would test that instead
+    // of what it is about.
+    let state = server.state();
+    let department = state
         .store
         .orgs
-        .update(|o| {
-            let dept = o
-                .departments
-                .iter()
-                .find(|d| d.domains.contains(scenario::DOMAIN))
-                .map(|d| d.id)
-                .ok_or_else(|| "the demo organisation has no Physics department".to_owned())?;
-            o.add_credential(dept, kid.clone(), key, &domains, false, Vec::new())
+        .load()
+        .departments
+        .iter()
+        .find(|d| d.domains.contains(scenario::DOMAIN))
+        .map(|d| d.id)
+        .ok_or_else(|| Error::Setup("the demo organisation has no Physics department".into()))?;
+    let minted = state
+        .mint_credential(&mock_server::control::NewCredential {
+            department,
+            domains: vec![
+                scenario::DOMAIN.to_owned(),
+                format!("*.{}", scenario::DOMAIN),
+            ],
+            reusable: false,
+            profiles: Vec::new(),
         })
-        .map_err(Error::Setup)?;
+        .map_err(|e| Error::Setup(e.to_string()))?;
+    let kid = minted.kid;
+    let setup = |e: mock_server::state::org::ModelError| Error::Setup(e.to_string());
     match scenario.eab {
         EabState::Fresh => {}
         EabState::AlreadyUsed => {
-            credential.claim();
+            minted.credential.claim();
         }
-        EabState::Revoked => credential.revoked.store(true, Ordering::Release),
+        EabState::Revoked => {
+            state.revoke_credential(&kid).map_err(setup)?;
+        }
     }
     if let Some(plan) = scenario.fault_plan(seed) {
-        credential.faults.store(Some(Arc::new(plan)));
+        state
+            .set_credential_faults(&kid, Some(plan))
+            .map_err(setup)?;
     }
+    let hmac = minted.hmac_key.expose().clone();
     Ok(Mock { server, kid, hmac })
 }
 

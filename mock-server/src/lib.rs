@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod ca;
+pub mod control;
 pub mod dns;
 pub mod faults;
 pub mod http;

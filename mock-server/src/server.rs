@@ -26,6 +26,9 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Where the CA and ready.json live; `None` uses a private temporary directory.
     pub data_dir: Option<PathBuf>,
+    /// A CA already made (one per process, shared by many servers: see [`Ca::generate`]);
+    /// `None` loads or creates the CA in the data directory's `ca/` folder.
+    pub ca: Option<Arc<Ca>>,
     /// Profiles to serve; the first is the default.
     pub profiles: Vec<Profile>,
     /// Organisations, departments, domains and EAB credentials.
@@ -88,12 +91,13 @@ impl Default for Limits {
 }
 
 impl ServerConfig {
-    /// Both InCommon profiles and the demo organisation on 127.0.0.1:0, in a temporary
-    /// directory: what tests want.
+    /// Every built-in profile and the demo organisation on 127.0.0.1:0, in a temporary
+    /// directory, with the process's shared in-memory CA ([`Ca::shared`]): what tests want.
     pub fn ephemeral() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: None,
+            ca: Ca::shared().ok(),
             profiles: Profile::all_built_in().unwrap_or_default(),
             orgs: Orgs::demo(),
             seed: None,
@@ -244,10 +248,16 @@ impl MockServer {
                 (tmp.path().to_owned(), Some(tmp))
             }
         };
-        let ca_dir = dir.join("ca");
-        let ca = tokio::task::spawn_blocking(move || Ca::load_or_create(&ca_dir))
-            .await
-            .map_err(|e| StartError::Profiles(format!("CA setup panicked: {e}")))??;
+        let ca = match config.ca {
+            Some(ca) => ca,
+            None => {
+                let ca_dir = dir.join("ca");
+                let ca = tokio::task::spawn_blocking(move || Ca::load_or_create(&ca_dir))
+                    .await
+                    .map_err(|e| StartError::Profiles(format!("CA setup panicked: {e}")))??;
+                Arc::new(ca)
+            }
+        };
 
         let listener =
             TcpListener::bind(config.listen)

@@ -54,6 +54,62 @@ async fn admin_api_needs_the_token() {
     );
 }
 
+/// A missing thing is 404, a duplicate 409, a bad value 400, each with its message.
+#[tokio::test]
+async fn admin_refusals_say_what_happened() {
+    let server = start().await;
+    let post = async |path: &str, body: serde_json::Value| {
+        admin(&server, Method::POST, path, Some(body)).await
+    };
+    let (s, e) = post("/organizations/9/domains", json!({"name": "x.example"})).await;
+    assert_eq!((s, e["error"].as_str()), (404, Some("no organisation 9")));
+    let (s, e) = post(
+        "/organizations/0/domains",
+        json!({"name": "physics.example.edu"}),
+    )
+    .await;
+    assert_eq!(s, 409, "{e}");
+    assert!(
+        e["error"].as_str().unwrap().contains("already belongs"),
+        "{e}"
+    );
+    let (s, e) = post("/organizations/0/domains", json!({"name": "not a name"})).await;
+    assert_eq!(s, 400, "{e}");
+    let (s, e) = post(
+        "/departments/42/delegations",
+        json!({"domain": "x.example"}),
+    )
+    .await;
+    assert_eq!((s, e["error"].as_str()), (404, Some("no department 42")));
+    let (s, e) = post(
+        "/eab",
+        json!({"department": 0, "domains": ["chemistry.example.edu"]}),
+    )
+    .await;
+    assert_eq!(s, 400, "{e}");
+    let (s, e) = post(
+        "/eab",
+        json!({"department": 0, "domains": [], "profiles": ["nope"]}),
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (400, Some("no profile \"nope\" is served"))
+    );
+    let (s, _) = admin(
+        &server,
+        Method::PUT,
+        "/domains/nowhere.example/validation",
+        Some(json!({"validated": true})),
+    )
+    .await;
+    assert_eq!(s, 404);
+    let (s, _) = post("/eab/NoSuchKeyId/revoke", json!({})).await;
+    assert_eq!(s, 404);
+    let (s, _) = admin(&server, Method::DELETE, "/eab/NoSuchKeyId/faults", None).await;
+    assert_eq!(s, 404);
+}
+
 #[tokio::test]
 async fn the_admin_workflow_end_to_end() {
     let server = start().await;

@@ -256,6 +256,7 @@ async fn restart_with_the_same_data_dir_keeps_the_ca() {
     let start_in = async |dir: &std::path::Path| {
         let mut config = mock_server::ServerConfig::ephemeral();
         config.data_dir = Some(dir.to_owned());
+        config.ca = None; // the CA kept in the data directory is what this test is about
         mock_server::MockServer::start(config).await.unwrap()
     };
     let first = start_in(dir.path()).await;

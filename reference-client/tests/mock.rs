@@ -613,7 +613,6 @@ async fn every_other_profile_happy_path() {
     let http_port = probe.local_addr().unwrap().port();
     drop(probe);
     let mut config = mock_server::ServerConfig::ephemeral();
-    config.data_dir = Some(shared_data_dir());
     config.http01_port = http_port;
     let server = mock_server::MockServer::start(config).await.unwrap();
     let solver =

@@ -20,8 +20,10 @@ use rand::RngCore;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::control::NewCredential;
 use crate::faults::FaultPlan;
 use crate::http::AppState;
+use crate::state::org::ModelError;
 
 /// An admin error: `{"error": "..."}` with a status.
 #[derive(Debug)]
@@ -33,6 +35,18 @@ impl AdminError {
     }
     fn not_found(message: impl Into<String>) -> Self {
         Self(StatusCode::NOT_FOUND, message.into())
+    }
+}
+
+impl From<ModelError> for AdminError {
+    fn from(e: ModelError) -> Self {
+        let status = match &e {
+            ModelError::NotFound(_) => StatusCode::NOT_FOUND,
+            ModelError::Conflict(_) => StatusCode::CONFLICT,
+            ModelError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        Self(status, e.to_string())
     }
 }
 
@@ -114,11 +128,9 @@ async fn require_token(State(state): State<Arc<AppState>>, req: Request, next: N
 
 fn update<T>(
     state: &AppState,
-    change: impl FnOnce(&mut crate::Orgs) -> Result<T, String>,
+    change: impl FnOnce(&mut crate::Orgs) -> Result<T, ModelError>,
 ) -> Result<T, AdminError> {
-    let out = state.store.orgs.update(change).map_err(AdminError::bad)?;
-    state.store.save_orgs();
-    Ok(out)
+    Ok(state.change_orgs(change)?)
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, AdminError> {
@@ -263,30 +275,19 @@ struct NewEab {
 /// The HMAC key is in this response only.
 async fn create_eab(State(state): State<Arc<AppState>>, body: Bytes) -> AdminResult {
     let req: NewEab = parse_json(&body)?;
-    if let Some(p) = req
-        .profiles
-        .iter()
-        .find(|p| !state.profiles.values().any(|c| &c.profile.name == *p))
-    {
-        return Err(AdminError::bad(format!("no profile {p:?} is served")));
-    }
-    let kid = crate::state::new_id();
-    let (hmac, hmac_text) = crate::state::random_b64(64);
-    update(&state, |o| {
-        o.add_credential(
-            req.department,
-            kid.clone(),
-            hmac,
-            &req.domains,
-            req.reusable,
-            req.profiles.clone(),
-        )
-        .map(|_| ())
+    let minted = state.mint_credential(&NewCredential {
+        department: req.department,
+        domains: req.domains,
+        reusable: req.reusable,
+        profiles: req.profiles,
     })?;
-    tracing::info!(kid = %kid, "EAB credential created");
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "eab_kid": kid, "eab_hmac_key": hmac_text, "reusable": req.reusable })),
+        Json(json!({
+            "eab_kid": minted.kid,
+            "eab_hmac_key": minted.hmac_key.expose(),
+            "reusable": req.reusable,
+        })),
     )
         .into_response())
 }
@@ -321,21 +322,12 @@ fn credential(
     state: &AppState,
     kid: &str,
 ) -> Result<Arc<crate::state::org::EabCredential>, AdminError> {
-    state
-        .store
-        .orgs
-        .load()
-        .credential(kid)
-        .cloned()
-        .ok_or_else(|| AdminError::not_found(format!("no EAB credential {kid:?}")))
+    Ok(state.credential(kid)?)
 }
 
 /// Revokes a credential: its accounts are refused on every later request.
 async fn revoke_eab(State(state): State<Arc<AppState>>, Path(kid): Path<String>) -> AdminResult {
-    let c = credential(&state, &kid)?;
-    c.revoked.store(true, Ordering::Release);
-    state.store.save_orgs();
-    tracing::info!(kid = %kid, "EAB credential revoked");
+    let c = state.revoke_credential(&kid)?;
     Ok(Json(credential_json(&c)).into_response())
 }
 
@@ -485,12 +477,11 @@ async fn set_faults(
     Path(kid): Path<String>,
     body: Bytes,
 ) -> AdminResult {
-    let c = credential(&state, &kid)?;
+    credential(&state, &kid)?;
     let text = std::str::from_utf8(&body).map_err(|_| AdminError::bad("the plan is not UTF-8"))?;
     let plan =
         FaultPlan::parse(text, "request body").map_err(|e| AdminError::bad(e.to_string()))?;
-    c.faults.store(Some(Arc::new(plan)));
-    state.store.save_orgs();
+    let c = state.set_credential_faults(&kid, Some(plan))?;
     Ok(Json(credential_json(&c)).into_response())
 }
 
@@ -500,9 +491,7 @@ async fn get_faults(State(state): State<Arc<AppState>>, Path(kid): Path<String>)
 }
 
 async fn clear_faults(State(state): State<Arc<AppState>>, Path(kid): Path<String>) -> AdminResult {
-    let c = credential(&state, &kid)?;
-    c.faults.store(None);
-    state.store.save_orgs();
+    state.set_credential_faults(&kid, None)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -1,4 +1,4 @@
-//! The embedded CA: a hierarchy shaped like Sectigo's (§7 of the evidence), kept in the data
+//! The embedded CA: a hierarchy shaped like Sectigo's (docs/evidence.md §7), kept in the data
 //! directory so that clients' trust survives a restart, and the TLS identity of the listener.
 //!
 //! ```text
@@ -180,16 +180,63 @@ impl Ca {
             dir.join(format!("{f}.pem")).exists() && dir.join(format!("{f}.key")).exists()
         });
         if !complete {
-            for (name, cert, key) in Self::generate()? {
+            for (name, cert, key) in Self::generate_files()? {
                 write_secret(&dir.join(format!("{name}.key")), &key)?;
                 write_public(&dir.join(format!("{name}.pem")), &cert)?;
             }
         }
+        Self::assemble(
+            |name| {
+                let cert = read(&dir.join(format!("{name}.pem")))?;
+                let key = read(&dir.join(format!("{name}.key")))?;
+                Ok((cert, key))
+            },
+            |name| dir.join(name),
+        )
+    }
+
+    /// A fresh CA held in memory only: nothing is written. Generating the RSA keys takes a
+    /// second or two, so callers that start many servers make one and share it
+    /// ([`ServerConfig::ca`](crate::ServerConfig::ca)).
+    pub fn generate() -> Result<Self, CaError> {
+        let files = Self::generate_files()?;
+        Self::assemble(
+            |name| {
+                files
+                    .iter()
+                    .find(|(n, _, _)| *n == name)
+                    .map(|(_, cert, key)| (cert.clone(), key.clone()))
+                    .ok_or_else(|| CaError::Damaged {
+                        path: PathBuf::from(name),
+                        message: "not generated".into(),
+                    })
+            },
+            |name| PathBuf::from(name),
+        )
+    }
+
+    /// The process's in-memory CA, made at the first call ([`Ca::generate`]) and shared by
+    /// every later caller: what tests and embedded mocks use, so that only the first server
+    /// of a process pays for the RSA keys.
+    pub fn shared() -> Result<std::sync::Arc<Self>, CaError> {
+        static SHARED: std::sync::OnceLock<std::sync::Arc<Ca>> = std::sync::OnceLock::new();
+        if let Some(ca) = SHARED.get() {
+            return Ok(ca.clone());
+        }
+        let ca = std::sync::Arc::new(Self::generate()?);
+        Ok(SHARED.get_or_init(|| ca).clone())
+    }
+
+    /// Builds the CA from its certificates and keys, `fetch(name)` giving (cert PEM, key PEM)
+    /// and `origin(file)` naming where a damaged one came from.
+    fn assemble(
+        fetch: impl Fn(&str) -> Result<(String, String), CaError>,
+        origin: impl Fn(&str) -> PathBuf,
+    ) -> Result<Self, CaError> {
         let load = |name: &str| -> Result<(String, KeyPair), CaError> {
-            let cert = read(&dir.join(format!("{name}.pem")))?;
-            let key_path = dir.join(format!("{name}.key"));
-            let key = KeyPair::from_pem(&read(&key_path)?).map_err(|e| CaError::Damaged {
-                path: key_path,
+            let (cert, key_pem) = fetch(name)?;
+            let key = KeyPair::from_pem(&key_pem).map_err(|e| CaError::Damaged {
+                path: origin(&format!("{name}.key")),
                 message: e.to_string(),
             })?;
             Ok((cert, key))
@@ -197,7 +244,7 @@ impl Ca {
         let issuer = |name: &str| -> Result<(String, Issuer<'static, KeyPair>), CaError> {
             let (pem, key) = load(name)?;
             let issuer = Issuer::from_ca_cert_pem(&pem, key).map_err(|e| CaError::Damaged {
-                path: dir.join(format!("{name}.pem")),
+                path: origin(&format!("{name}.pem")),
                 message: e.to_string(),
             })?;
             Ok((pem, issuer))
@@ -228,7 +275,7 @@ impl Ca {
     }
 
     /// Generates every certificate and key: (file name, cert PEM, key PEM).
-    fn generate() -> Result<Vec<(&'static str, String, String)>, CaError> {
+    fn generate_files() -> Result<Vec<(&'static str, String, String)>, CaError> {
         let rsa = || KeyPair::generate_rsa_for(&PKCS_RSA_SHA256, RsaKeySize::_2048);
         let aaa_key = rsa()?;
         let aaa_params = ca_params("Mock AAA Certificate Services", None);

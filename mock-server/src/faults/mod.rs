@@ -128,6 +128,13 @@ impl FaultPlan {
         Ok(plan)
     }
 
+    /// The plan as TOML (`[[rule]]` tables), the format [`FaultPlan::parse`] and `--faults`
+    /// read.
+    pub fn to_toml(&self) -> String {
+        #[allow(clippy::expect_used)] // numbers, enums and strings always serialise
+        toml::to_string(self).expect("a fault plan serialises to TOML")
+    }
+
     /// Checks each rule has a trigger and sane values.
     pub fn check(&self) -> Result<(), String> {
         for (i, r) in self.rules.iter().enumerate() {

@@ -80,8 +80,8 @@ impl ProfileCtx {
 pub struct AppState {
     /// Accounts, orders, nonces, organisations.
     pub store: Store,
-    /// The embedded CA.
-    pub ca: Ca,
+    /// The embedded CA (shared by the servers of one process in tests).
+    pub ca: Arc<Ca>,
     /// Served profiles by the last segment of their directory path.
     pub profiles: HashMap<String, Arc<ProfileCtx>>,
     /// `https://host:port`, the origin every URL is built on.
@@ -132,7 +132,7 @@ impl AppState {
     /// State serving `profiles` at `origin`, faults drawn from `seed`.
     pub fn new(
         store: Store,
-        ca: Ca,
+        ca: Arc<Ca>,
         profiles: Vec<Profile>,
         origin: String,
         extras: Extras,
@@ -410,7 +410,7 @@ fn routes(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// Headers Sectigo sends on every response, errors included (§6, §10 of the evidence):
+/// Headers Sectigo sends on every response, errors included (docs/evidence.md §6, §10):
 /// a fresh Replay-Nonce, Link rel="index", Cache-Control, CORS and HSTS.
 async fn common_headers(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
@@ -485,4 +485,29 @@ async fn problem_for_every_error(response: Response) -> Response {
         }
     }
     converted
+}
+
+/// A state for unit tests: the demo organisation, every built-in profile, one CA per test
+/// binary.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) fn test_state() -> AppState {
+    static CA: std::sync::OnceLock<Arc<Ca>> = std::sync::OnceLock::new();
+    let ca = CA.get_or_init(|| Arc::new(Ca::generate().unwrap())).clone();
+    AppState::new(
+        crate::state::Store::new(crate::Orgs::demo()),
+        ca,
+        Profile::all_built_in().unwrap(),
+        "https://127.0.0.1:1".into(),
+        Extras {
+            limits: crate::server::Limits::default(),
+            seed: 1,
+            server_faults: None,
+            admin_token: acme_proto::Secret::new("t".repeat(43)),
+            dns: Arc::default(),
+            validator: Arc::new(
+                crate::validate::Validator::new(([127, 0, 0, 1], 53).into(), 5002, 5001).unwrap(),
+            ),
+        },
+    )
 }

@@ -228,6 +228,25 @@ pub enum OrgError {
     },
 }
 
+/// Why a change to the organisation model was refused; the admin API answers 404, 409 and
+/// 400 for the first three.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ModelError {
+    /// An organisation, department, domain or credential named in the change does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// What the change would add exists already.
+    #[error("{0}")]
+    Conflict(String),
+    /// A value is not acceptable (not a domain name, outside the organisation, ...).
+    #[error("{0}")]
+    Invalid(String),
+    /// The store cannot take changes (a writer panicked).
+    #[error("{0}")]
+    Unavailable(String),
+}
+
 /// The organisations and credentials the server knows: one immutable snapshot. Changes make
 /// a new snapshot ([`OrgDirectory`]); credentials are shared between snapshots, so their
 /// counters and revocation flags are live.
@@ -270,13 +289,17 @@ impl Orgs {
             );
             for (names, validated) in [(&spec.domains, true), (&spec.unvalidated_domains, false)] {
                 for d in names {
-                    orgs.add_domain(org, d, validated).map_err(invalid)?;
+                    orgs.add_domain(org, d, validated)
+                        .map_err(|e| invalid(e.to_string()))?;
                 }
             }
             for dept in spec.department {
-                let dept_id = orgs.add_department(org, &dept.name).map_err(invalid)?;
+                let dept_id = orgs
+                    .add_department(org, &dept.name)
+                    .map_err(|e| invalid(e.to_string()))?;
                 for d in &dept.domains {
-                    orgs.delegate(dept_id, d).map_err(invalid)?;
+                    orgs.delegate(dept_id, d)
+                        .map_err(|e| invalid(e.to_string()))?;
                 }
                 for eab in dept.eab {
                     let hmac_key = b64::decode_lenient(&eab.hmac_key).map_err(|_| {
@@ -293,7 +316,7 @@ impl Orgs {
                         eab.reusable,
                         eab.profiles,
                     )
-                    .map_err(invalid)?;
+                    .map_err(|e| invalid(e.to_string()))?;
                 }
             }
         }
@@ -320,19 +343,26 @@ impl Orgs {
     }
 
     /// Adds a domain to an organisation.
-    pub fn add_domain(&mut self, org: usize, name: &str, validated: bool) -> Result<(), String> {
+    pub fn add_domain(
+        &mut self,
+        org: usize,
+        name: &str,
+        validated: bool,
+    ) -> Result<(), ModelError> {
         let name = name.trim().to_ascii_lowercase();
         self.organizations
             .get(org)
-            .ok_or_else(|| format!("no organisation {org}"))?;
+            .ok_or_else(|| ModelError::NotFound(format!("no organisation {org}")))?;
         if name.is_empty() || name.contains(char::is_whitespace) {
-            return Err(format!("{name:?} is not a domain name"));
+            return Err(ModelError::Invalid(format!(
+                "{name:?} is not a domain name"
+            )));
         }
         if let Some(d) = self.domains.iter().find(|d| d.name == name) {
-            return Err(format!(
+            return Err(ModelError::Conflict(format!(
                 "domain {name} already belongs to organisation {}",
                 d.org
-            ));
+            )));
         }
         self.domains.push(Domain {
             name,
@@ -343,22 +373,22 @@ impl Orgs {
     }
 
     /// Marks a domain validated or not.
-    pub fn set_validated(&mut self, name: &str, validated: bool) -> Result<(), String> {
+    pub fn set_validated(&mut self, name: &str, validated: bool) -> Result<(), ModelError> {
         let name = name.to_ascii_lowercase();
         let d = self
             .domains
             .iter_mut()
             .find(|d| d.name == name)
-            .ok_or_else(|| format!("no domain {name}"))?;
+            .ok_or_else(|| ModelError::NotFound(format!("no domain {name}")))?;
         d.validated = validated;
         Ok(())
     }
 
     /// Adds a department to an organisation; returns its index.
-    pub fn add_department(&mut self, org: usize, name: &str) -> Result<usize, String> {
+    pub fn add_department(&mut self, org: usize, name: &str) -> Result<usize, ModelError> {
         self.organizations
             .get(org)
-            .ok_or_else(|| format!("no organisation {org}"))?;
+            .ok_or_else(|| ModelError::NotFound(format!("no organisation {org}")))?;
         let id = self.departments.len();
         self.departments.push(Department {
             id,
@@ -370,13 +400,13 @@ impl Orgs {
     }
 
     /// Delegates a domain of the organisation (or a name below one) to a department.
-    pub fn delegate(&mut self, dept: usize, domain: &str) -> Result<(), String> {
+    pub fn delegate(&mut self, dept: usize, domain: &str) -> Result<(), ModelError> {
         let domain = domain.trim().to_ascii_lowercase();
         let org = self
             .departments
             .get(dept)
             .map(|d| d.org)
-            .ok_or_else(|| format!("no department {dept}"))?;
+            .ok_or_else(|| ModelError::NotFound(format!("no department {dept}")))?;
         let org_domains: BTreeSet<String> = self
             .domains
             .iter()
@@ -384,10 +414,10 @@ impl Orgs {
             .map(|d| d.name.clone())
             .collect();
         if !covers(&org_domains, &domain) {
-            return Err(format!(
+            return Err(ModelError::Invalid(format!(
                 "department {:?} cannot have {domain:?}: organisation {:?} does not have it",
                 self.departments[dept].name, self.organizations[org].name
-            ));
+            )));
         }
         self.departments[dept].domains.insert(domain);
         Ok(())
@@ -402,24 +432,26 @@ impl Orgs {
         domains: &[String],
         reusable: bool,
         profiles: Vec<String>,
-    ) -> Result<Arc<EabCredential>, String> {
+    ) -> Result<Arc<EabCredential>, ModelError> {
         let department = self
             .departments
             .get(dept)
-            .ok_or_else(|| format!("no department {dept}"))?
+            .ok_or_else(|| ModelError::NotFound(format!("no department {dept}")))?
             .clone();
         if self.credential(&kid).is_some() {
-            return Err(format!("EAB key id {kid:?} exists already"));
+            return Err(ModelError::Conflict(format!(
+                "EAB key id {kid:?} exists already"
+            )));
         }
         let domains: BTreeSet<String> = domains
             .iter()
             .map(|d| d.trim().to_ascii_lowercase())
             .collect();
         if let Some(d) = domains.iter().find(|d| !covers(&department.domains, d)) {
-            return Err(format!(
+            return Err(ModelError::Invalid(format!(
                 "EAB credential {kid:?} cannot have {d:?}: department {:?} does not have it",
                 department.name
-            ));
+            )));
         }
         let credential = Arc::new(EabCredential {
             kid,
@@ -583,12 +615,12 @@ impl OrgDirectory {
     /// Applies a change to a copy and publishes it, or leaves everything as it was on error.
     pub fn update<T>(
         &self,
-        change: impl FnOnce(&mut Orgs) -> Result<T, String>,
-    ) -> Result<T, String> {
+        change: impl FnOnce(&mut Orgs) -> Result<T, ModelError>,
+    ) -> Result<T, ModelError> {
         let _guard = self
             .writer
             .lock()
-            .map_err(|_| "organisation store poisoned".to_owned())?;
+            .map_err(|_| ModelError::Unavailable("organisation store poisoned".to_owned()))?;
         let mut next = Orgs::clone(&self.current.load());
         let out = change(&mut next)?;
         self.current.store(Arc::new(next));

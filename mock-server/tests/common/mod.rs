@@ -2,8 +2,8 @@
 //! tests can send both what honest clients send and what they never would.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::path::Path;
+use std::sync::Arc;
 
 use acme_proto::eab::{self, MacAlgorithm};
 use acme_proto::{AccountKey, Directory, Problem, SignatureAlgorithm, b64};
@@ -13,17 +13,6 @@ use serde_json::{Value, json};
 pub const DEMO_KID: &str = "DemoPhysicsKeyId0000Ab";
 pub const RSA: &str = "sectigo-incommon-rsa-ov";
 pub const ECC: &str = "sectigo-incommon-ecc-ov";
-
-/// One CA for the whole test binary: generating RSA CA keys per test would be slow.
-fn shared_data_dir() -> PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("acme-harness-test-{}", std::process::id()));
-        mock_server::ca::Ca::load_or_create(&dir.join("ca")).expect("test CA");
-        dir
-    })
-    .clone()
-}
 
 pub async fn start() -> MockServer {
     start_with(Orgs::demo(), Profile::all_built_in().unwrap()).await
@@ -41,7 +30,6 @@ pub async fn start_without_processing() -> MockServer {
 
 pub async fn start_with(orgs: Orgs, profiles: Vec<Profile>) -> MockServer {
     let mut config = ServerConfig::ephemeral();
-    config.data_dir = Some(shared_data_dir());
     config.orgs = orgs;
     config.profiles = profiles;
     MockServer::start(config).await.expect("server starts")
@@ -420,7 +408,6 @@ pub async fn start_profile(base: &str, name: &str, edit: impl FnOnce(&mut Profil
 /// A server whose configuration `edit` adjusts (shares the test CA).
 pub async fn start_custom(edit: impl FnOnce(&mut ServerConfig)) -> MockServer {
     let mut config = ServerConfig::ephemeral();
-    config.data_dir = Some(shared_data_dir());
     edit(&mut config);
     MockServer::start(config).await.expect("server starts")
 }

@@ -1,8 +1,7 @@
 //! Shared setup: the mock server in-process, and a reference client pointed at it.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use acme_proto::SignatureAlgorithm;
@@ -14,24 +13,12 @@ use reference_client::{
 pub const RSA: &str = "sectigo-incommon-rsa-ov";
 pub const ECC: &str = "sectigo-incommon-ecc-ov";
 
-/// One CA for the whole test binary: generating RSA CA keys per test would be slow.
-pub fn shared_data_dir() -> PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("acme-harness-rc-test-{}", std::process::id()));
-        mock_server::ca::Ca::load_or_create(&dir.join("ca")).expect("test CA");
-        dir
-    })
-    .clone()
-}
-
 pub async fn start() -> MockServer {
     start_with(Orgs::demo(), Profile::all_built_in().unwrap()).await
 }
 
 pub async fn start_with(orgs: Orgs, profiles: Vec<Profile>) -> MockServer {
     let mut config = ServerConfig::ephemeral();
-    config.data_dir = Some(shared_data_dir());
     config.orgs = orgs;
     config.profiles = profiles;
     MockServer::start(config).await.expect("server starts")
