@@ -190,22 +190,55 @@ fn print_banner(ready: &ReadyInfo, data_dir: &std::path::Path) {
             .cloned()
             .unwrap_or_default();
         let certbot = data_dir.join("certbot");
-        println!("\nGet a certificate with certbot:");
-        println!(
-            "  REQUESTS_CA_BUNDLE={ca} certbot certonly --standalone --non-interactive \\\n    \
-             --agree-tos --email admin@{domain} --no-eff-email \\\n    \
-             --server {dir} \\\n    \
-             --eab-kid {kid} --eab-hmac-key {hmac} \\\n    \
-             --http-01-address 127.0.0.1 --http-01-port 5002 \\\n    \
-             --config-dir {cb}/config --work-dir {cb}/work --logs-dir {cb}/logs \\\n    \
-             --domain {domain} --cert-name demo",
-            ca = ready.ca_bundle.display(),
+        let ini = data_dir.join("certbot-demo.ini");
+        let config = format!(
+            "# certbot options for the acme-harness mock; the EAB HMAC key stays in this\n\
+             # file (0600) instead of a command line that every local user can read in ps.\n\
+             server = {dir}\neab-kid = {kid}\neab-hmac-key = {hmac}\n\
+             config-dir = {cb}/config\nwork-dir = {cb}/work\nlogs-dir = {cb}/logs\n",
             dir = ready.directory,
             kid = demo.eab_kid,
             hmac = demo.eab_hmac_key,
             cb = certbot.display(),
         );
+        match write_private(&ini, &config) {
+            Ok(()) => {
+                println!(
+                    "\nGet a certificate with certbot (the EAB key is in {}, mode 0600):",
+                    ini.display()
+                );
+                println!(
+                    "  REQUESTS_CA_BUNDLE={ca} certbot certonly -c {ini} --standalone \\\n    \
+                     --non-interactive --agree-tos --email admin@{domain} --no-eff-email \\\n    \
+                     --http-01-address 127.0.0.1 --http-01-port 5002 \\\n    \
+                     --domain {domain} --cert-name demo",
+                    ca = ready.ca_bundle.display(),
+                    ini = ini.display(),
+                );
+            }
+            Err(e) => eprintln!(
+                "warning: cannot write {}: {e}; no certbot command printed",
+                ini.display()
+            ),
+        }
     }
+}
+
+/// Writes `text` to `path`, readable by its owner only.
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+        options.mode(0o600);
+        // An older file keeps its mode through open(); set it again.
+        if path.exists() {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    options.open(path)?.write_all(text.as_bytes())
 }
 
 /// SIGINT (Ctrl-C) or SIGTERM.

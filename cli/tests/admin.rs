@@ -165,3 +165,71 @@ fn a_typo_in_a_profile_file_is_a_startup_error_naming_the_field() {
         "{err}"
     );
 }
+
+/// The banner's certbot command takes the EAB key from a 0600 config file, never from the
+/// command line (where every local user can read it in ps).
+#[test]
+fn the_banner_keeps_the_hmac_key_off_the_command_line() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().unwrap();
+    let child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut server = Server(child);
+    let stdout = server.0.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let done = line.contains("--cert-name demo");
+            let _ = tx.send(line);
+            if done {
+                break;
+            }
+        }
+    });
+    let mut banner = Vec::new();
+    while !banner
+        .last()
+        .is_some_and(|l: &String| l.contains("--cert-name demo"))
+    {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("no certbot command in the banner: {banner:#?}"));
+        banner.push(line);
+    }
+    let ready: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("ready.json")).unwrap()).unwrap();
+    let hmac = ready["demo"]["eab_hmac_key"].as_str().unwrap();
+    let start = banner
+        .iter()
+        .position(|l| l.contains("certbot certonly"))
+        .unwrap();
+    let command = banner[start..].join("\n");
+    assert!(
+        !command.contains(hmac),
+        "the key is on the command line: {command}"
+    );
+    assert!(!command.contains("--eab-hmac-key"), "{command}");
+    let ini = dir.path().join("certbot-demo.ini");
+    assert!(
+        command.contains(&format!("-c {}", ini.display())),
+        "{command}"
+    );
+    let text = std::fs::read_to_string(&ini).unwrap();
+    assert!(text.contains(&format!("eab-hmac-key = {hmac}")), "{text}");
+    assert!(text.contains(&format!(
+        "server = {}",
+        ready["directory"].as_str().unwrap()
+    )));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&ini).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{mode:o}");
+    }
+}
