@@ -2,7 +2,6 @@
 //! from the data directory's ready.json unless told otherwise.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
@@ -275,19 +274,8 @@ impl Api {
             .clone()
             .or_else(|| from_ready("ca_bundle").map(PathBuf::from))
             .ok_or_else(|| missing("CA bundle", "--ca-file"))?;
-        let pem = std::fs::read(&ca)
-            .with_context(|| format!("--ca-file: cannot read {}", ca.display()))?;
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-            roots
-                .add(cert.with_context(|| format!("{} is not PEM", ca.display()))?)
-                .with_context(|| format!("{} holds an unusable certificate", ca.display()))?;
-        }
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let tls = reference_client::raw::tls_config(std::slice::from_ref(&ca))
+            .with_context(|| format!("--ca-file {}", ca.display()))?;
         let http = reqwest::Client::builder()
             .use_preconfigured_tls(tls)
             .no_proxy()

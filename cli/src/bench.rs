@@ -21,12 +21,12 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use acme_proto::eab::{self, MacAlgorithm};
 use acme_proto::{AccountKey, SignatureAlgorithm, Status, b64};
 use anyhow::{Context as _, bail};
 use clap::{Args, ValueEnum};
 use hdrhistogram::Histogram;
-use reference_client::{CertKey, CertKeyType};
+use reference_client::raw::{Raw, Response};
+use reference_client::{CertKey, CertKeyType, EabCredential};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -181,7 +181,7 @@ struct Dir {
 #[derive(Debug)]
 struct Shared {
     dir: Dir,
-    eab: Option<(String, Vec<u8>)>,
+    eab: Option<EabCredential>,
     account_alg: SignatureAlgorithm,
     mode: AccountMode,
     poll: Duration,
@@ -263,7 +263,7 @@ impl Reply {
 /// One simulated client: its connection, its last nonce, its histograms and errors.
 #[derive(Debug)]
 struct Client {
-    http: reqwest::Client,
+    raw: Raw,
     nonce: Option<String>,
     latency: Vec<Histogram<u64>>,
     errors: BTreeMap<String, u64>,
@@ -288,12 +288,8 @@ impl Client {
         *self.errors.entry(kind.to_owned()).or_default() += 1;
     }
 
-    fn take_nonce(&mut self, response: &reqwest::Response) {
-        self.nonce = response
-            .headers()
-            .get("replay-nonce")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+    fn take_nonce(&mut self, response: &Response) {
+        self.nonce = response.nonce().map(str::to_owned);
     }
 
     async fn fresh_nonce(&mut self, shared: &Shared) -> Result<String, Failure> {
@@ -302,9 +298,8 @@ impl Client {
         }
         let started = Instant::now();
         let response = self
-            .http
+            .raw
             .head(&shared.dir.new_nonce)
-            .send()
             .await
             .map_err(transport)?;
         self.record(Endpoint::NewNonce, started, shared);
@@ -331,43 +326,25 @@ impl Client {
             let jws = key
                 .sign_request(kid, &nonce, url, payload)
                 .map_err(|_| Failure::new("driver: signing failed"))?;
-            let body = serde_json::to_vec(&jws).map_err(|_| Failure::new("driver: encoding"))?;
             let started = Instant::now();
-            let response = self
-                .http
-                .post(url)
-                .header("content-type", "application/jose+json")
-                .body(body)
-                .send()
-                .await
-                .map_err(transport)?;
-            self.take_nonce(&response);
-            let status = response.status();
-            let location = response
-                .headers()
-                .get("location")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
-            let is_problem = response
-                .headers()
-                .get("content-type")
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|ct| ct.starts_with("application/problem+json"));
-            let body = response.bytes().await.map_err(transport)?;
+            let response = self.raw.post_jws(url, &jws).await.map_err(transport)?;
             self.record(endpoint, started, shared);
-            if status.is_success() {
+            self.take_nonce(&response);
+            if response.is_success() {
                 return Ok(Reply {
-                    location,
-                    body: body.to_vec(),
+                    location: response.header("location").map(str::to_owned),
+                    body: response.body,
                 });
             }
-            let kind = if is_problem {
-                serde_json::from_slice::<Value>(&body)
-                    .ok()
-                    .and_then(|p| p.get("type").and_then(Value::as_str).map(short_type))
+            let kind = if response
+                .header("content-type")
+                .is_some_and(|ct| ct.starts_with(acme_proto::PROBLEM_CONTENT_TYPE))
+            {
+                response
+                    .problem_name()
                     .unwrap_or_else(|| "problem without type".to_owned())
             } else {
-                format!("HTTP {} (not a problem document)", status.as_u16())
+                format!("HTTP {} (not a problem document)", response.status)
             };
             let kind = format!("{}: {kind}", endpoint.name());
             if kind.ends_with("badNonce") && attempt < 3 {
@@ -402,14 +379,8 @@ impl Client {
             "termsOfServiceAgreed": true,
             "contact": [format!("mailto:bench@{}", self.name)],
         });
-        if let Some((kid, hmac)) = &shared.eab {
-            payload["externalAccountBinding"] = eab::sign(
-                MacAlgorithm::Hs256,
-                kid,
-                hmac,
-                &shared.dir.new_account,
-                key.jwk(),
-            );
+        if let Some(eab) = &shared.eab {
+            payload["externalAccountBinding"] = eab.binding(&shared.dir.new_account, key);
         }
         let url = shared.dir.new_account.clone();
         let reply = self
@@ -571,7 +542,10 @@ async fn poll_wait(delay: Duration) -> Duration {
     (delay * 2).clamp(Duration::from_millis(1), Duration::from_secs(1))
 }
 
-fn transport(e: reqwest::Error) -> Failure {
+fn transport(e: reference_client::Error) -> Failure {
+    let reference_client::Error::Transport { source: e, .. } = e else {
+        return Failure::new("transport: request");
+    };
     let kind = if e.is_timeout() {
         "timeout"
     } else if e.is_connect() {
@@ -582,35 +556,6 @@ fn transport(e: reqwest::Error) -> Failure {
         "request"
     };
     Failure::new(format!("transport: {kind}"))
-}
-
-/// `urn:ietf:params:acme:error:badNonce` -> `badNonce`.
-fn short_type(uri: &str) -> String {
-    uri.rsplit(':').next().unwrap_or(uri).to_owned()
-}
-
-fn tls_config(ca_file: &std::path::Path) -> anyhow::Result<rustls::ClientConfig> {
-    let pem = std::fs::read(ca_file)
-        .with_context(|| format!("--ca-file: cannot read {}", ca_file.display()))?;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-        let cert = cert.with_context(|| format!("--ca-file {}", ca_file.display()))?;
-        roots
-            .add(cert)
-            .with_context(|| format!("--ca-file {}", ca_file.display()))?;
-    }
-    if roots.is_empty() {
-        bail!(
-            "--ca-file {} holds no PEM certificate: give the server's TLS CA (the mock's ca-bundle.pem)",
-            ca_file.display()
-        );
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .context("TLS setup")?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
 }
 
 fn http_client(tls: &rustls::ClientConfig, timeout: Duration) -> anyhow::Result<reqwest::Client> {
@@ -626,27 +571,6 @@ fn http_client(tls: &rustls::ClientConfig, timeout: Duration) -> anyhow::Result<
         .user_agent(concat!("acme-harness-bench/", env!("CARGO_PKG_VERSION")))
         .build()
         .context("building the HTTP client")
-}
-
-fn read_hmac(args: &BenchArgs) -> anyhow::Result<Option<(String, Vec<u8>)>> {
-    let Some(kid) = &args.eab_kid else {
-        if args.eab_hmac_key_file.is_some() {
-            bail!("--eab-hmac-key-file needs --eab-kid");
-        }
-        return Ok(None);
-    };
-    let text = match &args.eab_hmac_key_file {
-        Some(path) => std::fs::read_to_string(path)
-            .with_context(|| format!("--eab-hmac-key-file: cannot read {}", path.display()))?,
-        None => std::env::var(HMAC_ENV).map_err(|_| {
-            anyhow::anyhow!(
-                "--eab-kid needs the HMAC key: --eab-hmac-key-file FILE or the {HMAC_ENV} variable"
-            )
-        })?,
-    };
-    let key = b64::decode_lenient(text.trim())
-        .context("the EAB HMAC key is not base64url (give it as the CA printed it)")?;
-    Ok(Some((kid.clone(), key)))
 }
 
 fn parse_account_alg(text: &str) -> anyhow::Result<SignatureAlgorithm> {
@@ -812,8 +736,14 @@ async fn drive(args: BenchArgs) -> anyhow::Result<()> {
     let account_alg = parse_account_alg(&args.account_key)?;
     let cert_kind = CertKeyType::parse(&args.cert_key)
         .with_context(|| format!("--cert-key {:?}: use p256, p384 or rsa2048", args.cert_key))?;
-    let eab = read_hmac(&args)?;
-    let tls = tls_config(&args.ca_file)?;
+    let eab = EabCredential::from_command_line(
+        args.eab_kid.as_deref(),
+        args.eab_hmac_key_file.as_deref(),
+        HMAC_ENV,
+        None,
+    )?;
+    let tls = reference_client::raw::tls_config(std::slice::from_ref(&args.ca_file))
+        .context("--ca-file")?;
     let timeout = Duration::from_secs(args.request_timeout.max(1));
     let duration = match (args.duration, args.issuances) {
         (Some(d), _) if d.is_nan() || d <= 0.0 => bail!("--duration must be positive"),
@@ -871,7 +801,7 @@ async fn drive(args: BenchArgs) -> anyhow::Result<()> {
             .csr(std::slice::from_ref(&name))
             .context("making a CSR")?;
         clients.push(Client {
-            http: http_client(&tls, timeout)?,
+            raw: Raw::new(http_client(&tls, timeout)?),
             nonce: None,
             latency: ENDPOINTS.iter().map(|_| histogram()).collect(),
             errors: BTreeMap::new(),
@@ -885,7 +815,7 @@ async fn drive(args: BenchArgs) -> anyhow::Result<()> {
     for mut client in clients {
         let nonce_url = dir.new_nonce.clone();
         opened.push(tokio::spawn(async move {
-            let response = client.http.head(&nonce_url).send().await;
+            let response = client.raw.head(&nonce_url).await;
             if let Ok(r) = &response {
                 client.take_nonce(r);
             }

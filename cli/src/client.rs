@@ -494,29 +494,13 @@ fn key_type(name: &str) -> Result<SignatureAlgorithm, Failure> {
 
 /// The EAB credential from --eab-kid and the HMAC key file or environment.
 fn eab_credential(eab: &EabArgs) -> Result<Option<EabCredential>, Failure> {
-    let from_env = std::env::var(ENV_HMAC)
-        .ok()
-        .filter(|v| !v.trim().is_empty());
-    let key_text = match (&eab.eab_hmac_key_file, from_env) {
-        (Some(path), _) => Some(Secret::new(std::fs::read_to_string(path).map_err(|e| {
-            Failure::usage(format!("--eab-hmac-key-file {}: {e}", path.display()))
-        })?)),
-        (None, Some(v)) => Some(Secret::new(v)),
-        (None, None) => None,
-    };
-    match (&eab.eab_kid, key_text) {
-        (None, None) => Ok(None),
-        (Some(_), None) => Err(Failure::usage(format!(
-            "--eab-kid needs the HMAC key: --eab-hmac-key-file FILE or {ENV_HMAC}"
-        ))),
-        (None, Some(_)) => Err(Failure::usage(
-            "an EAB HMAC key was given without its key id: add --eab-kid",
-        )),
-        (Some(kid), Some(text)) => {
-            let alg = acme_proto::eab::MacAlgorithm::from_name(&eab.eab_alg);
-            Ok(Some(EabCredential::new(kid, text.expose(), alg)?))
-        }
-    }
+    let alg = acme_proto::eab::MacAlgorithm::from_name(&eab.eab_alg);
+    Ok(EabCredential::from_command_line(
+        eab.eab_kid.as_deref(),
+        eab.eab_hmac_key_file.as_deref(),
+        ENV_HMAC,
+        alg,
+    )?)
 }
 
 /// The stored account, or a new one registered with the EAB flags.

@@ -64,21 +64,9 @@ fn client(dir: &Path, ready: &Value, out: &Path) -> Command {
 }
 
 async fn admin_get(ready: &Value, path: &str) -> Value {
-    let pem = std::fs::read(ready["ca_bundle"].as_str().unwrap()).unwrap();
-    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls_pemfile::certs(&mut pem.as_slice()) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let http = reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
-        .build()
-        .unwrap();
+    let ca = std::path::PathBuf::from(ready["ca_bundle"].as_str().unwrap());
+    let tls = reference_client::raw::tls_config(&[ca]).unwrap();
+    let http = reference_client::raw::http_client(tls, "acme-harness-tests", None).unwrap();
     http.get(format!("{}{path}", ready["admin_url"].as_str().unwrap()))
         .bearer_auth(ready["admin_token"].as_str().unwrap())
         .send()

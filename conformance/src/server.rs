@@ -14,11 +14,11 @@
 //! | `ACME_DIVERGENCES` | a TOML file of known divergences, checked to still hold |
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
-use acme_proto::eab::{self, MacAlgorithm};
 use acme_proto::jws::FlattenedJws;
-use acme_proto::{AccountKey, Directory, b64};
+use acme_proto::{AccountKey, Directory};
+use reference_client::raw::{Raw, http_client as build_http_client, tls_config};
+pub use reference_client::{EabCredential, Response};
 use serde_json::{Value, json};
 
 /// What can go wrong talking to the target (not a conformance failure: the suites assert
@@ -29,21 +29,12 @@ pub enum TargetError {
     /// An environment variable or file is missing or unusable.
     #[error("target configuration: {0}")]
     Config(String),
-    /// The HTTP exchange failed.
-    #[error("HTTP: {0}")]
-    Http(#[from] reqwest::Error),
+    /// The exchange failed (transport, or an answer that is not what was asked for).
+    #[error("{0}")]
+    Exchange(#[from] reference_client::Error),
     /// The server answered something the suite cannot go on with.
     #[error("protocol: {0}")]
     Protocol(String),
-}
-
-/// An EAB credential.
-#[derive(Clone, Debug)]
-pub struct EabCredential {
-    /// The key id.
-    pub kid: String,
-    /// The HMAC key, decoded.
-    pub hmac: Vec<u8>,
 }
 
 /// The server under test.
@@ -80,12 +71,10 @@ impl Target {
             std::env::var("ACME_EAB_KID"),
             std::env::var("ACME_EAB_HMAC"),
         ) {
-            (Ok(kid), Ok(hmac)) => Some(EabCredential {
-                kid,
-                hmac: b64::decode_lenient(hmac.trim()).map_err(|e| {
-                    TargetError::Config(format!("ACME_EAB_HMAC is not base64url: {e}"))
-                })?,
-            }),
+            (Ok(kid), Ok(hmac)) => Some(
+                EabCredential::new(&kid, &hmac, None)
+                    .map_err(|e| TargetError::Config(format!("ACME_EAB_HMAC: {e}")))?,
+            ),
             (Err(_), Err(_)) => None,
             _ => {
                 return Err(TargetError::Config(
@@ -107,91 +96,22 @@ impl Target {
 
 /// An HTTP client that trusts exactly the target's CA file.
 pub fn http_client(ca_file: &std::path::Path) -> Result<reqwest::Client, TargetError> {
-    let pem = std::fs::read(ca_file).map_err(|e| {
-        TargetError::Config(format!("cannot read CA file {}: {e}", ca_file.display()))
-    })?;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-        let cert = cert
-            .map_err(|e| TargetError::Config(format!("bad PEM in {}: {e}", ca_file.display())))?;
-        roots.add(cert).map_err(|e| {
-            TargetError::Config(format!("bad certificate in {}: {e}", ca_file.display()))
-        })?;
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| TargetError::Config(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
-        .user_agent(concat!(
-            "acme-harness-conformance/",
-            env!("CARGO_PKG_VERSION")
-        ))
-        .build()?)
+    let config = |e: reference_client::Error| TargetError::Config(format!("ACME_CA_FILE: {e}"));
+    let tls = tls_config(&[ca_file.to_owned()]).map_err(config)?;
+    build_http_client(
+        tls,
+        concat!("acme-harness-conformance/", env!("CARGO_PKG_VERSION")),
+        None,
+    )
+    .map_err(config)
 }
 
-/// A response, read in full.
-#[derive(Clone, Debug)]
-pub struct Response {
-    /// Status code.
-    pub status: u16,
-    /// Headers.
-    pub headers: reqwest::header::HeaderMap,
-    /// Body.
-    pub body: Vec<u8>,
-}
-
-impl Response {
-    /// A header as text.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    /// The body as JSON.
-    pub fn json(&self) -> Option<Value> {
-        serde_json::from_slice(&self.body).ok()
-    }
-
-    /// The problem document, when the response is one (RFC 7807: media type
-    /// application/problem+json and a `type` member).
-    pub fn problem(&self) -> Option<Value> {
-        let ct = self.header("content-type")?;
-        if !ct.starts_with("application/problem+json") {
-            return None;
-        }
-        self.json()
-            .filter(|p| p.get("type").is_some_and(Value::is_string))
-    }
-
-    /// The problem type's short name.
-    pub fn problem_name(&self) -> Option<String> {
-        let p = self.problem()?;
-        let t = p.get("type")?.as_str()?;
-        Some(t.rsplit(':').next().unwrap_or(t).to_owned())
-    }
-
-    /// A one-line description for assertion messages.
-    pub fn describe(&self) -> String {
-        format!(
-            "{} {} {}",
-            self.status,
-            self.header("content-type").unwrap_or("-"),
-            String::from_utf8_lossy(&self.body)
-                .chars()
-                .take(300)
-                .collect::<String>()
-        )
-    }
-}
-
-/// A connection to the target: its directory and an HTTP client.
+/// A connection to the target: its directory and the raw transport, which sends exactly
+/// what a suite signs (a broken client's requests included).
 #[derive(Clone, Debug)]
 pub struct Acme {
-    /// The HTTP client.
-    pub http: reqwest::Client,
+    /// The transport.
+    pub raw: Raw,
     /// The directory.
     pub dir: Directory,
     /// The target.
@@ -201,37 +121,27 @@ pub struct Acme {
 impl Acme {
     /// Fetches the directory.
     pub async fn connect(target: Target) -> Result<Self, TargetError> {
-        let http = http_client(&target.ca_file)?;
-        let r = http.get(&target.directory).send().await?;
-        let dir: Directory = r.json().await?;
-        Ok(Self { http, dir, target })
+        let raw = Raw::new(http_client(&target.ca_file)?);
+        let dir = raw.get(&target.directory).await?.json()?;
+        Ok(Self { raw, dir, target })
     }
 
     /// A fresh nonce from newNonce (HEAD).
     pub async fn nonce(&self) -> Result<String, TargetError> {
-        let r = self.http.head(&self.dir.new_nonce).send().await?;
-        r.headers()
-            .get("replay-nonce")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-            .ok_or_else(|| TargetError::Protocol("newNonce gave no Replay-Nonce".into()))
+        Ok(self.raw.new_nonce(&self.dir.new_nonce).await?)
     }
 
     /// POSTs a body as application/jose+json.
     pub async fn send(&self, url: &str, body: String) -> Result<Response, TargetError> {
-        let r = self
-            .http
-            .post(url)
-            .header("content-type", "application/jose+json")
-            .body(body)
-            .send()
-            .await?;
-        read(r).await
+        Ok(self
+            .raw
+            .post(url, acme_proto::JOSE_CONTENT_TYPE, body.into_bytes())
+            .await?)
     }
 
     /// A plain GET.
     pub async fn get(&self, url: &str) -> Result<Response, TargetError> {
-        read(self.http.get(url).send().await?).await
+        Ok(self.raw.get(url).await?)
     }
 
     /// Signs a request with a fresh nonce.
@@ -247,7 +157,7 @@ impl Acme {
             .map_err(|e| TargetError::Protocol(format!("signing: {e}")))
     }
 
-    /// Signs and sends.
+    /// Signs with a fresh nonce and sends: one attempt, whatever the answer.
     pub async fn post(
         &self,
         key: &AccountKey,
@@ -255,8 +165,8 @@ impl Acme {
         url: &str,
         payload: Option<&Value>,
     ) -> Result<Response, TargetError> {
-        let jws = self.sign(key, kid, url, payload).await?;
-        self.send(url, body(&jws)).await
+        let nonce = self.nonce().await?;
+        Ok(self.raw.post_signed(key, kid, &nonce, url, payload).await?)
     }
 
     /// The newAccount payload, with the target's EAB when it has one.
@@ -264,13 +174,7 @@ impl Acme {
         let mut payload =
             json!({"termsOfServiceAgreed": true, "contact": ["mailto:admin@example.com"]});
         if let Some(c) = &self.target.eab {
-            payload["externalAccountBinding"] = eab::sign(
-                MacAlgorithm::Hs256,
-                &c.kid,
-                &c.hmac,
-                &self.dir.new_account,
-                key.jwk(),
-            );
+            payload["externalAccountBinding"] = c.binding(&self.dir.new_account, key);
         }
         payload
     }
@@ -316,17 +220,6 @@ impl Acme {
 /// The flattened JWS as a request body.
 pub fn body(jws: &FlattenedJws) -> String {
     serde_json::to_string(jws).unwrap_or_default()
-}
-
-async fn read(r: reqwest::Response) -> Result<Response, TargetError> {
-    let status = r.status().as_u16();
-    let headers = r.headers().clone();
-    let body = r.bytes().await?.to_vec();
-    Ok(Response {
-        status,
-        headers,
-        body,
-    })
 }
 
 /// RFC 8555 §7.1.6: whether an order observed in status `from` may later be observed in

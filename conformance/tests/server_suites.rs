@@ -74,10 +74,7 @@ async fn start_mock() -> (Target, Option<mock_server::MockServer>) {
             .unwrap_or(&ready.directory)
             .to_owned(),
         ca_file: ready.ca_bundle.clone(),
-        eab: Some(EabCredential {
-            kid: demo.eab_kid.clone(),
-            hmac: b64::decode_lenient(&demo.eab_hmac_key).unwrap(),
-        }),
+        eab: Some(EabCredential::new(&demo.eab_kid, &demo.eab_hmac_key, None).unwrap()),
         domain: demo.domains[0].clone(),
         post_as_get: true,
         divergences: Some(
@@ -152,7 +149,7 @@ fn refused_properly(r: &Response) -> Result<(), TestCaseError> {
         r.describe()
     );
     prop_assert!(
-        r.problem().is_some(),
+        r.is_problem_document(),
         "refusal is not a problem document: {}",
         r.describe()
     );
@@ -421,33 +418,54 @@ fn a_wrong_or_tampered_eab_is_refused_and_creates_no_account() {
                 eab::sign(MacAlgorithm::Hs256, kid, hmac, url, jwk)
             };
             let binding = match &m {
-                EabMutation::WrongHmac(h) if h.as_slice() != cred.hmac.as_slice() => {
-                    sign(&cred.kid, h, &dir.new_account, key.jwk())
+                EabMutation::WrongHmac(h) if h.as_slice() != cred.expose_hmac_key() => {
+                    sign(cred.kid(), h, &dir.new_account, key.jwk())
                 }
                 EabMutation::WrongHmac(_) => return Err(TestCaseError::reject("same key")),
-                EabMutation::WrongKid(k) if *k != cred.kid => {
-                    sign(k, &cred.hmac, &dir.new_account, key.jwk())
+                EabMutation::WrongKid(k) if k != cred.kid() => {
+                    sign(k, cred.expose_hmac_key(), &dir.new_account, key.jwk())
                 }
                 EabMutation::WrongKid(_) => return Err(TestCaseError::reject("same kid")),
-                EabMutation::OtherAccountKey => {
-                    sign(&cred.kid, &cred.hmac, &dir.new_account, other.jwk())
-                }
-                EabMutation::UrlIsNotNewAccount => {
-                    sign(&cred.kid, &cred.hmac, &dir.new_order, key.jwk())
-                }
+                EabMutation::OtherAccountKey => sign(
+                    cred.kid(),
+                    cred.expose_hmac_key(),
+                    &dir.new_account,
+                    other.jwk(),
+                ),
+                EabMutation::UrlIsNotNewAccount => sign(
+                    cred.kid(),
+                    cred.expose_hmac_key(),
+                    &dir.new_order,
+                    key.jwk(),
+                ),
                 EabMutation::MacByte(i, x) => {
-                    let mut b = sign(&cred.kid, &cred.hmac, &dir.new_account, key.jwk());
+                    let mut b = sign(
+                        cred.kid(),
+                        cred.expose_hmac_key(),
+                        &dir.new_account,
+                        key.jwk(),
+                    );
                     b["signature"] = json!(flip(b["signature"].as_str().unwrap(), *i, *x));
                     b
                 }
                 EabMutation::Alg(alg) => {
-                    let mut b = sign(&cred.kid, &cred.hmac, &dir.new_account, key.jwk());
-                    let h = json!({"alg": alg, "kid": cred.kid, "url": dir.new_account});
+                    let mut b = sign(
+                        cred.kid(),
+                        cred.expose_hmac_key(),
+                        &dir.new_account,
+                        key.jwk(),
+                    );
+                    let h = json!({"alg": alg, "kid": cred.kid(), "url": dir.new_account});
                     b["protected"] = json!(b64::encode(h.to_string()));
                     b
                 }
                 EabMutation::NoSignature => {
-                    let mut b = sign(&cred.kid, &cred.hmac, &dir.new_account, key.jwk());
+                    let mut b = sign(
+                        cred.kid(),
+                        cred.expose_hmac_key(),
+                        &dir.new_account,
+                        key.jwk(),
+                    );
                     b["signature"] = json!("");
                     b
                 }
@@ -506,7 +524,7 @@ async fn make_ready(s: &Setup, order: &Value) -> Option<String> {
         .post(key, Some(account), &authz_url, None)
         .await
         .ok()?
-        .json()?;
+        .json_value()?;
     let challenge = authz["challenges"]
         .as_array()?
         .iter()
@@ -531,7 +549,7 @@ async fn poll_order(s: &Setup, url: &str, until: &[&str]) -> Value {
             .post(key, Some(account), url, None)
             .await
             .unwrap()
-            .json()
+            .json_value()
             .unwrap();
         if until.iter().any(|u| o["status"] == *u) {
             return o;
@@ -554,7 +572,7 @@ fn resources_refuse_plain_get_where_the_target_promises_post_as_get() {
         let r = s.acme.new_order(key, account, &[&domain]).await.unwrap();
         assert_eq!(r.status, 201, "{}", r.describe());
         let order_url = r.header("location").unwrap().to_owned();
-        let order = r.json().unwrap();
+        let order = r.json_value().unwrap();
         let challenge = make_ready(s, &order).await.unwrap();
         poll_order(s, &order_url, &["ready"]).await;
         let csr = json!({"csr": b64::encode(csr(&domain))});
@@ -586,7 +604,7 @@ fn resources_refuse_plain_get_where_the_target_promises_post_as_get() {
     });
     for (what, url) in urls {
         let r = s.rt.block_on(s.acme.get(&url)).unwrap();
-        let holds = (400..500).contains(&r.status) && r.problem().is_some();
+        let holds = (400..500).contains(&r.status) && r.is_problem_document();
         expect(
             s,
             &format!("post-as-get/{what}"),
@@ -635,7 +653,7 @@ fn deactivating_an_authorization_invalidates_its_order() {
         let r = s.acme.new_order(key, account, &[&domain]).await.unwrap();
         assert_eq!(r.status, 201, "{}", r.describe());
         let url = r.header("location").unwrap().to_owned();
-        let authz = r.json().unwrap()["authorizations"][0]
+        let authz = r.json_value().unwrap()["authorizations"][0]
             .as_str()
             .unwrap()
             .to_owned();
@@ -654,7 +672,7 @@ fn deactivating_an_authorization_invalidates_its_order() {
             .post(key, Some(account), &url, None)
             .await
             .unwrap()
-            .json()
+            .json_value()
             .unwrap();
         (d, order["status"].as_str().unwrap_or("?").to_owned())
     });
@@ -693,13 +711,13 @@ fn order_status_only_moves_along_the_rfc8555_graph() {
                 let r = s.acme.new_order(key, account, &[&domain]).await.unwrap();
                 assert_eq!(r.status, 201, "{}", r.describe());
                 let url = r.header("location").unwrap().to_owned();
-                let order = r.json().unwrap();
+                let order = r.json_value().unwrap();
                 let mut seen = vec![order["status"].as_str().unwrap_or("?").to_owned()];
                 let authz = order["authorizations"][0].as_str().unwrap().to_owned();
                 let finalize = order["finalize"].as_str().unwrap().to_owned();
                 for st in &steps {
                     let status_of = |r: &Response| {
-                        r.json()
+                        r.json_value()
                             .and_then(|o| o["status"].as_str().map(str::to_owned))
                     };
                     match st {
@@ -723,7 +741,7 @@ fn order_status_only_moves_along_the_rfc8555_graph() {
                                 seen.extend(status_of(&r));
                             } else {
                                 assert!(
-                                    r.status < 500 && r.problem().is_some(),
+                                    r.status < 500 && r.is_problem_document(),
                                     "finalize: {}",
                                     r.describe()
                                 );
@@ -750,7 +768,7 @@ fn order_status_only_moves_along_the_rfc8555_graph() {
                 }
                 let r = s.acme.post(key, Some(account), &url, None).await.unwrap();
                 seen.extend(
-                    r.json()
+                    r.json_value()
                         .and_then(|o| o["status"].as_str().map(str::to_owned)),
                 );
                 seen

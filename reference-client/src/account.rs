@@ -56,9 +56,48 @@ impl EabCredential {
         })
     }
 
+    /// The credential a command line names: the key id from `--eab-kid`, the HMAC key from
+    /// the file `--eab-hmac-key-file` or, failing that, the environment variable `env_var`
+    /// (never from a flag's value, which every local user can read in `ps`). `None` when
+    /// neither is given; an error naming the flag, the file or the variable when only half
+    /// is, or the file cannot be read.
+    pub fn from_command_line(
+        kid: Option<&str>,
+        key_file: Option<&Path>,
+        env_var: &str,
+        alg: Option<MacAlgorithm>,
+    ) -> Result<Option<Self>> {
+        let from_env = std::env::var(env_var)
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+            .map(Secret::new);
+        let text = match (key_file, from_env) {
+            (Some(path), _) => Some(Secret::new(std::fs::read_to_string(path).map_err(|e| {
+                Error::InvalidInput(format!("--eab-hmac-key-file {}: {e}", path.display()))
+            })?)),
+            (None, env) => env,
+        };
+        match (kid, text) {
+            (None, None) => Ok(None),
+            (Some(_), None) => Err(Error::InvalidInput(format!(
+                "--eab-kid needs the HMAC key: --eab-hmac-key-file FILE or {env_var}"
+            ))),
+            (None, Some(_)) => Err(Error::InvalidInput(
+                "an EAB HMAC key was given without its key id: add --eab-kid".into(),
+            )),
+            (Some(kid), Some(text)) => Self::new(kid, text.expose(), alg).map(Some),
+        }
+    }
+
     /// The key id (not secret).
     pub fn kid(&self) -> &str {
         &self.kid
+    }
+
+    /// The HMAC key itself, for tools that must sign bindings no honest client would (the
+    /// server suites' wrong URLs and foreign account keys). Never log or print it.
+    pub fn expose_hmac_key(&self) -> &[u8] {
+        self.hmac_key.expose()
     }
 
     /// The MAC algorithm.
@@ -66,7 +105,9 @@ impl EabCredential {
         self.alg
     }
 
-    fn binding(&self, new_account_url: &str, key: &AccountKey) -> Value {
+    /// The `externalAccountBinding` member of a newAccount payload for the account `key`
+    /// (RFC 8555 §7.3.4): a JWS MAC-signed with the HMAC key over the account's public key.
+    pub fn binding(&self, new_account_url: &str, key: &AccountKey) -> Value {
         eab::sign(
             self.alg,
             &self.kid,
@@ -231,7 +272,7 @@ impl Account {
         action: &str,
         url: &str,
         payload: Option<&Value>,
-    ) -> Result<crate::client::Response> {
+    ) -> Result<crate::raw::Response> {
         self.client.post(action, url, self.signer(), payload).await
     }
 

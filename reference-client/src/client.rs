@@ -6,12 +6,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use acme_proto::{AccountKey, Directory, JOSE_CONTENT_TYPE, Problem, ProblemType};
-use reqwest::header::{self, HeaderMap};
-use serde::de::DeserializeOwned;
+use acme_proto::{AccountKey, Directory, ProblemType};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+use crate::raw::{Raw, Response, http_client, problem_of, snippet, tls_config};
 
 /// How many badNonce refusals in a row one request retries before it gives up.
 const BAD_NONCE_RETRIES: u32 = 5;
@@ -181,144 +180,6 @@ impl fmt::Debug for ClientConfig {
     }
 }
 
-/// Where the system keeps its CA bundle, by distribution.
-const SYSTEM_BUNDLES: &[&str] = &[
-    "/etc/ssl/certs/ca-certificates.crt",
-    "/etc/pki/tls/certs/ca-bundle.crt",
-    "/etc/ssl/cert.pem",
-    "/etc/ssl/ca-bundle.pem",
-];
-
-fn tls_config(ca_files: &[PathBuf]) -> Result<rustls::ClientConfig> {
-    let files: Vec<PathBuf> = if ca_files.is_empty() {
-        SYSTEM_BUNDLES
-            .iter()
-            .map(PathBuf::from)
-            .filter(|p| p.exists())
-            .take(1)
-            .collect()
-    } else {
-        ca_files.to_vec()
-    };
-    if files.is_empty() {
-        return Err(Error::InvalidInput(
-            "no CA bundle found on this system; give the server's CA with --ca-file".into(),
-        ));
-    }
-    let mut roots = rustls::RootCertStore::empty();
-    for path in &files {
-        let pem = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let mut added = 0;
-        for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-            let cert = cert.map_err(|e| Error::io(path, e))?;
-            if roots.add(cert).is_ok() {
-                added += 1;
-            }
-        }
-        if added == 0 {
-            return Err(Error::InvalidInput(format!(
-                "{} holds no PEM certificate to trust",
-                path.display()
-            )));
-        }
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Error::InvalidInput(format!("TLS setup failed: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
-}
-
-/// An HTTP answer, read whole.
-#[derive(Debug, Clone)]
-pub struct Response {
-    /// The request URL.
-    pub url: String,
-    /// HTTP status.
-    pub status: u16,
-    /// Headers.
-    pub headers: HeaderMap,
-    /// Body.
-    pub body: Vec<u8>,
-}
-
-impl Response {
-    /// The body as JSON of type `T`.
-    pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
-        serde_json::from_slice(&self.body).map_err(|e| Error::Unexpected {
-            url: self.url.clone(),
-            status: self.status,
-            detail: format!(
-                "the body is not the JSON expected ({e}): {}",
-                snippet(&self.body)
-            ),
-        })
-    }
-
-    /// A header as text.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    /// The Location header, which RFC 8555 requires on created resources.
-    pub fn location(&self) -> Result<String> {
-        self.header("location")
-            .map(str::to_owned)
-            .ok_or_else(|| Error::Unexpected {
-                url: self.url.clone(),
-                status: self.status,
-                detail: "no Location header".into(),
-            })
-    }
-
-    /// The Retry-After header in either form (RFC 9110 §10.2.3).
-    pub fn retry_after(&self) -> Option<Duration> {
-        self.header("retry-after")
-            .and_then(|v| parse_retry_after(v, SystemTime::now()))
-    }
-
-    /// The targets of `Link` headers with `rel` (RFC 8288), e.g. `alternate` chains.
-    pub fn links(&self, rel: &str) -> Vec<String> {
-        self.headers
-            .get_all(header::LINK)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(parse_links)
-            .filter(|(_, r)| r.split_whitespace().any(|r| r == rel))
-            .map(|(url, _)| url)
-            .collect()
-    }
-}
-
-/// Parses `Link` header text into (target, rel) pairs.
-fn parse_links(value: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    // Targets are in <...>; a comma inside <> would split a naive parse, so walk the text.
-    let mut rest = value;
-    while let Some(start) = rest.find('<') {
-        let Some(end) = rest[start..].find('>') else {
-            break;
-        };
-        let url = rest[start + 1..start + end].to_owned();
-        rest = &rest[start + end + 1..];
-        let params_end = rest.find('<').unwrap_or(rest.len());
-        let params = &rest[..params_end];
-        let rel = params
-            .split(';')
-            .filter_map(|p| {
-                let (k, v) = p.split_once('=')?;
-                (k.trim().eq_ignore_ascii_case("rel"))
-                    .then(|| v.trim().trim_end_matches(',').trim().trim_matches('"'))
-            })
-            .next()
-            .unwrap_or_default()
-            .to_owned();
-        out.push((url, rel));
-    }
-    out
-}
-
 /// Parses Retry-After: delay-seconds or an HTTP-date, relative to `now`. A date in the past
 /// is a zero delay.
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
@@ -330,19 +191,6 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
-fn snippet(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let text: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if text.is_empty() {
-        return "(empty body)".into();
-    }
-    let mut cut: String = text.chars().take(200).collect();
-    if cut.len() < text.len() {
-        cut.push_str("...");
-    }
-    cut
-}
-
 /// An ACME client bound to one directory. Cheap to clone; clones share the nonce pool and
 /// the deadline.
 #[derive(Clone, Debug)]
@@ -351,7 +199,7 @@ pub struct Client {
 }
 
 struct Inner {
-    http: reqwest::Client,
+    raw: Raw,
     directory_url: String,
     directory: Directory,
     nonces: Mutex<Vec<String>>,
@@ -380,19 +228,18 @@ impl Client {
     /// it, none is guessed.
     pub async fn connect(directory_url: &str, config: ClientConfig) -> Result<Self> {
         let tls = tls_config(&config.ca_files)?;
-        let http = reqwest::Client::builder()
-            .use_preconfigured_tls(tls)
-            .user_agent(config.user_agent.clone())
-            .timeout(config.request_timeout)
-            .connect_timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|source| Error::Transport {
-                url: directory_url.to_owned(),
-                source,
-            })?;
+        let http = http_client(tls, &config.user_agent, Some(config.request_timeout)).map_err(
+            |e| match e {
+                Error::Transport { source, .. } => Error::Transport {
+                    url: directory_url.to_owned(),
+                    source,
+                },
+                other => other,
+            },
+        )?;
         let deadline = Instant::now() + config.deadline;
         let mut inner = Inner {
-            http,
+            raw: Raw::new(http),
             directory_url: directory_url.to_owned(),
             directory: Directory {
                 new_nonce: String::new(),
@@ -437,7 +284,12 @@ impl Client {
 
     /// The underlying HTTP client (trusting the configured roots).
     pub fn http(&self) -> &reqwest::Client {
-        &self.inner.http
+        self.inner.raw.http()
+    }
+
+    /// The raw transport this client's retries and polling sit on.
+    pub fn raw(&self) -> &Raw {
+        &self.inner.raw
     }
 
     /// Time left before the deadline.
@@ -483,13 +335,10 @@ impl Client {
             return Ok(n);
         }
         let url = &self.inner.directory.new_nonce;
-        let head = self.inner.http.head(url).send().await;
+        let head = self.inner.raw.head(url).await;
         if let Ok(r) = &head
-            && r.status().is_success()
-            && let Some(n) = r
-                .headers()
-                .get("replay-nonce")
-                .and_then(|v| v.to_str().ok())
+            && r.is_success()
+            && let Some(n) = r.nonce()
         {
             return Ok(n.to_owned());
         }
@@ -521,20 +370,11 @@ impl Client {
         let mut bad_nonces = 0;
         loop {
             let nonce = self.nonce().await?;
-            let jws = signer
-                .key
-                .sign_request(signer.kid, &nonce, url, payload)
-                .map_err(|e| Error::Key(e.to_string()))?;
-            let body = serde_json::to_vec(&jws).map_err(|e| Error::Key(e.to_string()))?;
-            let response = send(
-                self.inner
-                    .http
-                    .post(url)
-                    .header(header::CONTENT_TYPE, JOSE_CONTENT_TYPE)
-                    .body(body),
-                url,
-            )
-            .await?;
+            let response = self
+                .inner
+                .raw
+                .post_signed(signer.key, signer.kid, &nonce, url, payload)
+                .await?;
             pool_nonce(&self.inner, &response);
             tracing::debug!(%url, status = response.status, action, "ACME request");
             if (200..300).contains(&response.status) {
@@ -624,14 +464,6 @@ impl Client {
     }
 }
 
-fn problem_of(response: &Response) -> Option<Problem> {
-    let ct = response.header("content-type").unwrap_or_default();
-    if !(ct.starts_with(acme_proto::PROBLEM_CONTENT_TYPE) || ct.starts_with("application/json")) {
-        return None;
-    }
-    serde_json::from_slice(&response.body).ok()
-}
-
 /// The delay a 429 or 503 asks for, if it gives one.
 fn busy_delay(response: &Response) -> Option<Duration> {
     matches!(response.status, 429 | 503)
@@ -639,28 +471,9 @@ fn busy_delay(response: &Response) -> Option<Duration> {
         .flatten()
 }
 
-async fn send(request: reqwest::RequestBuilder, url: &str) -> Result<Response> {
-    let r = request.send().await.map_err(|source| Error::Transport {
-        url: url.to_owned(),
-        source,
-    })?;
-    let status = r.status().as_u16();
-    let headers = r.headers().clone();
-    let body = r.bytes().await.map_err(|source| Error::Transport {
-        url: url.to_owned(),
-        source,
-    })?;
-    Ok(Response {
-        url: url.to_owned(),
-        status,
-        headers,
-        body: body.to_vec(),
-    })
-}
-
 async fn get_with_retry(inner: &Inner, what: &str, url: &str) -> Result<Response> {
     loop {
-        let response = send(inner.http.get(url), url).await?;
+        let response = inner.raw.get(url).await?;
         pool_nonce(inner, &response);
         if let Some(delay) = busy_delay(&response) {
             let what = format!("{what}: the CA is busy (HTTP {})", response.status);
@@ -752,21 +565,6 @@ mod tests {
         );
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("-5", now), None);
-    }
-
-    #[test]
-    fn link_headers() {
-        let links = parse_links(
-            r#"<https://x/v2/dir>;rel="index", <https://x/cert/1/1>; rel="alternate", <https://x/cert/1/2>;rel=alternate"#,
-        );
-        assert_eq!(
-            links,
-            vec![
-                ("https://x/v2/dir".into(), "index".into()),
-                ("https://x/cert/1/1".into(), "alternate".into()),
-                ("https://x/cert/1/2".into(), "alternate".into()),
-            ]
-        );
     }
 
     #[test]

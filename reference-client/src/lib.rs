@@ -41,6 +41,7 @@ pub mod cert;
 mod client;
 mod error;
 mod order;
+pub mod raw;
 pub mod solver;
 
 pub use account::{
@@ -48,8 +49,7 @@ pub use account::{
     account_key_pem, generate_account_key, write_private,
 };
 pub use cert::{CertKey, CertKeyType, Chain};
-pub use client::{
-    Backoff, Client, ClientConfig, Progress, ProgressFn, Response, parse_retry_after,
-};
+pub use client::{Backoff, Client, ClientConfig, Progress, ProgressFn, parse_retry_after};
 pub use error::{Error, ErrorClass, Result, describe_problem};
 pub use order::{CsrSource, IssueRequest, Issued, OrderHandle, REVOCATION_REASONS, RenewalWindow};
+pub use raw::Response;

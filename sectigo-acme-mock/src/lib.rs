@@ -422,20 +422,14 @@ impl MockCa {
     pub fn http_client(&self) -> reqwest::Client {
         self.http
             .get_or_init(|| {
-                let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-                let tls = rustls::ClientConfig::builder_with_provider(provider)
-                    .with_safe_default_protocol_versions()
-                    .map(|b| {
-                        b.with_root_certificates(self.listener_root_store())
-                            .with_no_client_auth()
-                    });
-                let builder = reqwest::Client::builder()
-                    .user_agent(concat!("sectigo-acme-mock/", env!("CARGO_PKG_VERSION")));
-                let tls = tls.expect("aws-lc-rs supports the safe default TLS versions");
-                builder
-                    .use_preconfigured_tls(tls)
-                    .build()
-                    .expect("a client with rustls and fixed roots builds")
+                let tls = reference_client::raw::tls_config(&[self.ca_bundle_path().to_owned()])
+                    .expect("the mock wrote its listener CA to its bundle file");
+                reference_client::raw::http_client(
+                    tls,
+                    concat!("sectigo-acme-mock/", env!("CARGO_PKG_VERSION")),
+                    None,
+                )
+                .expect("a client with rustls and fixed roots builds")
             })
             .clone()
     }

@@ -3,11 +3,11 @@
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use std::path::Path;
-use std::sync::Arc;
 
 use acme_proto::eab::{self, MacAlgorithm};
 use acme_proto::{AccountKey, Directory, Problem, SignatureAlgorithm, b64};
 use mock_server::{MockServer, Orgs, Profile, ServerConfig};
+use reference_client::raw;
 use serde_json::{Value, json};
 
 pub const DEMO_KID: &str = "DemoPhysicsKeyId0000Ab";
@@ -39,23 +39,10 @@ pub fn demo_hmac() -> Vec<u8> {
     Orgs::demo().credentials[0].hmac_key.expose().clone()
 }
 
+/// An HTTP client trusting the mock's listener: the one trust builder of the raw transport.
 pub fn http_client(ca_bundle: &Path) -> reqwest::Client {
-    let pem = std::fs::read(ca_bundle).unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
-        .user_agent("acme-harness-tests")
-        .build()
-        .unwrap()
+    let tls = raw::tls_config(&[ca_bundle.to_owned()]).unwrap();
+    raw::http_client(tls, "acme-harness-tests", None).unwrap()
 }
 
 #[derive(Debug)]
@@ -63,6 +50,16 @@ pub struct Resp {
     pub status: u16,
     pub headers: reqwest::header::HeaderMap,
     pub body: Vec<u8>,
+}
+
+impl From<raw::Response> for Resp {
+    fn from(r: raw::Response) -> Self {
+        Self {
+            status: r.status,
+            headers: r.headers,
+            body: r.body,
+        }
+    }
 }
 
 impl Resp {
@@ -102,8 +99,11 @@ impl Resp {
     }
 }
 
+/// Signs what it is told to over the raw transport (reference_client::raw), which sends it
+/// exactly: no retry, no repair.
 pub struct Client {
     pub http: reqwest::Client,
+    raw: raw::Raw,
     pub dir: Directory,
     pub key: AccountKey,
     pub kid: Option<String>,
@@ -117,10 +117,12 @@ impl Client {
 
     pub async fn with_key(server: &MockServer, profile: &str, key: AccountKey) -> Self {
         let http = http_client(&server.ready().ca_bundle);
+        let raw = raw::Raw::new(http.clone());
         let url = server.directory_url(profile).unwrap();
-        let dir: Directory = http.get(url).send().await.unwrap().json().await.unwrap();
+        let dir: Directory = raw.get(url).await.unwrap().json().unwrap();
         Self {
             http,
+            raw,
             dir,
             key,
             kid: None,
@@ -132,24 +134,16 @@ impl Client {
         if let Some(n) = self.nonce.take() {
             return n;
         }
-        let r = self.http.head(&self.dir.new_nonce).send().await.unwrap();
-        r.headers()["replay-nonce"].to_str().unwrap().to_owned()
+        self.raw.new_nonce(&self.dir.new_nonce).await.unwrap()
     }
 
     async fn send(&mut self, url: &str, body: String, content_type: &str) -> Resp {
-        let r = self
-            .http
-            .post(url)
-            .header("content-type", content_type)
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        let resp = Resp {
-            status: r.status().as_u16(),
-            headers: r.headers().clone(),
-            body: r.bytes().await.unwrap().to_vec(),
-        };
+        let resp = Resp::from(
+            self.raw
+                .post(url, content_type, body.into_bytes())
+                .await
+                .unwrap(),
+        );
         self.nonce = resp.header("replay-nonce");
         assert!(self.nonce.is_some(), "every response carries Replay-Nonce");
         resp
