@@ -13,6 +13,13 @@ pub(crate) struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:14000", value_name = "ADDR")]
     listen: SocketAddr,
 
+    /// A DNS name or IP address clients on other hosts reach the server by (a Windows
+    /// machine running win-acme, an appliance); repeatable. Each goes into the listener's TLS
+    /// certificate, and the first one is the host of every URL the server hands out, so the
+    /// clients must resolve it (DNS or their hosts file). See docs/windows.md.
+    #[arg(long = "hostname", value_name = "NAME")]
+    hostnames: Vec<String>,
+
     /// Where the CA and ready.json are kept; the same directory keeps the same CA across
     /// restarts. Default: the user's data directory (e.g. ~/.local/share/acme-harness).
     #[arg(long, value_name = "DIR")]
@@ -127,6 +134,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let server = MockServer::start(ServerConfig {
         listen: args.listen,
+        hostnames: args.hostnames.clone(),
         data_dir: Some(data_dir.clone()),
         ca: None,
         profiles,
@@ -147,6 +155,10 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         },
     })
     .await
+    .map_err(|e| match e {
+        mock_server::StartError::Hostname { .. } => anyhow::anyhow!("--hostname: {e}"),
+        e => anyhow::Error::new(e),
+    })
     .with_context(|| match args.listen.port() {
         14000 => {
             "starting the server (if port 14000 is taken, pass --listen 127.0.0.1:0)".to_owned()
@@ -154,14 +166,79 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         _ => "starting the server".to_owned(),
     })?;
     print_banner(server.ready(), &data_dir);
+    for line in exposure_warnings(server.addr(), server.ready(), &mint_command(&server)) {
+        eprintln!("{line}");
+    }
     wait_for_signal().await?;
     eprintln!("stopping: finishing in-flight requests");
     server.shutdown().await;
     Ok(())
 }
 
+/// The command that mints a fresh credential like the demo one.
+fn mint_command(server: &MockServer) -> String {
+    server
+        .ready()
+        .demo
+        .as_ref()
+        .and_then(|demo| {
+            let orgs = server.state().store.orgs.load();
+            let cred = orgs.credential(&demo.eab_kid)?;
+            let domains: Vec<String> = demo
+                .domains
+                .iter()
+                .map(|d| format!("--domain '{d}'"))
+                .collect();
+            Some(format!(
+                "acme-harness admin eab create --dept {} {}",
+                cred.department_id,
+                domains.join(" ")
+            ))
+        })
+        .unwrap_or_else(|| "acme-harness admin eab create --dept ID --domain NAME".into())
+}
+
+/// What to tell the user when a server bound to `addr` can be reached from other hosts, or
+/// when the URLs it hands out only work on this machine. `mint` makes a fresh credential.
+pub(crate) fn exposure_warnings(addr: SocketAddr, ready: &ReadyInfo, mint: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    if !addr.ip().is_loopback() {
+        out.push(format!(
+            "warning: listening on {addr}: other hosts can reach this server.\n  \
+             This is a test CA: trust its certificates on test machines only, and remove them \
+             afterwards (docs/windows.md).\n  \
+             The demo EAB credential is public (it is in this project's source): anyone who can \
+             reach the port can get certificates with it. Give remote clients a fresh one, and \
+             revoke it when done:\n    {mint}\n  \
+             The admin API still answers loopback clients only{}.",
+            match &ready.admin_url {
+                Some(url) => format!(" ({url})"),
+                None => format!(
+                    ": bound to {} alone, this server has none; listen on 0.0.0.0 to use it",
+                    addr.ip()
+                ),
+            }
+        ));
+    }
+    if addr.ip().is_unspecified() && ready.hostnames.is_empty() {
+        out.push(format!(
+            "warning: no --hostname: the directory URLs name {}, which only this machine can \
+             use. Give the name or address other hosts reach this one by: --hostname NAME.",
+            ready.directory
+        ));
+    }
+    out
+}
+
 fn print_banner(ready: &ReadyInfo, data_dir: &std::path::Path) {
     println!("acme-harness mock Sectigo ACME server is running. Ctrl-C stops it.\n");
+    if !ready.hostnames.is_empty() {
+        println!(
+            "Reached by: {} (in the TLS certificate; every URL names {})\n",
+            ready.hostnames.join(", "),
+            ready.hostnames[0]
+        );
+    }
     println!("Directories:");
     for (name, url) in &ready.directories {
         let default = if *url == ready.directory {
@@ -256,5 +333,80 @@ async fn wait_for_signal() -> anyhow::Result<()> {
     #[cfg(not(unix))]
     {
         tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn ready(directory: &str, hostnames: &[&str], admin_url: Option<&str>) -> ReadyInfo {
+        ReadyInfo {
+            directory: directory.into(),
+            directories: Default::default(),
+            ca_bundle: "ca-bundle.pem".into(),
+            roots: "roots.pem".into(),
+            hostnames: hostnames.iter().map(|h| (*h).to_owned()).collect(),
+            admin_url: admin_url.map(str::to_owned),
+            admin_token: None,
+            demo: None,
+            seed: 8,
+            dns: "127.0.0.1:53".parse().unwrap(),
+            http01_port: 5002,
+            tlsalpn01_port: 5001,
+        }
+    }
+
+    const MINT: &str = "acme-harness admin eab create --dept 0 --domain 'physics.example.edu'";
+
+    #[test]
+    fn loopback_needs_no_warning() {
+        let r = ready("https://mock.test:14000/v2/X", &["mock.test"], Some("a"));
+        assert!(exposure_warnings("127.0.0.2:14000".parse().unwrap(), &r, MINT).is_empty());
+    }
+
+    #[test]
+    fn every_address_warns_about_the_demo_credential_and_keeps_admin_local() {
+        let r = ready(
+            "https://testbox.campus.example:14000/v2/X",
+            &["testbox.campus.example"],
+            Some("https://127.0.0.1:14000/admin"),
+        );
+        let w = exposure_warnings("0.0.0.0:14000".parse().unwrap(), &r, MINT);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].contains("other hosts can reach this server"),
+            "{}",
+            w[0]
+        );
+        assert!(w[0].contains("This is a test CA"), "{}", w[0]);
+        assert!(
+            w[0].contains("The demo EAB credential is public"),
+            "{}",
+            w[0]
+        );
+        assert!(w[0].contains(MINT), "{}", w[0]);
+        assert!(
+            w[0].contains("loopback clients only (https://127.0.0.1:14000/admin)"),
+            "{}",
+            w[0]
+        );
+    }
+
+    #[test]
+    fn every_address_without_a_hostname_says_the_urls_are_local() {
+        let r = ready("https://127.0.0.1:14000/v2/X", &[], Some("x"));
+        let w = exposure_warnings("0.0.0.0:14000".parse().unwrap(), &r, MINT);
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[1].contains("--hostname NAME"), "{}", w[1]);
+    }
+
+    #[test]
+    fn one_public_address_has_no_admin_api() {
+        let r = ready("https://192.0.2.10:14000/v2/X", &[], None);
+        let w = exposure_warnings("192.0.2.10:14000".parse().unwrap(), &r, MINT);
+        assert!(w[0].contains("this server has none"), "{}", w[0]);
     }
 }

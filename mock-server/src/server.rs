@@ -1,9 +1,11 @@
 //! Binding, TLS and the accept loop; what a caller starts and stops.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -24,6 +26,11 @@ use crate::state::org::Orgs;
 pub struct ServerConfig {
     /// Address to listen on; port 0 picks a free port.
     pub listen: SocketAddr,
+    /// Names (DNS names or IP literals) clients on other hosts reach the server by. Each goes
+    /// into the listener certificate, and the first becomes the host of every URL the server
+    /// hands out (directory, orders, certificates), so a client must be able to resolve it.
+    /// Empty: the URLs carry the bound address.
+    pub hostnames: Vec<String>,
     /// Where the CA and ready.json live; `None` uses a private temporary directory.
     pub data_dir: Option<PathBuf>,
     /// A CA already made (one per process, shared by many servers: see [`Ca::generate`]);
@@ -96,6 +103,7 @@ impl ServerConfig {
     pub fn ephemeral() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            hostnames: Vec::new(),
             data_dir: None,
             ca: Ca::shared().ok(),
             profiles: Profile::all_built_in().unwrap_or_default(),
@@ -140,6 +148,14 @@ pub enum StartError {
     /// No profile to serve, or two with one directory path.
     #[error("{0}")]
     Profiles(String),
+    /// A hostname is neither a DNS name nor an IP literal.
+    #[error("hostname {name:?}: {why}")]
+    Hostname {
+        /// The name as given.
+        name: String,
+        /// What is wrong with it.
+        why: String,
+    },
 }
 
 /// The demo values of ready.json.
@@ -166,7 +182,11 @@ pub struct ReadyInfo {
     pub ca_bundle: PathBuf,
     /// PEM file of the roots issued certificates chain to.
     pub roots: PathBuf,
-    /// Admin API URL.
+    /// The names given in [`ServerConfig::hostnames`]: in the listener certificate (besides
+    /// localhost, 127.0.0.1, ::1 and the bound address), the first one in every URL.
+    pub hostnames: Vec<String>,
+    /// Admin API URL, on a loopback address (the admin API answers loopback clients only);
+    /// `None` when the server listens on a single address that is not loopback.
     pub admin_url: Option<String>,
     /// Admin API bearer token.
     pub admin_token: Option<String>,
@@ -186,6 +206,7 @@ pub struct ReadyInfo {
 #[derive(Debug)]
 pub struct MockServer {
     addr: SocketAddr,
+    handshake_failures: Arc<AtomicU64>,
     state: Arc<AppState>,
     ready: ReadyInfo,
     stop: watch::Sender<bool>,
@@ -259,6 +280,11 @@ impl MockServer {
             }
         };
 
+        let hostnames = config
+            .hostnames
+            .iter()
+            .map(|n| check_hostname(n))
+            .collect::<Result<Vec<_>, _>>()?;
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -270,12 +296,12 @@ impl MockServer {
             addr: config.listen,
             source,
         })?;
-        let host = match addr.ip() {
-            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
-            std::net::IpAddr::V4(ip) => ip.to_string(),
-        };
-        let origin = format!("https://{host}:{}", addr.port());
-        let identity = ca.listener_identity(&[addr.ip().to_string()])?;
+        let Urls { origin, admin } = urls_for(addr, &hostnames);
+        let mut names = hostnames.clone();
+        if !addr.ip().is_unspecified() {
+            names.push(addr.ip().to_string());
+        }
+        let identity = ca.listener_identity(&names)?;
 
         let ca_bundle = dir.join("ca-bundle.pem");
         let roots = dir.join("roots.pem");
@@ -336,7 +362,8 @@ impl MockServer {
             directories,
             ca_bundle,
             roots,
-            admin_url: Some(format!("{origin}/admin")),
+            hostnames,
+            admin_url: admin,
             admin_token: Some(admin_token.expose().clone()),
             demo,
             seed,
@@ -354,10 +381,19 @@ impl MockServer {
             stop.subscribe(),
             config.limits.max_orders,
         ));
-        let task = tokio::spawn(accept_loop(listener, acceptor, app, stopped, config.limits));
+        let handshake_failures = Arc::new(AtomicU64::new(0));
+        let task = tokio::spawn(accept_loop(
+            listener,
+            acceptor,
+            app,
+            stopped,
+            config.limits,
+            handshake_failures.clone(),
+        ));
         tracing::info!(%origin, "mock ACME server listening");
         Ok(Self {
             addr,
+            handshake_failures,
             state,
             ready,
             stop,
@@ -370,6 +406,12 @@ impl MockServer {
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// How many TLS handshakes failed or timed out: a client that refuses the listener's
+    /// certificate shows up here, and nowhere else (it sends no request).
+    pub fn handshake_failures(&self) -> u64 {
+        self.handshake_failures.load(Ordering::Relaxed)
     }
 
     /// What ready.json says.
@@ -415,6 +457,90 @@ fn load_or_create_token(path: &Path) -> Result<acme_proto::Secret<String>, Start
     Ok(token)
 }
 
+/// A hostname for the listener certificate and URLs: an IP literal (without brackets), or a
+/// DNS name of letters, digits and hyphens in dot-separated labels (RFC 1123), lower-cased.
+fn check_hostname(name: &str) -> Result<String, StartError> {
+    let bad = |why: &str| StartError::Hostname {
+        name: name.to_owned(),
+        why: why.to_owned(),
+    };
+    if let Ok(ip) = name.parse::<IpAddr>() {
+        if ip.is_unspecified() {
+            return Err(bad(
+                "the unspecified address names no host; give the address or name clients use",
+            ));
+        }
+        return Ok(ip.to_string());
+    }
+    if name.starts_with('[') {
+        return Err(bad("give an IPv6 address without brackets"));
+    }
+    if name.starts_with("*.") {
+        return Err(bad("a wildcard names no host; give each name clients use"));
+    }
+    if name.is_empty() || name.len() > 253 {
+        return Err(bad("a DNS name has 1 to 253 characters"));
+    }
+    for label in name.split('.') {
+        if label.is_empty() || label.len() > 63 {
+            return Err(bad(
+                "each dot-separated label has 1 to 63 characters (no leading, trailing or double dot)",
+            ));
+        }
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            return Err(bad(
+                "a DNS name has letters, digits, hyphens and dots only (IDNs in their xn-- form)",
+            ));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err(bad("a label does not start or end with a hyphen"));
+        }
+    }
+    Ok(name.to_ascii_lowercase())
+}
+
+/// Where the server is reached: the origin every ACME URL is built on, and the admin API's
+/// URL on a loopback address.
+#[derive(Debug, PartialEq, Eq)]
+struct Urls {
+    origin: String,
+    admin: Option<String>,
+}
+
+/// The URLs of a server bound to `addr` and known by `hostnames` (checked already). The
+/// first hostname is the URLs' host: a client on another host reaches the server by name, and
+/// then follows the URLs the directory hands out, which must carry the same name (the JWS
+/// `url` of each request is compared with them). Without one, the bound address is the host,
+/// or loopback when bound to every address. The admin API answers loopback peers only, so its
+/// URL is on loopback whatever the hostnames; bound to one non-loopback address, it has none.
+fn urls_for(addr: SocketAddr, hostnames: &[String]) -> Urls {
+    let url_host = |ip: IpAddr| match ip {
+        IpAddr::V6(ip) => format!("[{ip}]"),
+        IpAddr::V4(ip) => ip.to_string(),
+    };
+    let loopback = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => Some(IpAddr::from([127, 0, 0, 1])),
+        IpAddr::V6(ip) if ip.is_unspecified() => Some(IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)),
+        ip if ip.is_loopback() => Some(ip),
+        _ => None,
+    };
+    let host = match hostnames.first() {
+        Some(name) => match name.parse::<IpAddr>() {
+            Ok(ip) => url_host(ip),
+            Err(_) => name.clone(),
+        },
+        None => url_host(loopback.unwrap_or(addr.ip())),
+    };
+    let port = addr.port();
+    Urls {
+        origin: format!("https://{host}:{port}"),
+        admin: loopback.map(|ip| format!("https://{}:{port}/admin", url_host(ip))),
+    }
+}
+
 fn demo_info(orgs: &Orgs) -> Option<DemoInfo> {
     let cred = orgs.credentials.first()?;
     // Plain names first: scripts take domains[0] as the name to ask for.
@@ -438,6 +564,7 @@ async fn accept_loop(
     app: axum::Router,
     mut stopped: watch::Receiver<bool>,
     limits: Limits,
+    handshake_failures: Arc<AtomicU64>,
 ) {
     let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -469,6 +596,7 @@ async fn accept_loop(
         };
         let app = app.clone().layer(axum::Extension(control.clone()));
         let watcher = graceful.watcher();
+        let handshake_failures = handshake_failures.clone();
         tokio::spawn(async move {
             let _permit = permit;
             let _ = tcp.set_nodelay(true);
@@ -476,10 +604,12 @@ async fn accept_loop(
                 match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)).await {
                     Ok(Ok(tls)) => tls,
                     Ok(Err(e)) => {
+                        handshake_failures.fetch_add(1, Ordering::Relaxed);
                         tracing::debug!(%peer, error = %e, "TLS handshake failed");
                         return;
                     }
                     Err(_) => {
+                        handshake_failures.fetch_add(1, Ordering::Relaxed);
                         tracing::debug!(%peer, "TLS handshake timed out");
                         return;
                     }
@@ -531,5 +661,211 @@ async fn prune_loop(state: Arc<AppState>, mut stopped: watch::Receiver<bool>, ke
         if dropped > 0 {
             tracing::debug!(dropped, "old orders pruned");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use rustls::pki_types::ServerName;
+    use tower::ServiceExt as _;
+
+    fn at(addr: &str) -> SocketAddr {
+        addr.parse().unwrap()
+    }
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|n| (*n).to_owned()).collect()
+    }
+
+    fn urls(origin: &str, admin: Option<&str>) -> Urls {
+        Urls {
+            origin: origin.to_owned(),
+            admin: admin.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn urls_carry_the_first_hostname_and_the_admin_api_stays_on_loopback() {
+        assert_eq!(
+            urls_for(at("127.0.0.1:14000"), &[]),
+            urls(
+                "https://127.0.0.1:14000",
+                Some("https://127.0.0.1:14000/admin")
+            )
+        );
+        assert_eq!(
+            urls_for(at("127.0.0.2:14000"), &names(&["mock.test", "alias.test"])),
+            urls(
+                "https://mock.test:14000",
+                Some("https://127.0.0.2:14000/admin")
+            )
+        );
+        assert_eq!(
+            urls_for(at("0.0.0.0:14000"), &names(&["testbox.campus.example"])),
+            urls(
+                "https://testbox.campus.example:14000",
+                Some("https://127.0.0.1:14000/admin")
+            )
+        );
+        // Bound to every address without a name: loopback works, 0.0.0.0 names no host.
+        assert_eq!(
+            urls_for(at("0.0.0.0:14000"), &[]),
+            urls(
+                "https://127.0.0.1:14000",
+                Some("https://127.0.0.1:14000/admin")
+            )
+        );
+        assert_eq!(
+            urls_for(at("[::]:14000"), &names(&["2001:db8::5"])),
+            urls(
+                "https://[2001:db8::5]:14000",
+                Some("https://[::1]:14000/admin")
+            )
+        );
+        // One address that is not loopback: no peer of the admin API can be loopback.
+        assert_eq!(
+            urls_for(at("192.0.2.10:14000"), &[]),
+            urls("https://192.0.2.10:14000", None)
+        );
+    }
+
+    #[test]
+    fn hostnames_are_dns_names_or_ip_literals() {
+        assert_eq!(check_hostname("Mock.Test").unwrap(), "mock.test");
+        assert_eq!(
+            check_hostname("xn--bcher-kva.example").unwrap(),
+            "xn--bcher-kva.example"
+        );
+        assert_eq!(check_hostname("192.0.2.10").unwrap(), "192.0.2.10");
+        assert_eq!(check_hostname("2001:DB8::5").unwrap(), "2001:db8::5");
+        for bad in [
+            "",
+            "mock test",
+            "mock..test",
+            "mock.test.",
+            "-mock.test",
+            "*.mock.test",
+            "[::1]",
+            "0.0.0.0",
+            "bücher.example",
+        ] {
+            let err = check_hostname(bad).unwrap_err().to_string();
+            assert!(err.contains(&format!("{bad:?}")), "{err}");
+        }
+    }
+
+    /// A TLS handshake with the listener at `addr` that expects the certificate to be valid
+    /// for `name`, trusting the server's ca-bundle.pem only.
+    async fn handshake(server: &MockServer, name: &str) -> Result<(), std::io::Error> {
+        let pem = std::fs::read(&server.ready().ca_bundle).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(tls));
+        let tcp = tokio::net::TcpStream::connect(server.addr()).await?;
+        let name = ServerName::try_from(name.to_owned()).unwrap();
+        connector.connect(name, tcp).await.map(drop)
+    }
+
+    #[tokio::test]
+    async fn the_listener_certificate_verifies_for_every_hostname() {
+        let server = MockServer::start(ServerConfig {
+            // All of 127.0.0.0/8 is loopback: the test talks to no other host.
+            listen: at("127.0.0.2:0"),
+            hostnames: names(&["mock.test", "Alias.Test", "192.0.2.10"]),
+            ..ServerConfig::ephemeral()
+        })
+        .await
+        .unwrap();
+        let port = server.addr().port();
+        let ready = server.ready();
+        assert_eq!(
+            ready.hostnames,
+            names(&["mock.test", "alias.test", "192.0.2.10"])
+        );
+        assert!(
+            ready
+                .directory
+                .starts_with(&format!("https://mock.test:{port}/v2/")),
+            "{}",
+            ready.directory
+        );
+        assert_eq!(
+            ready.admin_url.as_deref(),
+            Some(format!("https://127.0.0.2:{port}/admin").as_str())
+        );
+        for name in [
+            "mock.test",
+            "alias.test",
+            "192.0.2.10",
+            "127.0.0.2",
+            "localhost",
+        ] {
+            handshake(&server, name)
+                .await
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+        let refused = handshake(&server, "other.test").await.unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains("not valid for name \"other.test\""),
+            "{refused}"
+        );
+        // The refusal is counted: a remote vet tells a client that refused the certificate
+        // from one that never connected.
+        for _ in 0..100 {
+            if server.handshake_failures() == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(server.handshake_failures(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_bad_hostname_is_a_startup_error() {
+        let err = MockServer::start(ServerConfig {
+            hostnames: names(&["mock test"]),
+            ..ServerConfig::ephemeral()
+        })
+        .await
+        .unwrap_err();
+        assert!(matches!(err, StartError::Hostname { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn the_admin_api_answers_loopback_peers_only() {
+        let server = MockServer::start(ServerConfig::ephemeral()).await.unwrap();
+        let token = server.ready().admin_token.clone().unwrap();
+        let ask = |peer: &str| {
+            let control = crate::http::ConnControl {
+                drop: Arc::default(),
+                peer: Some(peer.parse().unwrap()),
+            };
+            let app = crate::http::router(server.state().clone()).layer(axum::Extension(control));
+            let request = http::Request::get("/admin/organizations")
+                .header("authorization", format!("Bearer {token}"))
+                .body(axum::body::Body::empty())
+                .unwrap();
+            app.oneshot(request)
+        };
+        // The right token from another host is still refused: --hostname and a non-loopback
+        // --listen open the ACME API to the network, never the admin API.
+        assert_eq!(ask("192.0.2.7:40000").await.unwrap().status(), 403);
+        assert_eq!(ask("[2001:db8::7]:40000").await.unwrap().status(), 403);
+        assert_eq!(ask("127.0.0.1:40000").await.unwrap().status(), 200);
+        assert_eq!(ask("127.0.0.2:40000").await.unwrap().status(), 200);
+        assert_eq!(ask("[::1]:40000").await.unwrap().status(), 200);
     }
 }

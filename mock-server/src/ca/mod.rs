@@ -316,17 +316,16 @@ impl Ca {
         Ok(out)
     }
 
-    /// A fresh listener certificate for localhost, 127.0.0.1, ::1 and `extra` names.
+    /// A fresh listener certificate for localhost, 127.0.0.1, ::1 and `extra` names: DNS
+    /// names, and IP literals (which become IP address SANs), each listed once.
     pub fn listener_identity(&self, extra: &[String]) -> Result<ListenerIdentity, CaError> {
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
         let mut names = vec!["localhost".to_owned(), "127.0.0.1".into(), "::1".into()];
-        names.extend(
-            extra
-                .iter()
-                .filter(|n| !names.contains(n))
-                .cloned()
-                .collect::<Vec<_>>(),
-        );
+        for name in extra {
+            if !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
         let mut params = CertificateParams::new(names)?;
         params.distinguished_name = name("acme-harness listener");
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
