@@ -8,6 +8,7 @@
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,12 +18,12 @@ use reference_client::cert::{CertInfo, WrittenFiles, pkcs12, renewal_due, write_
 use reference_client::solver::{
     Dns01Hook, Http01Standalone, Http01Webroot, Solver, TlsAlpn01Standalone,
 };
+use reference_client::store::{AccountState, AccountStore, OrderRecord};
 use reference_client::{
     ACCOUNT_KEY_TYPES, Account, CertKeyType, Client, ClientConfig, CsrSource, EabCredential, Error,
     ErrorClass, IssueRequest, NewAccountOptions, Progress, REVOCATION_REASONS,
-    account_key_from_pem, account_key_pem, generate_account_key, write_private,
+    generate_account_key, write_private,
 };
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 /// Environment variable holding the EAB HMAC key (instead of --eab-hmac-key-file).
@@ -298,13 +299,6 @@ impl Failure {
             problem: None,
         }
     }
-    fn local(message: impl Into<String>) -> Self {
-        Self {
-            code: 1,
-            message: message.into(),
-            problem: None,
-        }
-    }
     fn class(&self) -> &'static str {
         match self.code {
             2 => "usage",
@@ -335,7 +329,7 @@ type Outcome = Result<(Value, String), Failure>;
 
 /// Runs a client command. Exits the process with the command's exit code (0-4, see
 /// `--help`): the codes are part of the interface scripts rely on.
-pub(crate) async fn run(args: ClientArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
     let json_mode = match &args.command {
         ClientCommand::Register(a) => a.common.json,
         ClientCommand::Issue(a) => a.common.json,
@@ -379,33 +373,10 @@ pub(crate) async fn run(args: ClientArgs) -> anyhow::Result<()> {
     };
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
-    std::process::exit(i32::from(code));
+    Ok(ExitCode::from(code))
 }
 
 // ---- state -------------------------------------------------------------------------------
-
-#[derive(Debug, Serialize, Deserialize)]
-struct AccountState {
-    directory: String,
-    url: String,
-    key_type: String,
-    #[serde(default)]
-    contact: Vec<String>,
-    #[serde(default)]
-    eab_kid: Option<String>,
-    #[serde(default)]
-    orders: Vec<OrderRecord>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct OrderRecord {
-    url: String,
-    names: Vec<String>,
-    certificate: Option<String>,
-    out: Option<PathBuf>,
-    #[serde(with = "time::serde::rfc3339")]
-    at: time::OffsetDateTime,
-}
 
 fn state_root(common: &CommonArgs) -> Result<PathBuf, Failure> {
     match &common.state_dir {
@@ -416,55 +387,12 @@ fn state_root(common: &CommonArgs) -> Result<PathBuf, Failure> {
     }
 }
 
-/// One folder per directory URL: `127.0.0.1_14000/v2_InCommonRSAOV`.
-fn account_dir(common: &CommonArgs) -> Result<PathBuf, Failure> {
-    let rest = common
-        .server
-        .split_once("://")
-        .map(|(_, r)| r)
-        .unwrap_or(&common.server);
-    let safe: String = rest
-        .trim_end_matches('/')
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    Ok(state_root(common)?.join("accounts").join(safe))
-}
-
-fn load_state(dir: &Path) -> Result<Option<(AccountState, acme_proto::AccountKey)>, Failure> {
-    let state_path = dir.join("account.json");
-    let key_path = dir.join("account-key.pem");
-    if !state_path.exists() {
-        return Ok(None);
-    }
-    let text = std::fs::read_to_string(&state_path)
-        .map_err(|e| Failure::local(format!("{}: {e}", state_path.display())))?;
-    let state: AccountState = serde_json::from_str(&text)
-        .map_err(|e| Failure::local(format!("{} is damaged: {e}", state_path.display())))?;
-    let pem = std::fs::read_to_string(&key_path)
-        .map_err(|e| Failure::local(format!("{}: {e}", key_path.display())))?;
-    let key = account_key_from_pem(&pem).map_err(Failure::from)?;
-    Ok(Some((state, key)))
-}
-
-fn save_state(dir: &Path, state: &AccountState) -> Result<(), Failure> {
-    std::fs::create_dir_all(dir).map_err(|e| Failure::local(format!("{}: {e}", dir.display())))?;
-    let text = serde_json::to_string_pretty(state).unwrap_or_default();
-    let path = dir.join("account.json");
-    std::fs::write(&path, text).map_err(|e| Failure::local(format!("{}: {e}", path.display())))
-}
-
-fn save_key(dir: &Path, key: &acme_proto::AccountKey) -> Result<(), Failure> {
-    std::fs::create_dir_all(dir).map_err(|e| Failure::local(format!("{}: {e}", dir.display())))?;
-    let pem = account_key_pem(key)?;
-    write_private(&dir.join("account-key.pem"), pem.expose().as_bytes())?;
-    Ok(())
+/// The account store of the `--server` directory under the state root.
+fn store(common: &CommonArgs) -> Result<AccountStore, Failure> {
+    Ok(AccountStore::for_directory(
+        &state_root(common)?,
+        &common.server,
+    ))
 }
 
 // ---- helpers ------------------------------------------------------------------------------
@@ -509,8 +437,8 @@ async fn account(
     common: &CommonArgs,
     eab: Option<&EabArgs>,
 ) -> Result<(Account, AccountState, bool), Failure> {
-    let dir = account_dir(common)?;
-    if let Some((state, key)) = load_state(&dir)? {
+    let store = store(common)?;
+    if let Some((state, key)) = store.load()? {
         let url = state.url.clone();
         return Ok((client.account(key, url), state, false));
     }
@@ -518,7 +446,7 @@ async fn account(
         return Err(Failure::usage(format!(
             "no account for {} in {}: run `acme-harness client register` first",
             common.server,
-            dir.display()
+            store.dir().display()
         )));
     };
     let alg = key_type(&eab.account_key_type)?;
@@ -545,7 +473,7 @@ async fn account(
             },
         )
         .await?;
-    save_key(&dir, registered.account.key())?;
+    store.save_key(registered.account.key())?;
     let state = AccountState {
         directory: common.server.clone(),
         url: registered.account.url().to_owned(),
@@ -554,7 +482,7 @@ async fn account(
         eab_kid: credential.as_ref().map(|c| c.kid().to_owned()),
         orders: Vec::new(),
     };
-    save_state(&dir, &state)?;
+    store.save_state(&state)?;
     Ok((registered.account, state, registered.created))
 }
 
@@ -674,7 +602,7 @@ async fn obtain(
         out: Some(out.clone()),
         at: time::OffsetDateTime::now_utc(),
     });
-    save_state(&account_dir(common)?, &state)?;
+    store(common)?.save_state(&state)?;
     let info = CertInfo::from_der(issued.chain.leaf())?;
     let text = format!(
         "certificate for {} issued by {}\nvalid until {}\nfiles:\n  {}\n  {}\n  {}\n{}{}",
@@ -720,8 +648,8 @@ fn first_cert_der(path: &Path) -> Result<Vec<u8>, Failure> {
 
 async fn register(args: RegisterArgs) -> Outcome {
     let client = connect(&args.common).await?;
-    let dir = account_dir(&args.common)?;
-    let existed = load_state(&dir)?.is_some();
+    let dir = store(&args.common)?.dir().to_owned();
+    let existed = store(&args.common)?.exists();
     let (account, state, created) = account(&client, &args.common, Some(&args.eab)).await?;
     let object = account.fetch().await?;
     let what = if existed {
@@ -869,12 +797,8 @@ async fn deactivate(args: DeactivateArgs) -> Outcome {
     let client = connect(&args.common).await?;
     let (account, _, _) = account(&client, &args.common, None).await?;
     account.deactivate().await?;
-    let dir = account_dir(&args.common)?;
-    // Keep the key for the record, but stop using it.
-    let _ = std::fs::rename(
-        dir.join("account.json"),
-        dir.join("account.json.deactivated"),
-    );
+    // Keep the key for the record, but stop using the account.
+    store(&args.common)?.retire()?;
     Ok((
         json!({"command": "deactivate", "account": account.url()}),
         format!("account deactivated: {}\n", account.url()),
@@ -886,23 +810,19 @@ async fn rollover(args: RolloverArgs) -> Outcome {
     let (mut account, mut state, _) = account(&client, &args.common, None).await?;
     let alg = key_type(&args.new_key_type)?;
     let new_key = generate_account_key(alg, args.rsa_bits)?;
-    let dir = account_dir(&args.common)?;
+    let store = store(&args.common)?;
     let old = account.rollover(new_key).await?;
     // Keep the old key until the new one is safely stored.
-    let old_pem = account_key_pem(&old)?;
-    write_private(
-        &dir.join("account-key.pem.old"),
-        old_pem.expose().as_bytes(),
-    )?;
-    save_key(&dir, account.key())?;
+    let old_path = store.save_old_key(&old)?;
+    store.save_key(account.key())?;
     state.key_type = args.new_key_type.to_ascii_lowercase();
-    save_state(&dir, &state)?;
+    store.save_state(&state)?;
     Ok((
         json!({"command": "rollover", "account": account.url(), "key": account.key().jwk().describe()}),
         format!(
             "account key replaced ({}); the old key is in {}\n",
             account.key().jwk().describe(),
-            dir.join("account-key.pem.old").display()
+            old_path.display()
         ),
     ))
 }

@@ -1,6 +1,7 @@
 //! `acme-harness conformance`: grade a recorded transcript, print the rule catalogue.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
@@ -44,7 +45,7 @@ enum ConformanceCommand {
 }
 
 /// Runs a conformance command.
-pub(crate) async fn run(args: ConformanceArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(args: ConformanceArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         ConformanceCommand::Grade {
             transcripts,
@@ -59,7 +60,7 @@ pub(crate) async fn run(args: ConformanceArgs) -> anyhow::Result<()> {
                     .with_context(|| format!("cannot write {}", path.display()))?,
                 None => print!("{page}"),
             }
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
     }
 }
@@ -69,7 +70,7 @@ fn grade(
     json: Option<PathBuf>,
     junit: Option<PathBuf>,
     quiet: bool,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<ExitCode> {
     let mut exchanges = Vec::new();
     for file in files {
         match ::conformance::read_transcript(file) {
@@ -98,8 +99,9 @@ fn grade(
         std::fs::write(&path, report.to_junit())
             .with_context(|| format!("cannot write the JUnit report to {}", path.display()))?;
     }
-    if report.must_failed() {
-        std::process::exit(1);
-    }
-    Ok(())
+    Ok(if report.must_failed() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -71,17 +71,17 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => serve::run(args).await,
+            Command::Serve(args) => serve::run(args).await.map(|()| ExitCode::SUCCESS),
             Command::Client(args) => client::run(args).await,
-            Command::Admin(args) => admin::run(args).await,
+            Command::Admin(args) => admin::run(args).await.map(|()| ExitCode::SUCCESS),
             Command::Conformance(args) => conformance::run(args).await,
-            Command::Bench(args) => bench::run(args).await,
-            Command::Vet(args) => vet::run(args).await,
-            Command::Matrix(args) => vet::matrix(args).await,
+            Command::Bench(args) => bench::run(args).await.map(|()| ExitCode::SUCCESS),
+            Command::Vet(args) => vet::run(args).await.map(|()| ExitCode::SUCCESS),
+            Command::Matrix(args) => vet::matrix(args).await.map(|()| ExitCode::SUCCESS),
         }
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(2)

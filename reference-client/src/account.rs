@@ -416,19 +416,7 @@ pub(crate) fn pem_encode(label: &str, der: &[u8]) -> String {
 
 /// Writes `contents` to `path` with mode 0600 (and tightens an existing file's mode).
 pub fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
-    use std::io::Write as _;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path).map_err(|e| Error::io(path, e))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| Error::io(path, e))?;
-    }
-    file.write_all(contents).map_err(|e| Error::io(path, e))
+    crate::store::write_atomic(path, contents, true)
 }
 
 #[cfg(test)]

@@ -43,6 +43,7 @@ mod error;
 mod order;
 pub mod raw;
 pub mod solver;
+pub mod store;
 
 pub use account::{
     ACCOUNT_KEY_TYPES, Account, EabCredential, NewAccountOptions, Registered, account_key_from_pem,
