@@ -84,7 +84,7 @@ async fn full_flow_against_both_kinds_of_profile() {
     assert!(report["requests_per_issuance"].as_f64().unwrap() >= 6.0);
     // This test process is the server: its memory is read from /proc.
     assert!(report["server"]["after"]["rss_kib"].as_u64().unwrap() > 0);
-    assert_eq!(server.state().store.certs.len(), 6);
+    assert_eq!(server.state().store.counts().certs, 6);
 
     // Pre-validated authorizations: no challenge request at all.
     let (code, stdout, stderr) = bench(

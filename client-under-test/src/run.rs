@@ -427,7 +427,7 @@ fn issued_serials(server: &MockServer) -> Vec<String> {
     server
         .state()
         .store
-        .certs
+        .certs()
         .iter()
         .map(|c| verify::normalise_serial(&c.serial))
         .collect()

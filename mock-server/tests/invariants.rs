@@ -98,7 +98,8 @@ fn check_invariants(server: &mock_server::MockServer) {
         }
     }
     // Orders: every state is one the RFC allows, with what it needs.
-    for o in state.store.orders.iter() {
+    let orders = state.store.orders();
+    for o in &orders {
         match o.status_at(time::OffsetDateTime::now_utc()) {
             Status::Ready => assert!(o.cert.is_none()),
             Status::Processing | Status::Valid => {
@@ -106,31 +107,24 @@ fn check_invariants(server: &mock_server::MockServer) {
                     .cert
                     .as_ref()
                     .expect("processing and valid orders have a certificate");
-                let c = state
-                    .store
-                    .certs
-                    .get(cert)
-                    .expect("the certificate is recorded");
+                let c = state.store.cert(cert).expect("the certificate is recorded");
                 assert_eq!(c.order, o.id);
             }
             other => panic!("impossible order status {other:?}"),
         }
     }
     // Certificates: each recorded once, each by its DER.
-    assert_eq!(state.store.certs.len(), state.store.certs_by_der.len());
-    let referenced: Vec<String> = state
-        .store
-        .orders
-        .iter()
-        .filter_map(|o| o.cert.clone())
-        .collect();
+    // Every index agrees with what it indexes (certificates by DER and ARI id, account keys,
+    // authorizations and challenges of each order).
+    state.store.check_invariants().unwrap();
+    let referenced: Vec<String> = orders.iter().filter_map(|o| o.cert.clone()).collect();
     let unique: HashSet<&String> = referenced.iter().collect();
     assert_eq!(
         unique.len(),
         referenced.len(),
         "no certificate belongs to two orders"
     );
-    assert_eq!(referenced.len(), state.store.certs.len());
+    assert_eq!(referenced.len(), state.store.counts().certs);
 }
 
 proptest! {
@@ -172,10 +166,12 @@ async fn old_orders_are_pruned_beyond_the_limit() {
     // The background sweep (every 2 s) may have dropped some already; this finishes the job.
     server.state().store.prune(3);
     let store = &server.state().store;
-    assert_eq!(store.orders.len(), 3);
-    assert_eq!(store.certs.len(), 3, "certificates go with their orders");
-    assert_eq!(store.certs_by_der.len(), 3);
-    assert_eq!(store.authzs.len(), 3);
+    let counts = store.counts();
+    assert_eq!(counts.orders, 3);
+    assert_eq!(counts.certs, 3, "certificates go with their orders");
+    assert_eq!(counts.authzs, 3);
+    // ... and the DER and ARI indexes with them.
+    store.check_invariants().unwrap();
     // The oldest are gone, the newest are still served.
     assert_eq!(c.get(&urls[0]).await.status, 404);
     assert_eq!(c.get(&urls[5]).await.status, 200);

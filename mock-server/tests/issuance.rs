@@ -173,7 +173,7 @@ async fn processing_then_valid_and_certificate_hidden_until_then() {
     assert!(polled.json().get("certificate").is_none());
     assert_eq!(polled.header("retry-after").as_deref(), Some("2"));
     // The certificate id exists but is not served before the order is valid.
-    let cert_id = server.state().store.certs.iter().next().unwrap().id.clone();
+    let cert_id = server.state().store.certs()[0].id.clone();
     let early = client
         .get(&format!(
             "{}/cert/{cert_id}",
@@ -243,7 +243,7 @@ async fn revocation_by_account_and_by_certificate_key() {
     let revoked = server
         .state()
         .store
-        .certs
+        .certs()
         .iter()
         .filter(|c| c.revoked.is_some())
         .count();

@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 use crate::control::NewCredential;
 use crate::faults::FaultPlan;
 use crate::http::AppState;
+use crate::state::ops::{RevokeError, Revoker};
 use crate::state::org::ModelError;
 
 /// An admin error: `{"error": "..."}` with a status.
@@ -335,15 +336,8 @@ async fn list_certs(State(state): State<Arc<AppState>>, Path(kid): Path<String>)
     credential(&state, &kid)?;
     let mut out: Vec<Value> = state
         .store
-        .certs
-        .iter()
-        .filter(|c| {
-            state
-                .store
-                .accounts
-                .get(&c.account)
-                .is_some_and(|a| a.eab_kid.as_deref() == Some(kid.as_str()))
-        })
+        .certs_where(|a| a.eab_kid.as_deref() == Some(kid.as_str()))
+        .into_iter()
         .map(|c| json!({"id": c.id, "serial": c.serial, "names": c.names, "account": c.account, "revoked": c.revoked.is_some(), "reason": c.revoked}))
         .collect();
     out.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
@@ -355,15 +349,8 @@ async fn list_orders(State(state): State<Arc<AppState>>, Path(kid): Path<String>
     credential(&state, &kid)?;
     let mut out: Vec<Value> = state
         .store
-        .orders
-        .iter()
-        .filter(|o| {
-            state
-                .store
-                .accounts
-                .get(&o.account)
-                .is_some_and(|a| a.eab_kid.as_deref() == Some(kid.as_str()))
-        })
+        .orders_where(|a| a.eab_kid.as_deref() == Some(kid.as_str()))
+        .into_iter()
         .map(|o| {
             json!({
                 "id": o.id,
@@ -394,25 +381,15 @@ async fn revoke_cert(
     } else {
         parse_json(&body)?
     };
-    let mut cert = state
+    let cert = state
         .store
-        .certs
-        .get_mut(&id)
-        .ok_or_else(|| AdminError::not_found(format!("no certificate {id:?}")))?;
-    if cert.revoked.is_some() {
-        return Err(AdminError(
-            StatusCode::CONFLICT,
-            "certificate already revoked".into(),
-        ));
-    }
-    cert.revoked = Some(req.reason.unwrap_or(0));
-    state.store.save(|| {
-        vec![crate::state::persist::Row::new(
-            crate::state::persist::Kind::Cert,
-            &id,
-            &*cert,
-        )]
-    });
+        .revoke_certificate(&id, req.reason.unwrap_or(0), Revoker::Admin)
+        .map_err(|e| match e {
+            RevokeError::AlreadyRevoked => {
+                AdminError(StatusCode::CONFLICT, "certificate already revoked".into())
+            }
+            _ => AdminError::not_found(format!("no certificate {id:?}")),
+        })?;
     Ok(Json(json!({"id": id, "revoked": true, "reason": cert.revoked})).into_response())
 }
 

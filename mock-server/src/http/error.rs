@@ -101,6 +101,11 @@ impl AcmeError {
         &mut self.0.problem
     }
 
+    /// The HTTP status it is answered with.
+    pub fn status(&self) -> StatusCode {
+        self.0.status
+    }
+
     /// The problem document.
     pub fn problem(&self) -> &Problem {
         &self.0.problem

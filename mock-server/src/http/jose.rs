@@ -223,11 +223,7 @@ impl AppState {
         };
         let prefix = format!("{}/account/", ctx.resources);
         let id = kid.strip_prefix(&prefix).ok_or_else(not_found)?;
-        self.store
-            .accounts
-            .get(id)
-            .map(|a| a.clone())
-            .ok_or_else(not_found)
+        self.store.account(id).ok_or_else(not_found)
     }
 
     fn redeem_nonce(&self, ctx: &ProfileCtx, nonce: Option<&str>) -> Result<(), AcmeError> {
@@ -251,7 +247,7 @@ impl AppState {
                 account.status.as_str()
             )));
         }
-        let live = self.store.accounts.get(&account.id).map(|a| a.status);
+        let live = self.store.account_status(&account.id);
         if live != Some(Status::Valid) {
             return Err(AcmeError::unauthorized("Account is not valid"));
         }

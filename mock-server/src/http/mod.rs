@@ -221,7 +221,7 @@ impl AppState {
             S::Pending | S::Ready => {
                 let mut all_valid = true;
                 for id in &order.authzs {
-                    match self.store.authzs.get(id).map(|a| a.status) {
+                    match self.store.authz_status(id) {
                         Some(S::Valid) => {}
                         Some(S::Pending) => all_valid = false,
                         _ => return S::Invalid,
@@ -510,4 +510,80 @@ pub(crate) fn test_state() -> AppState {
             ),
         },
     )
+}
+
+/// The router in-process, request by request (`tower::ServiceExt::oneshot`), no socket: the
+/// endpoints that need no signed request, and the refusals a broken client gets before its
+/// JWS is even read.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod router_tests {
+    use axum::body::Body;
+    use http::{Method, Request, StatusCode};
+    use http_body_util::BodyExt as _;
+    use tower::ServiceExt as _;
+
+    use super::*;
+
+    async fn call(method: Method, uri: &str, body: &str) -> (StatusCode, http::HeaderMap, Vec<u8>) {
+        let app = router(Arc::new(test_state()));
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("content-type", "application/jose+json")
+            .body(Body::from(body.to_owned()))
+            .unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        let (parts, body) = response.into_parts();
+        let bytes = body.collect().await.unwrap().to_bytes().to_vec();
+        (parts.status, parts.headers, bytes)
+    }
+
+    fn problem_type(headers: &http::HeaderMap, body: &[u8]) -> String {
+        assert_eq!(headers["content-type"], "application/problem+json");
+        let p: serde_json::Value = serde_json::from_slice(body).unwrap();
+        p["type"].as_str().unwrap().to_owned()
+    }
+
+    #[tokio::test]
+    async fn directory_and_nonce_without_a_socket() {
+        let (status, headers, body) = call(Method::GET, "/v2/InCommonRSAOV", "").await;
+        assert_eq!(status, StatusCode::OK);
+        let dir: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(dir["meta"]["externalAccountRequired"], true);
+        assert!(headers.contains_key("replay-nonce"));
+        let new_nonce = dir["newNonce"].as_str().unwrap();
+        let path = new_nonce.split_once("127.0.0.1:1").unwrap().1.to_owned();
+        let (status, headers, _) = call(Method::HEAD, &path, "").await;
+        assert_eq!(status, StatusCode::OK);
+        // RFC 8555 §7.2: newNonce answers must not be cached.
+        let cache = headers["cache-control"].to_str().unwrap();
+        assert!(cache.contains("no-store"), "{cache}");
+        assert!(headers.contains_key("replay-nonce"));
+    }
+
+    #[tokio::test]
+    async fn sectigo_refuses_the_generic_directory() {
+        let (status, _, _) = call(Method::GET, "/v2/directory", "").await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+    }
+
+    #[tokio::test]
+    async fn unknown_paths_and_garbage_get_problem_documents() {
+        let (status, headers, body) = call(Method::GET, "/nowhere", "").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(problem_type(&headers, &body).ends_with(":malformed"));
+
+        let dir = call(Method::GET, "/v2/InCommonRSAOV", "").await.2;
+        let dir: serde_json::Value = serde_json::from_slice(&dir).unwrap();
+        let new_account = dir["newAccount"].as_str().unwrap();
+        let path = new_account.split_once("127.0.0.1:1").unwrap().1.to_owned();
+        let (status, headers, body) = call(Method::POST, &path, "{not json").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(problem_type(&headers, &body).ends_with(":malformed"));
+        assert!(
+            headers.contains_key("replay-nonce"),
+            "refusals carry a nonce too"
+        );
+    }
 }

@@ -113,7 +113,7 @@ pub(crate) async fn record(
     let mut eab_kid = None;
     if let Some(kid) = &kid {
         let id = kid.rsplit('/').next().unwrap_or_default();
-        eab_kid = state.store.accounts.get(id).and_then(|a| a.eab_kid.clone());
+        eab_kid = state.store.account_eab_kid(id);
     }
     if eab_kid.is_none()
         && let Some(body) = &request_body
@@ -133,7 +133,7 @@ pub(crate) async fn record(
         && let Some(url) = &account
     {
         let id = url.rsplit('/').next().unwrap_or_default();
-        eab_kid = state.store.accounts.get(id).and_then(|a| a.eab_kid.clone());
+        eab_kid = state.store.account_eab_kid(id);
     }
 
     let status = response.status().as_u16();

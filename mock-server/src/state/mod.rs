@@ -2,6 +2,7 @@
 //! maps (one entry lock at a time, no global lock), the nonce store and the organisations.
 
 pub mod nonce;
+pub mod ops;
 pub mod org;
 pub mod persist;
 pub mod transcripts;
@@ -164,25 +165,26 @@ pub struct IssuedCert {
 /// costs a fraction of the standard SipHash on the short ids every request looks up.
 pub type Map<K, V> = DashMap<K, V, foldhash::fast::RandomState>;
 
-/// All mutable server state.
+/// All mutable server state. The maps are private: [`ops`] holds the operations that keep
+/// their indexes in step and persist each change as one transaction.
 #[derive(Debug)]
 pub struct Store {
     /// Accounts by id.
-    pub accounts: Map<String, Account>,
+    accounts: Map<String, Account>,
     /// Account ids by key thumbprint.
-    pub account_keys: Map<Thumbprint, String>,
+    account_keys: Map<Thumbprint, String>,
     /// Orders by id.
-    pub orders: Map<String, Order>,
+    orders: Map<String, Order>,
     /// Authorizations by id.
-    pub authzs: Map<String, Authz>,
+    authzs: Map<String, Authz>,
     /// Challenges by id.
-    pub challenges: Map<String, Challenge>,
+    challenges: Map<String, Challenge>,
     /// Certificates by id.
-    pub certs: Map<String, IssuedCert>,
+    certs: Map<String, IssuedCert>,
     /// Certificate ids by the SHA-256 of the leaf DER, for revokeCert.
-    pub certs_by_der: Map<[u8; 32], String>,
+    certs_by_der: Map<[u8; 32], String>,
     /// Certificate ids by ARI certificate identifier (RFC 9773 §4.1).
-    pub certs_by_ari: Map<String, String>,
+    certs_by_ari: Map<String, String>,
     /// Nonces.
     pub nonces: nonce::NonceStore,
     /// Organisations and credentials.

@@ -1,0 +1,553 @@
+//! Orders: newOrder with Sectigo's delegation rules, the order resource, finalize, and the
+//! account's order list.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use acme_proto::{Finalize, Identifier, NewOrder, ProblemType, Status, b64};
+use axum::extract::{Path, State};
+use axum::response::Response;
+use http::StatusCode;
+
+use super::super::jose::KeyMode;
+use super::super::{AcmeError, AppState, ProfileCtx, repr};
+use super::{
+    JosePost, Shared, gate, json_response, now_utc, owned, require_post_as_get, with_location,
+    with_retry_after,
+};
+use crate::ca::csr;
+use crate::faults::{Endpoint, FaultKind};
+use crate::state::org::{EabCredential, Orgs};
+use crate::state::{Account, Authz, Challenge, IssuedCert, Order, new_id};
+
+/// Whether `name` is a syntactically valid DNS name (optionally `*.`-prefixed).
+fn valid_dns_name(name: &str) -> bool {
+    let name = name.strip_prefix("*.").unwrap_or(name);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.contains('.')
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+/// POST newOrder (RFC 8555 §7.4): identifiers checked against the account's delegation (§3).
+pub(crate) async fn new_order(State(state): Shared, post: JosePost) -> Result<Response, AcmeError> {
+    let auth = state.authenticate(&post, KeyMode::Kid)?;
+    let account = auth.account()?;
+    let ctx = &post.ctx;
+    state.rate_limit(ctx, &account.id)?;
+    gate(&state, &post, &auth, Endpoint::NewOrder).await?;
+    let req: NewOrder = auth.payload()?;
+    let orgs = state.store.orgs.load();
+    let credential = account
+        .eab_kid
+        .as_deref()
+        .and_then(|kid| orgs.credential(kid));
+    let delegation_required = ctx.profile.order.delegation == crate::profile::Delegation::Required;
+    let names = checked_names(&req, credential.map(|c| &**c), &orgs, delegation_required)?;
+
+    let now = now_utc();
+    let order_id = new_id();
+    let mut authz_ids = Vec::with_capacity(names.len());
+    let mut authzs = Vec::with_capacity(names.len());
+    let mut new_challenges = Vec::new();
+    let order_profile = &ctx.profile.order;
+    let mut all_valid = true;
+    for (name, id) in names.iter().zip(&req.identifiers) {
+        let authz_id = new_id();
+        let (wildcard, base) = match name.strip_prefix("*.") {
+            Some(base) => (true, base),
+            None => (false, name.as_str()),
+        };
+        // §3 [S]: delegated, validated domains come back valid (acme2certifier #122) unless
+        // persistent DCV is on; other names get real challenges.
+        let validated = orgs.domain_of(name).is_some_and(|d| d.validated);
+        let prevalidated = delegation_required
+            && order_profile.prevalidated
+            && validated
+            && !order_profile.persistent_dcv;
+        let mut challenges = Vec::new();
+        if prevalidated {
+            let chall_id = new_id();
+            new_challenges.push(Challenge {
+                id: chall_id.clone(),
+                authz: authz_id.clone(),
+                kind: order_profile.prevalidated_challenge_type.clone(),
+                status: Status::Valid,
+                token: None,
+                validated: Some(now),
+                error: None,
+            });
+            challenges.push(chall_id);
+        } else {
+            all_valid = false;
+            let token = new_token();
+            // Wildcards are proved by dns-01 only (RFC 8555 §8.3); persistent DCV is dns-01.
+            let kinds: Vec<&str> = if wildcard || order_profile.persistent_dcv {
+                vec!["dns-01"]
+            } else {
+                order_profile
+                    .challenge_types
+                    .iter()
+                    .map(String::as_str)
+                    .collect()
+            };
+            for kind in kinds {
+                let chall_id = new_id();
+                new_challenges.push(Challenge {
+                    id: chall_id.clone(),
+                    authz: authz_id.clone(),
+                    kind: kind.to_owned(),
+                    status: Status::Pending,
+                    token: Some(token.clone()),
+                    validated: None,
+                    error: None,
+                });
+                challenges.push(chall_id);
+            }
+        }
+        authzs.push(Authz {
+            id: authz_id.clone(),
+            account: account.id.clone(),
+            identifier: Identifier {
+                kind: id.kind.clone(),
+                value: base.to_owned(),
+            },
+            wildcard,
+            status: if prevalidated {
+                Status::Valid
+            } else {
+                Status::Pending
+            },
+            expires: now + time::Duration::days(30),
+            challenges,
+        });
+        authz_ids.push(authz_id);
+    }
+    // A credential revoked while this request was in flight stops it here, before it commits.
+    state.check_account_usable(account)?;
+    let order = Order {
+        id: order_id.clone(),
+        account: account.id.clone(),
+        status: if all_valid {
+            Status::Ready
+        } else {
+            Status::Pending
+        },
+        identifiers: names.iter().map(|n| Identifier::dns(n.as_str())).collect(),
+        authzs: authz_ids,
+        expires: now + time::Duration::days(7),
+        ready_at: None,
+        retry_after: None,
+        cert: None,
+        error: None,
+    };
+    // Fresh authorizations are valid or pending, so the order's status is its own.
+    let body = json_response(StatusCode::CREATED, &repr::order(ctx, &order, order.status));
+    // The order, its authorizations and their challenges in one transaction.
+    state.store.create_order(order, authzs, new_challenges);
+    Ok(with_location(body, &ctx.url("order", &order_id)))
+}
+
+/// The checks of a newOrder's identifiers, in Sectigo's order and with its texts (§3):
+/// identifiers present, no notBefore/notAfter, DNS names only, valid and not duplicated;
+/// where delegation is required, every name delegated to the account's credential and all of
+/// them of one organisation. The names, lower case, in request order.
+fn checked_names(
+    req: &NewOrder,
+    credential: Option<&EabCredential>,
+    orgs: &Orgs,
+    delegation_required: bool,
+) -> Result<Vec<String>, AcmeError> {
+    if req.identifiers.is_empty() {
+        return Err(AcmeError::malformed(
+            "The order must contain at least one identifier",
+        ));
+    }
+    if req.not_before.is_some() || req.not_after.is_some() {
+        // §7: notBefore/notAfter in newOrder are not supported.
+        return Err(AcmeError::malformed(
+            "notBefore and notAfter are not supported",
+        ));
+    }
+    let mut names = Vec::with_capacity(req.identifiers.len());
+    for id in &req.identifiers {
+        match id.kind.as_str() {
+            "dns" => {}
+            // §3 [Z] (lego #2222, acme.sh #4022).
+            "ip" => {
+                return Err(AcmeError::new(
+                    ProblemType::UnsupportedIdentifier,
+                    StatusCode::BAD_REQUEST,
+                    "IPv4 and IPv6 identifier types are not yet supported",
+                ));
+            }
+            other => {
+                return Err(AcmeError::new(
+                    ProblemType::UnsupportedIdentifier,
+                    StatusCode::BAD_REQUEST,
+                    format!("Identifier type {other:?} is not supported"),
+                ));
+            }
+        }
+        let name = id.value.to_ascii_lowercase();
+        if !valid_dns_name(&name) {
+            return Err(AcmeError::rejected_identifier(format!(
+                "{:?} is not a valid DNS name",
+                id.value
+            )));
+        }
+        names.push(name);
+    }
+    let unique: BTreeSet<&String> = names.iter().collect();
+    if unique.len() != names.len() {
+        // §3 [Z] (acme.sh #3268).
+        return Err(AcmeError::rejected_identifier(
+            "One or more identifiers are duplicated",
+        ));
+    }
+    let undelegated: Vec<&String> = names
+        .iter()
+        .filter(|n| delegation_required && !credential.is_some_and(|c| c.covers(n)))
+        .collect();
+    if !undelegated.is_empty() {
+        // §3 [S]: Sectigo's sentence, then the names so that the administrator knows which.
+        let list: Vec<&str> = undelegated.iter().map(|s| s.as_str()).collect();
+        let mut err = AcmeError::rejected_identifier(format!(
+            "A requested identifier has not been delegated. Not delegated to this ACME account: {}",
+            list.join(", ")
+        ));
+        err.problem_mut().subproblems = undelegated
+            .iter()
+            .map(|n| {
+                let mut p = acme_proto::Problem::new(
+                    ProblemType::RejectedIdentifier,
+                    400,
+                    format!("{n} has not been delegated to this ACME account"),
+                );
+                p.identifier = Some(Identifier::dns(n.as_str()));
+                p
+            })
+            .collect();
+        return Err(err);
+    }
+    let owners: BTreeSet<Option<usize>> = names.iter().map(|n| orgs.owner_of(n)).collect();
+    if delegation_required && owners.len() > 1 {
+        // §3 [S] (win-acme #1644 #2374).
+        return Err(AcmeError::rejected_identifier(
+            "The identifiers are not all linked to the same preauthorized Subject organization name/address",
+        ));
+    }
+
+    Ok(names)
+}
+
+fn owned_order(state: &AppState, id: &str, account: &Account) -> Result<Order, AcmeError> {
+    owned(state.store.order(id), account, "Order", |o| &o.account)
+}
+
+fn order_response(
+    state: &AppState,
+    ctx: &ProfileCtx,
+    order: &Order,
+    status: StatusCode,
+) -> Response {
+    let current = state.order_status(order);
+    let body = json_response(status, &repr::order(ctx, order, current));
+    let body = with_location(body, &ctx.url("order", &order.id));
+    if current == Status::Processing {
+        let seconds = order
+            .retry_after
+            .unwrap_or(ctx.profile.order.processing_retry_after);
+        with_retry_after(body, seconds)
+    } else {
+        body
+    }
+}
+
+/// POST-as-GET order/{id}.
+pub(crate) async fn order(
+    State(state): Shared,
+    Path((_, id)): Path<(String, String)>,
+    post: JosePost,
+) -> Result<Response, AcmeError> {
+    let auth = state.authenticate(&post, KeyMode::Kid)?;
+    gate(&state, &post, &auth, Endpoint::Order).await?;
+    require_post_as_get(&auth)?;
+    let order = owned_order(&state, &id, auth.account()?)?;
+    Ok(order_response(&state, &post.ctx, &order, StatusCode::OK))
+}
+
+/// POST order/{id}/finalize (RFC 8555 §7.4): CSR checks, then `processing` (§5, §7).
+pub(crate) async fn finalize(
+    State(state): Shared,
+    Path((_, id)): Path<(String, String)>,
+    post: JosePost,
+) -> Result<Response, AcmeError> {
+    let auth = state.authenticate(&post, KeyMode::Kid)?;
+    let account = auth.account()?;
+    let ctx = &post.ctx;
+    let fault = gate(&state, &post, &auth, Endpoint::Finalize).await?;
+    let order = owned_order(&state, &id, account)?;
+    let status = state.order_status(&order);
+    if status != Status::Ready {
+        return Err(AcmeError::new(
+            ProblemType::OrderNotReady,
+            StatusCode::FORBIDDEN,
+            format!(
+                "Order is not ready to be finalized: its status is \"{}\"",
+                status.as_str()
+            ),
+        ));
+    }
+    let req: Finalize = auth.payload()?;
+    let der = b64::decode(&req.csr)
+        .map_err(|_| AcmeError::malformed("The \"csr\" field is not base64url"))?;
+    let checked = csr::check(&der).map_err(|e| AcmeError::bad_csr(e.to_string()))?;
+    let wanted: BTreeSet<String> = order.identifiers.iter().map(|i| i.value.clone()).collect();
+    if checked.names != wanted {
+        let got: Vec<&str> = checked.names.iter().map(String::as_str).collect();
+        let want: Vec<&str> = wanted.iter().map(String::as_str).collect();
+        return Err(AcmeError::bad_csr(format!(
+            "The CSR's names ({}) do not match the order's identifiers ({})",
+            got.join(", "),
+            want.join(", ")
+        )));
+    }
+    if checked.jwk.as_ref() == Some(&account.jwk) {
+        return Err(AcmeError::bad_csr(
+            "The CSR's public key must not be the account key",
+        ));
+    }
+    let orgs = state.store.orgs.load();
+    let org = account
+        .eab_kid
+        .as_deref()
+        .and_then(|kid| orgs.credential(kid))
+        .and_then(|c| orgs.organizations.get(c.org));
+    let (org, policy) = match ctx.profile.order.subject {
+        crate::profile::SubjectStyle::Ov if org.is_some() => (org, crate::ca::CertPolicy::Ov),
+        crate::profile::SubjectStyle::Ev if org.is_some() => (org, crate::ca::CertPolicy::Ev),
+        _ => (None, crate::ca::CertPolicy::Dv),
+    };
+    let names: Vec<String> = order.identifiers.iter().map(|i| i.value.clone()).collect();
+    let issued = state
+        .ca
+        .issue(
+            &checked,
+            &names,
+            org,
+            policy,
+            ctx.profile.order.validity_days,
+        )
+        .map_err(|e| {
+            tracing::error!(error = %e, "issuance failed");
+            AcmeError::internal("The server experienced an internal error")
+        })?;
+    let cert_id = new_id();
+    // A credential revoked while this request was in flight stops it here, before it commits.
+    state.check_account_usable(account)?;
+    // §5: a `processing` fault stretches the wait (Sectigo: 15-60 s, sometimes hours).
+    let (processing_ms, retry_after) = match &fault {
+        Some(rule) if rule.fault == FaultKind::Processing => (
+            rule.seconds.unwrap_or(0) * 1000,
+            rule.retry_after
+                .or(Some(ctx.profile.order.processing_retry_after)),
+        ),
+        _ => (ctx.profile.order.processing_ms, None),
+    };
+    let ready_at = now_utc() + Duration::from_millis(processing_ms);
+    let leaf_der = issued.leaf_der;
+    let (ari_id, not_before, not_after) = super::cert::leaf_facts(&leaf_der);
+    let cert = IssuedCert {
+        id: cert_id,
+        account: account.id.clone(),
+        names: names.clone(),
+        serial: issued.serial,
+        order: id.clone(),
+        leaf_pem: issued.leaf_pem,
+        family: issued.family,
+        leaf_der,
+        key: checked.jwk,
+        revoked: None,
+        ari_id,
+        not_before,
+        not_after,
+    };
+    let ready = |live: &Order| state.order_status(live) == Status::Ready;
+    let Some(updated) = state
+        .store
+        .finalize_order(&id, ready, ready_at, retry_after, cert)
+    else {
+        return Err(AcmeError::new(
+            ProblemType::OrderNotReady,
+            StatusCode::FORBIDDEN,
+            "Order is not ready to be finalized: it was finalized concurrently",
+        ));
+    };
+    tracing::info!(order = %id, names = ?names, "order finalized");
+    Ok(order_response(&state, ctx, &updated, StatusCode::OK))
+}
+
+/// POST-as-GET account/{id}/orders (RFC 8555 §7.1.2.1), where the profile has order lists.
+pub(crate) async fn orders_list(
+    State(state): Shared,
+    Path((_, id)): Path<(String, String)>,
+    post: JosePost,
+) -> Result<Response, AcmeError> {
+    let auth = state.authenticate(&post, KeyMode::Kid)?;
+    require_post_as_get(&auth)?;
+    let account = auth.account()?;
+    if account.id != id {
+        return Err(AcmeError::unauthorized(
+            "This order list belongs to another account",
+        ));
+    }
+    if !post.ctx.profile.account.orders_list {
+        return Err(AcmeError::new(
+            ProblemType::Malformed,
+            StatusCode::NOT_FOUND,
+            "This server has no order lists",
+        ));
+    }
+    let orders: Vec<String> = state
+        .store
+        .order_ids_of(&id)
+        .iter()
+        .map(|o| post.ctx.url("order", o))
+        .collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &serde_json::json!({ "orders": orders }),
+    ))
+}
+
+/// A challenge token: 32 random bytes, base64url (RFC 8555 §8.1 asks for 128 bits at least).
+fn new_token() -> String {
+    use rand::RngCore as _;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    b64::encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order(names: &[&str]) -> NewOrder {
+        serde_json::from_value(serde_json::json!({
+            "identifiers": names.iter().map(|n| serde_json::json!({"type": "dns", "value": n})).collect::<Vec<_>>()
+        }))
+        .expect("a newOrder payload")
+    }
+
+    fn check(names: &[&str], delegation: bool) -> Result<Vec<String>, String> {
+        let orgs = Orgs::demo();
+        let credential = orgs.credentials.first().map(|c| &**c);
+        checked_names(&order(names), credential, &orgs, delegation)
+            .map_err(|e| e.problem().detail.clone().unwrap_or_default())
+    }
+
+    #[test]
+    fn delegated_names_pass_lower_cased_in_order() {
+        assert_eq!(
+            check(&["WWW.Physics.example.edu", "*.physics.example.edu"], true),
+            Ok(vec![
+                "www.physics.example.edu".into(),
+                "*.physics.example.edu".into()
+            ])
+        );
+    }
+
+    #[test]
+    fn undelegated_names_are_listed() {
+        let err = check(&["physics.example.edu", "chemistry.example.edu"], true).unwrap_err();
+        assert!(
+            err.starts_with("A requested identifier has not been delegated"),
+            "{err}"
+        );
+        assert!(err.ends_with("chemistry.example.edu"), "{err}");
+        // Without delegation (plain RFC 8555 profiles) any valid name passes.
+        assert!(check(&["chemistry.example.edu"], false).is_ok());
+    }
+
+    #[test]
+    fn bad_requests_get_sectigo_texts() {
+        assert_eq!(
+            check(&[], true).unwrap_err(),
+            "The order must contain at least one identifier"
+        );
+        assert_eq!(
+            check(&["physics.example.edu", "PHYSICS.example.edu"], true).unwrap_err(),
+            "One or more identifiers are duplicated"
+        );
+        assert!(
+            check(&["-bad-.example.edu"], false)
+                .unwrap_err()
+                .contains("not a valid DNS name")
+        );
+        assert!(
+            check(&["localhost"], false)
+                .unwrap_err()
+                .contains("not a valid DNS name")
+        );
+        let ip = serde_json::from_value(serde_json::json!({
+            "identifiers": [{"type": "ip", "value": "192.0.2.1"}]
+        }))
+        .expect("payload");
+        let orgs = Orgs::demo();
+        let err = checked_names(&ip, None, &orgs, false).unwrap_err();
+        assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(err.problem().kind, ProblemType::UnsupportedIdentifier);
+    }
+
+    #[test]
+    fn names_of_two_organisations_are_refused_together() {
+        let mut orgs = Orgs::demo();
+        // A credential that (wrongly) covers names of two organisations.
+        let both = orgs
+            .add_credential(
+                0,
+                "both".into(),
+                vec![1],
+                &["physics.example.edu".into()],
+                false,
+                vec![],
+            )
+            .expect("credential");
+        let mut domains = both.domains.clone();
+        domains.insert("institute.example.org".into());
+        let cred = EabCredential {
+            kid: "both".into(),
+            hmac_key: acme_proto::Secret::new(vec![1]),
+            org: 0,
+            department_id: 0,
+            department: "Physics".into(),
+            profiles: vec![],
+            faults: arc_swap::ArcSwapOption::empty(),
+            domains,
+            reusable: false,
+            bindings: std::sync::atomic::AtomicU64::new(0),
+            revoked: std::sync::atomic::AtomicBool::new(false),
+        };
+        let err = checked_names(
+            &order(&["physics.example.edu", "institute.example.org"]),
+            Some(&cred),
+            &orgs,
+            true,
+        )
+        .unwrap_err();
+        let detail = err.problem().detail.clone().unwrap_or_default();
+        assert!(
+            detail.contains("same preauthorized Subject organization"),
+            "{detail}"
+        );
+    }
+}
