@@ -3,8 +3,14 @@
 
 use std::path::PathBuf;
 
+use acme_proto::transcript::Exchange;
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
+use mock_server::ReadyInfo;
+use mock_server::admin::api::{
+    CertificateView, Created, CredentialView, ErrorView, FaultEventsView, MintedView,
+    OrganizationView,
+};
 use serde_json::{Value, json};
 
 /// Arguments of `acme-harness admin`.
@@ -245,13 +251,14 @@ impl Api {
             None => crate::serve::default_data_dir()?,
         };
         let ready_path = dir.join("ready.json");
-        let ready: Option<Value> = std::fs::read_to_string(&ready_path)
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok());
-        let from_ready = |key: &str| {
-            ready
-                .as_ref()
-                .and_then(|r| r[key].as_str().map(str::to_owned))
+        let ready: Option<ReadyInfo> = match std::fs::read_to_string(&ready_path) {
+            Ok(text) => Some(serde_json::from_str(&text).with_context(|| {
+                format!(
+                    "{} is not the ready.json `serve` writes",
+                    ready_path.display()
+                )
+            })?),
+            Err(_) => None,
         };
         let missing = |what: &str, flag: &str| {
             anyhow::anyhow!(
@@ -262,17 +269,17 @@ impl Api {
         let url = args
             .url
             .clone()
-            .or_else(|| from_ready("admin_url"))
+            .or_else(|| ready.as_ref().and_then(|r| r.admin_url.clone()))
             .ok_or_else(|| missing("admin URL", "--url"))?;
         let token = args
             .token
             .clone()
-            .or_else(|| from_ready("admin_token"))
+            .or_else(|| ready.as_ref().and_then(|r| r.admin_token.clone()))
             .ok_or_else(|| missing("admin token", "--token"))?;
         let ca = args
             .ca_file
             .clone()
-            .or_else(|| from_ready("ca_bundle").map(PathBuf::from))
+            .or_else(|| ready.as_ref().map(|r| r.ca_bundle.clone()))
             .ok_or_else(|| missing("CA bundle", "--ca-file"))?;
         let tls = reference_client::raw::tls_config(std::slice::from_ref(&ca))
             .with_context(|| format!("--ca-file {}", ca.display()))?;
@@ -301,13 +308,26 @@ impl Api {
         let text = response.text().await.unwrap_or_default();
         let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
         if !status.is_success() {
-            let message = value["error"]
-                .as_str()
-                .map(str::to_owned)
-                .unwrap_or_else(|| value.to_string());
+            let message = serde_json::from_value::<ErrorView>(value.clone())
+                .map(|e| e.error)
+                .unwrap_or_else(|_| value.to_string());
             bail!("the admin API refused ({status}): {message}");
         }
         Ok(value)
+    }
+
+    /// A call whose answer is the type `T`; the answer and its JSON.
+    async fn typed<T: serde::de::DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<(T, Value)> {
+        let value = self.call(method, path, body).await?;
+        let typed = serde_json::from_value(value.clone()).with_context(|| {
+            format!("the admin API's answer to {path} is not what this client expects")
+        })?;
+        Ok((typed, value))
     }
 }
 
@@ -321,38 +341,34 @@ pub(crate) async fn run(args: AdminArgs) -> anyhow::Result<()> {
             state,
             locality,
         }) => {
-            let v = api.call(M::POST, "/organizations", Some(json!({"name": name, "country": country, "state": state, "locality": locality}))).await?;
-            let t = format!("organisation {} added: {name}", v["id"]);
+            let (created, v): (Created, _) = api.typed(M::POST, "/organizations", Some(json!({"name": name, "country": country, "state": state, "locality": locality}))).await?;
+            let t = format!("organisation {} added: {name}", created.id);
             (v, t)
         }
         AdminCommand::Org(OrgCommand::List) => {
-            let v = api.call(M::GET, "/organizations", None).await?;
+            let (orgs, v): (Vec<OrganizationView>, _) =
+                api.typed(M::GET, "/organizations", None).await?;
             let mut t = String::new();
-            for o in v.as_array().into_iter().flatten() {
+            for o in &orgs {
                 t.push_str(&format!(
                     "{}  {} (C={}, ST={})\n",
-                    o["id"],
-                    o["name"].as_str().unwrap_or_default(),
-                    o["country"].as_str().unwrap_or_default(),
-                    o["state"].as_str().unwrap_or_default()
+                    o.id, o.name, o.country, o.state
                 ));
-                for d in o["domains"].as_array().into_iter().flatten() {
-                    let state = if d["validated"] == true {
+                for d in &o.domains {
+                    let state = if d.validated {
                         "validated"
                     } else {
                         "not validated"
                     };
-                    t.push_str(&format!(
-                        "    domain {} ({state})\n",
-                        d["name"].as_str().unwrap_or_default()
-                    ));
+                    t.push_str(&format!("    domain {} ({state})\n", d.name));
                 }
-                for d in o["departments"].as_array().into_iter().flatten() {
+                for d in &o.departments {
+                    let domains: Vec<&str> = d.domains.iter().map(String::as_str).collect();
                     t.push_str(&format!(
                         "    department {} {}: {}\n",
-                        d["id"],
-                        d["name"].as_str().unwrap_or_default(),
-                        d["domains"]
+                        d.id,
+                        d.name,
+                        domains.join(", ")
                     ));
                 }
             }
@@ -391,14 +407,14 @@ pub(crate) async fn run(args: AdminArgs) -> anyhow::Result<()> {
             (v, format!("domain {name}: validated = {}", !no))
         }
         AdminCommand::Dept(DeptCommand::Add { org, name }) => {
-            let v = api
-                .call(
+            let (created, v): (Created, _) = api
+                .typed(
                     M::POST,
                     &format!("/organizations/{org}/departments"),
                     Some(json!({"name": name})),
                 )
                 .await?;
-            let t = format!("department {} added: {name}", v["id"]);
+            let t = format!("department {} added: {name}", created.id);
             (v, t)
         }
         AdminCommand::Delegate { dept, domain } => {
@@ -417,40 +433,33 @@ pub(crate) async fn run(args: AdminArgs) -> anyhow::Result<()> {
             reusable,
             profiles,
         }) => {
-            let v = api.call(M::POST, "/eab", Some(json!({"department": dept, "domains": domains, "reusable": reusable, "profiles": profiles}))).await?;
+            let (minted, v): (MintedView, _) = api.typed(M::POST, "/eab", Some(json!({"department": dept, "domains": domains, "reusable": reusable, "profiles": profiles}))).await?;
             let t = format!(
                 "EAB credential created. The HMAC key is shown this once: keep it like a private key.\n  key id:   {}\n  HMAC key: {}",
-                v["eab_kid"].as_str().unwrap_or_default(),
-                v["eab_hmac_key"].as_str().unwrap_or_default()
+                minted.eab_kid, minted.eab_hmac_key
             );
             (v, t)
         }
         AdminCommand::Eab(EabCommand::List) => {
-            let v = api.call(M::GET, "/eab", None).await?;
+            let (credentials, v): (Vec<CredentialView>, _) =
+                api.typed(M::GET, "/eab", None).await?;
             let mut t = String::new();
-            for c in v.as_array().into_iter().flatten() {
+            for c in &credentials {
+                let domains: Vec<&str> = c.domains.iter().map(String::as_str).collect();
                 t.push_str(&format!(
                     "{}  dept {} ({})  {}  accounts {}{}{}\n    domains: {}\n",
-                    c["eab_kid"].as_str().unwrap_or_default(),
-                    c["department"],
-                    c["department_name"].as_str().unwrap_or_default(),
-                    if c["reusable"] == true {
-                        "reusable"
-                    } else {
-                        "single-use"
-                    },
-                    c["accounts_bound"],
-                    if c["revoked"] == true {
-                        "  REVOKED"
-                    } else {
-                        ""
-                    },
-                    if c["faults"].is_null() {
-                        ""
-                    } else {
+                    c.eab_kid,
+                    c.department,
+                    c.department_name,
+                    if c.reusable { "reusable" } else { "single-use" },
+                    c.accounts_bound,
+                    if c.revoked { "  REVOKED" } else { "" },
+                    if c.faults.is_some() {
                         "  faults set"
+                    } else {
+                        ""
                     },
-                    c["domains"]
+                    domains.join(", ")
                 ));
             }
             (v, t.trim_end().to_owned())
@@ -465,25 +474,21 @@ pub(crate) async fn run(args: AdminArgs) -> anyhow::Result<()> {
             )
         }
         AdminCommand::Certs(CertsCommand::List { kid }) => {
-            let v = api
-                .call(M::GET, &format!("/eab/{kid}/certificates"), None)
+            let (certs, v): (Vec<CertificateView>, _) = api
+                .typed(M::GET, &format!("/eab/{kid}/certificates"), None)
                 .await?;
             let mut t = String::new();
-            for c in v.as_array().into_iter().flatten() {
+            for c in &certs {
                 t.push_str(&format!(
                     "{}  serial {}  {}{}\n",
-                    c["id"].as_str().unwrap_or_default(),
-                    c["serial"].as_str().unwrap_or_default(),
-                    c["names"],
-                    if c["revoked"] == true {
-                        "  REVOKED"
-                    } else {
-                        ""
-                    }
+                    c.id,
+                    c.serial,
+                    c.names.join(", "),
+                    if c.revoked { "  REVOKED" } else { "" }
                 ));
             }
             (
-                v.clone(),
+                v,
                 if t.is_empty() {
                     "no certificates".into()
                 } else {
@@ -502,28 +507,25 @@ pub(crate) async fn run(args: AdminArgs) -> anyhow::Result<()> {
             (v, format!("certificate {id} revoked"))
         }
         AdminCommand::Requests { kid, jsonl } => {
-            let v = api
-                .call(M::GET, &format!("/eab/{kid}/requests"), None)
+            let (exchanges, v): (Vec<Exchange>, _) = api
+                .typed(M::GET, &format!("/eab/{kid}/requests"), None)
                 .await?;
             if *jsonl {
-                for e in v.as_array().into_iter().flatten() {
-                    println!("{e}");
+                for e in &exchanges {
+                    println!("{}", serde_json::to_string(e)?);
                 }
                 return Ok(());
             }
             let mut t = String::new();
-            for e in v.as_array().into_iter().flatten() {
-                let problem = e["problem"]["type"]
-                    .as_str()
-                    .map(|p| format!("  {}", p.rsplit(':').next().unwrap_or(p)))
+            for e in &exchanges {
+                let problem = e
+                    .problem
+                    .as_ref()
+                    .map(|p| format!("  {}", p.kind.rsplit(':').next().unwrap_or(&p.kind)))
                     .unwrap_or_default();
                 t.push_str(&format!(
                     "{:>6} ms  {:<4} {}  -> {}{}\n",
-                    e["elapsed_ms"],
-                    e["method"].as_str().unwrap_or_default(),
-                    e["url"].as_str().unwrap_or_default(),
-                    e["status"],
-                    problem
+                    e.elapsed_ms, e.method, e.url, e.status, problem
                 ));
             }
             (v, t.trim_end().to_owned())
@@ -557,15 +559,13 @@ pub(crate) async fn run(args: AdminArgs) -> anyhow::Result<()> {
             (Value::Null, format!("fault plan of {kid} cleared"))
         }
         AdminCommand::Faults(FaultsCommand::Events) => {
-            let v = api.call(M::GET, "/faults/events", None).await?;
-            let mut t = format!("seed {}\n", v["seed"]);
-            for e in v["events"].as_array().into_iter().flatten() {
+            let (fired, v): (FaultEventsView, _) =
+                api.typed(M::GET, "/faults/events", None).await?;
+            let mut t = format!("seed {}\n", fired.seed);
+            for e in &fired.events {
                 t.push_str(&format!(
-                    "{}  {} #{}  {}\n",
-                    e["scope"].as_str().unwrap_or_default(),
-                    e["endpoint"].as_str().unwrap_or_default(),
-                    e["ordinal"],
-                    e["fault"].as_str().unwrap_or_default()
+                    "{}  {:?} #{}  {:?}\n",
+                    e.scope, e.endpoint, e.ordinal, e.fault
                 ));
             }
             (v, t.trim_end().to_owned())

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -159,7 +159,7 @@ pub enum StartError {
 }
 
 /// The demo values of ready.json.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct DemoInfo {
     /// Demo EAB key id.
     pub eab_kid: String,
@@ -171,8 +171,8 @@ pub struct DemoInfo {
     pub undelegated_domain: String,
 }
 
-/// What `DIR/ready.json` holds, for scripts.
-#[derive(Clone, Debug, Serialize)]
+/// What `DIR/ready.json` holds, for scripts and `acme-harness admin`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ReadyInfo {
     /// The default profile's directory URL.
     pub directory: String,
@@ -371,7 +371,8 @@ impl MockServer {
             http01_port: config.http01_port,
             tlsalpn01_port: config.tlsalpn01_port,
         };
-        let json = serde_json::to_vec_pretty(&ready).unwrap_or_default();
+        let json = serde_json::to_vec_pretty(&ready)
+            .map_err(|e| StartError::Profiles(format!("cannot write ready.json: {e}")))?;
         write_file(&dir.join("ready.json"), &json, true)?;
 
         let (stop, stopped) = watch::channel(false);

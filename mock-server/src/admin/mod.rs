@@ -6,7 +6,6 @@
 //! per credential, fault plans per credential, and the mock DNS's records.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use acme_proto::{Secret, b64};
 use axum::body::Bytes;
@@ -18,7 +17,8 @@ use axum::{Json, Router};
 use http::{HeaderValue, StatusCode, header};
 use rand::RngCore;
 use serde::Deserialize;
-use serde_json::{Value, json};
+
+pub mod api;
 
 use crate::control::NewCredential;
 use crate::faults::FaultPlan;
@@ -53,7 +53,7 @@ impl From<ModelError> for AdminError {
 
 impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
-        (self.0, Json(json!({ "error": self.1 }))).into_response()
+        (self.0, Json(api::ErrorView { error: self.1 })).into_response()
     }
 }
 
@@ -140,21 +140,34 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, AdminEr
 
 async fn list_orgs(State(state): State<Arc<AppState>>) -> AdminResult {
     let orgs = state.store.orgs.load();
-    let out: Vec<Value> = orgs
+    let out: Vec<api::OrganizationView> = orgs
         .organizations
         .iter()
-        .map(|o| {
-            json!({
-                "id": o.id,
-                "name": o.name,
-                "country": o.country,
-                "state": o.state,
-                "locality": o.locality,
-                "domains": orgs.domains.iter().filter(|d| d.org == o.id)
-                    .map(|d| json!({"name": d.name, "validated": d.validated})).collect::<Vec<_>>(),
-                "departments": orgs.departments.iter().filter(|d| d.org == o.id)
-                    .map(|d| json!({"id": d.id, "name": d.name, "domains": d.domains})).collect::<Vec<_>>(),
-            })
+        .map(|o| api::OrganizationView {
+            id: o.id,
+            name: o.name.clone(),
+            country: o.country.clone(),
+            state: o.state.clone(),
+            locality: o.locality.clone(),
+            domains: orgs
+                .domains
+                .iter()
+                .filter(|d| d.org == o.id)
+                .map(|d| api::DomainView {
+                    name: d.name.clone(),
+                    validated: d.validated,
+                })
+                .collect(),
+            departments: orgs
+                .departments
+                .iter()
+                .filter(|d| d.org == o.id)
+                .map(|d| api::DepartmentView {
+                    id: d.id,
+                    name: d.name.clone(),
+                    domains: d.domains.clone(),
+                })
+                .collect(),
         })
         .collect();
     Ok(Json(out).into_response())
@@ -180,7 +193,7 @@ async fn add_org(State(state): State<Arc<AppState>>, body: Bytes) -> AdminResult
     let id = update(&state, |o| {
         Ok(o.add_org(&req.name, &req.country, &req.state, req.locality.clone()))
     })?;
-    Ok((StatusCode::CREATED, Json(json!({ "id": id }))).into_response())
+    Ok((StatusCode::CREATED, Json(api::Created { id })).into_response())
 }
 
 #[derive(Deserialize)]
@@ -204,7 +217,10 @@ async fn add_domain(
     update(&state, |o| o.add_domain(org, &req.name, req.validated))?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "name": req.name.to_ascii_lowercase(), "validated": req.validated })),
+        Json(api::DomainView {
+            name: req.name.to_ascii_lowercase(),
+            validated: req.validated,
+        }),
     )
         .into_response())
 }
@@ -222,7 +238,11 @@ async fn set_validation(
 ) -> AdminResult {
     let req: Validation = parse_json(&body)?;
     update(&state, |o| o.set_validated(&name, req.validated))?;
-    Ok(Json(json!({ "name": name, "validated": req.validated })).into_response())
+    Ok(Json(api::DomainView {
+        name,
+        validated: req.validated,
+    })
+    .into_response())
 }
 
 #[derive(Deserialize)]
@@ -238,7 +258,7 @@ async fn add_department(
 ) -> AdminResult {
     let req: NewDepartment = parse_json(&body)?;
     let id = update(&state, |o| o.add_department(org, &req.name))?;
-    Ok((StatusCode::CREATED, Json(json!({ "id": id }))).into_response())
+    Ok((StatusCode::CREATED, Json(api::Created { id })).into_response())
 }
 
 #[derive(Deserialize)]
@@ -256,7 +276,10 @@ async fn delegate(
     update(&state, |o| o.delegate(dept, &req.domain))?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "department": dept, "domain": req.domain })),
+        Json(api::DelegationView {
+            department: dept,
+            domain: req.domain,
+        }),
     )
         .into_response())
 }
@@ -284,28 +307,17 @@ async fn create_eab(State(state): State<Arc<AppState>>, body: Bytes) -> AdminRes
     })?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "eab_kid": minted.kid,
-            "eab_hmac_key": minted.hmac_key.expose(),
-            "reusable": req.reusable,
-        })),
+        Json(api::MintedView {
+            eab_kid: minted.kid,
+            eab_hmac_key: minted.hmac_key.expose().clone(),
+            reusable: req.reusable,
+        }),
     )
         .into_response())
 }
 
-fn credential_json(c: &crate::state::org::EabCredential) -> Value {
-    json!({
-        "eab_kid": c.kid,
-        "organization": c.org,
-        "department": c.department_id,
-        "department_name": c.department,
-        "domains": c.domains,
-        "reusable": c.reusable,
-        "profiles": c.profiles,
-        "accounts_bound": c.bindings.load(Ordering::Relaxed),
-        "revoked": c.is_revoked(),
-        "faults": c.faults.load_full().map(|p| serde_json::to_value(&*p).unwrap_or(Value::Null)),
-    })
+fn credential_json(c: &crate::state::org::EabCredential) -> api::CredentialView {
+    api::CredentialView::from(c)
 }
 
 async fn list_eab(State(state): State<Arc<AppState>>) -> AdminResult {
@@ -334,34 +346,39 @@ async fn revoke_eab(State(state): State<Arc<AppState>>, Path(kid): Path<String>)
 
 async fn list_certs(State(state): State<Arc<AppState>>, Path(kid): Path<String>) -> AdminResult {
     credential(&state, &kid)?;
-    let mut out: Vec<Value> = state
+    let mut out: Vec<api::CertificateView> = state
         .store
         .certs_where(|a| a.eab_kid.as_deref() == Some(kid.as_str()))
         .into_iter()
-        .map(|c| json!({"id": c.id, "serial": c.serial, "names": c.names, "account": c.account, "revoked": c.revoked.is_some(), "reason": c.revoked}))
+        .map(|c| api::CertificateView {
+            revoked: c.revoked.is_some(),
+            reason: c.revoked,
+            id: c.id,
+            serial: c.serial,
+            names: c.names,
+            account: c.account,
+        })
         .collect();
-    out.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    out.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(Json(out).into_response())
 }
 
 /// Orders of a credential's accounts with their current status and certificate.
 async fn list_orders(State(state): State<Arc<AppState>>, Path(kid): Path<String>) -> AdminResult {
     credential(&state, &kid)?;
-    let mut out: Vec<Value> = state
+    let mut out: Vec<api::OrderView> = state
         .store
         .orders_where(|a| a.eab_kid.as_deref() == Some(kid.as_str()))
         .into_iter()
-        .map(|o| {
-            json!({
-                "id": o.id,
-                "account": o.account,
-                "status": state.order_status(&o),
-                "identifiers": o.identifiers.iter().map(|i| i.value.clone()).collect::<Vec<_>>(),
-                "certificate": o.cert,
-            })
+        .map(|o| api::OrderView {
+            status: state.order_status(&o),
+            identifiers: o.identifiers.iter().map(|i| i.value.clone()).collect(),
+            id: o.id,
+            account: o.account,
+            certificate: o.cert,
         })
         .collect();
-    out.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    out.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(Json(out).into_response())
 }
 
@@ -390,7 +407,12 @@ async fn revoke_cert(
             }
             _ => AdminError::not_found(format!("no certificate {id:?}")),
         })?;
-    Ok(Json(json!({"id": id, "revoked": true, "reason": cert.revoked})).into_response())
+    Ok(Json(api::RevokedView {
+        id,
+        revoked: true,
+        reason: cert.revoked,
+    })
+    .into_response())
 }
 
 #[derive(Deserialize)]
@@ -473,10 +495,11 @@ async fn clear_faults(State(state): State<Arc<AppState>>, Path(kid): Path<String
 }
 
 async fn fault_events(State(state): State<Arc<AppState>>) -> AdminResult {
-    Ok(
-        Json(json!({ "seed": state.faults.seed(), "events": state.faults.events() }))
-            .into_response(),
-    )
+    Ok(Json(api::FaultEventsView {
+        seed: state.faults.seed(),
+        events: state.faults.events(),
+    })
+    .into_response())
 }
 
 async fn set_dns(

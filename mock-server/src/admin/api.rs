@@ -1,0 +1,175 @@
+//! The admin API's bodies, typed: the server writes them, `acme-harness admin` and the
+//! project's tests read them. One definition, so the two sides cannot drift.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::faults::{FaultEvent, FaultPlan};
+
+/// `{"id": N}`: what creating an organisation or a department answers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Created {
+    /// The new id.
+    pub id: usize,
+}
+
+/// A domain of an organisation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DomainView {
+    /// The name (`*.` for a wildcard entry).
+    pub name: String,
+    /// Whether it is validated (pre-validated authorizations).
+    pub validated: bool,
+}
+
+/// A department with its delegated domains.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DepartmentView {
+    /// Its id.
+    pub id: usize,
+    /// Its name.
+    pub name: String,
+    /// Domains delegated to it.
+    pub domains: BTreeSet<String>,
+}
+
+/// An organisation, as `GET /admin/organizations` lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrganizationView {
+    /// Its id.
+    pub id: usize,
+    /// O.
+    pub name: String,
+    /// C.
+    pub country: String,
+    /// ST.
+    pub state: String,
+    /// L.
+    pub locality: Option<String>,
+    /// Its domains.
+    pub domains: Vec<DomainView>,
+    /// Its departments.
+    pub departments: Vec<DepartmentView>,
+}
+
+/// A delegation made.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DelegationView {
+    /// The department.
+    pub department: usize,
+    /// The domain delegated to it.
+    pub domain: String,
+}
+
+/// A freshly minted credential: the only answer that ever carries the HMAC key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MintedView {
+    /// The key id.
+    pub eab_kid: String,
+    /// The HMAC key (base64url).
+    pub eab_hmac_key: String,
+    /// Whether several accounts may bind with it.
+    pub reusable: bool,
+}
+
+/// A credential as listed (never its HMAC key).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CredentialView {
+    /// The key id.
+    pub eab_kid: String,
+    /// Its organisation.
+    pub organization: usize,
+    /// Its department's id.
+    pub department: usize,
+    /// Its department's name.
+    pub department_name: String,
+    /// Names delegated to it.
+    pub domains: BTreeSet<String>,
+    /// Whether several accounts may bind with it.
+    pub reusable: bool,
+    /// Profiles it is valid for; empty: every one.
+    pub profiles: Vec<String>,
+    /// Accounts bound with it.
+    pub accounts_bound: u64,
+    /// Whether an administrator revoked it.
+    pub revoked: bool,
+    /// Its fault plan.
+    pub faults: Option<FaultPlan>,
+}
+
+impl From<&crate::state::org::EabCredential> for CredentialView {
+    fn from(c: &crate::state::org::EabCredential) -> Self {
+        Self {
+            eab_kid: c.kid.clone(),
+            organization: c.org,
+            department: c.department_id,
+            department_name: c.department.clone(),
+            domains: c.domains.clone(),
+            reusable: c.reusable,
+            profiles: c.profiles.clone(),
+            accounts_bound: c.bindings.load(std::sync::atomic::Ordering::Relaxed),
+            revoked: c.is_revoked(),
+            faults: c.faults.load_full().map(|p| (*p).clone()),
+        }
+    }
+}
+
+/// A certificate issued through a credential.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateView {
+    /// Its id (in its URL).
+    pub id: String,
+    /// Serial number, hex.
+    pub serial: String,
+    /// Its names.
+    pub names: Vec<String>,
+    /// The account it was issued to.
+    pub account: String,
+    /// Whether it is revoked.
+    pub revoked: bool,
+    /// The RFC 5280 reason, once revoked.
+    pub reason: Option<u8>,
+}
+
+/// An order of a credential's accounts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderView {
+    /// Its id.
+    pub id: String,
+    /// Its account.
+    pub account: String,
+    /// Its status now.
+    pub status: acme_proto::Status,
+    /// Its names.
+    pub identifiers: Vec<String>,
+    /// Its certificate id, once finalized.
+    pub certificate: Option<String>,
+}
+
+/// What revoking a certificate answers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokedView {
+    /// The certificate id.
+    pub id: String,
+    /// Always true.
+    pub revoked: bool,
+    /// The reason.
+    pub reason: Option<u8>,
+}
+
+/// The faults fired so far, with the server's seed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultEventsView {
+    /// The seed: `serve --seed` replays the run.
+    pub seed: u64,
+    /// Each fault that fired.
+    pub events: Vec<FaultEvent>,
+}
+
+/// Every refusal: `{"error": "..."}` with a 4xx status.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorView {
+    /// What is wrong, naming the field or thing.
+    pub error: String,
+}
