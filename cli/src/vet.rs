@@ -1,5 +1,6 @@
 //! `acme-harness vet` and `acme-harness matrix`: thin argument parsing over client-under-test.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,6 +17,11 @@ Examples:
   acme-harness vet --client lego --scenario wildcard --scenario renewal --html lego.html
   acme-harness vet -- my-client --server {directory} --kid {eab_kid} --hmac {eab_hmac_key} \\
       --cafile {ca_bundle} --dir {workdir} -d {domain}
+  acme-harness vet --remote win-acme --listen 0.0.0.0:14000 --hostname testbox.campus.example \\
+      --scenario happy-rsa-ov-rsa --scenario processing-20s --scan-dir ./copied-logs
+
+A client that cannot run here (win-acme on Windows, an appliance) is vetted with --remote:
+each scenario's mock waits for it, and the instructions say what to set on it (docs/windows.md).
 
 Placeholders in a command template: {directory} {eab_kid} {eab_hmac_key} {domain}
 {domain_file} ({domain} with * as _) {ca_bundle} {workdir} {http_port} {key_type} {harness}.
@@ -29,8 +35,23 @@ killed after the scenario's time limit. Exit status: 0 every scenario passed, 1 
 pub(crate) struct VetArgs {
     /// A built-in client (reference, certbot, lego, dehydrated, uacme) or an adapter file
     /// (fixtures/clients/*.toml).
-    #[arg(long, value_name = "NAME|FILE", required_unless_present_any = ["command", "list"])]
+    #[arg(long, value_name = "NAME|FILE", required_unless_present_any = ["command", "list", "remote"])]
     client: Option<String>,
+
+    /// Vet a client that runs on another host (win-acme on Windows, an appliance): one
+    /// scenario at a time, start a fresh mock, print what to set on the client, and wait for
+    /// its requests and certificate download. LABEL names it in the report (default: remote).
+    #[arg(
+        long,
+        value_name = "LABEL",
+        num_args = 0..=1,
+        default_missing_value = "remote",
+        conflicts_with_all = ["client", "command"]
+    )]
+    remote: Option<String>,
+
+    #[command(flatten)]
+    remote_args: RemoteArgs,
 
     /// Run only this scenario; repeatable. Default: every built-in scenario.
     #[arg(long = "scenario", value_name = "ID")]
@@ -49,6 +70,39 @@ pub(crate) struct VetArgs {
     /// A command template instead of --client (after `--`).
     #[arg(last = true, value_name = "COMMAND", conflicts_with = "client")]
     command: Vec<String>,
+}
+
+/// Options of `vet --remote`.
+#[derive(Debug, Args)]
+struct RemoteArgs {
+    /// Where each scenario's mock listens (--remote). A non-loopback address lets other hosts
+    /// reach it; give --hostname too. Default: 127.0.0.1:14000.
+    #[arg(long, value_name = "ADDR", requires = "remote")]
+    listen: Option<SocketAddr>,
+
+    /// A DNS name or IP address the remote client reaches the mock by (--remote); repeatable.
+    /// In the mock's TLS certificate, and the first one in every URL.
+    #[arg(long = "hostname", value_name = "NAME", requires = "remote")]
+    hostnames: Vec<String>,
+
+    /// Seconds to wait for the remote client in each scenario (--remote). Default: 900.
+    #[arg(long, value_name = "SECS", requires = "remote")]
+    remote_timeout: Option<u64>,
+
+    /// End a scenario when the remote client has sent nothing for SECS seconds (--remote);
+    /// by default only its certificate download, the timeout or Enter end it.
+    #[arg(long, value_name = "SECS", requires = "remote")]
+    remote_idle: Option<u64>,
+
+    /// A folder of the remote client's logs and configuration, copied back from its host before
+    /// the run ends, to scan for every scenario's canary key (--remote).
+    #[arg(long, value_name = "DIR", requires = "remote")]
+    scan_dir: Option<PathBuf>,
+
+    /// Where the mock's CA is kept (--remote): the remote host trusts it once, and
+    /// `acme-harness serve` uses the same one. Default: as `serve`'s.
+    #[arg(long, value_name = "DIR", requires = "remote")]
+    data_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -218,6 +272,23 @@ pub(crate) async fn run(args: VetArgs) -> anyhow::Result<()> {
         list();
         return Ok(());
     }
+    if let Some(label) = args.remote.clone() {
+        return remote(args, label).await;
+    }
+    let r = &args.remote_args;
+    if r.listen.is_some()
+        || !r.hostnames.is_empty()
+        || r.remote_timeout.is_some()
+        || r.remote_idle.is_some()
+        || r.scan_dir.is_some()
+        || r.data_dir.is_some()
+    {
+        // clap does not enforce `requires = "remote"` next to --client, which conflicts with it.
+        bail!(
+            "--listen, --hostname, --remote-timeout, --remote-idle, --scan-dir and --data-dir \
+             go with --remote (a client on another host)"
+        );
+    }
     let adapter = if args.command.is_empty() {
         let name = args
             .client
@@ -265,6 +336,96 @@ pub(crate) async fn run(args: VetArgs) -> anyhow::Result<()> {
     let results = run_all(cells, &config, progress(total)).await?;
     let report = RunReport::new(seed, results);
     print!("\n{}", report::table(&report.results));
+    write_outputs(&args.out, &report)?;
+    if !report.all_passed() {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+/// `vet --remote`: the scenarios one at a time against a client on another host.
+async fn remote(args: VetArgs, label: String) -> anyhow::Result<()> {
+    use client_under_test::remote::{RemoteConfig, RemoteScope, run_remote};
+    use std::io::IsTerminal as _;
+
+    let r = args.remote_args;
+    let listen = r
+        .listen
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 14000)));
+    if listen.ip().is_unspecified() && r.hostnames.is_empty() {
+        bail!(
+            "--listen {listen} needs --hostname NAME: the URLs the remote client follows must \
+             name the host it reaches this one by"
+        );
+    }
+    if label.is_empty() || label.contains(['/', '\\']) || label.starts_with('.') {
+        bail!("--remote {label:?}: give a short label such as win-acme (it names a folder)");
+    }
+    let scenarios = Scenario::select(&args.scenarios)?;
+    let seed = args.run.seed.unwrap_or_else(rand_seed);
+    let base = base_dir(args.run.workdir, "acme-harness-vet-remote-")?;
+    let data_dir = match r.data_dir {
+        Some(d) => d,
+        None => crate::serve::default_data_dir()?,
+    };
+    if let Some(dir) = &r.scan_dir {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("--scan-dir: cannot create {}", dir.display()))?;
+    }
+    if !listen.ip().is_loopback() {
+        eprintln!(
+            "warning: listening on {listen}: other hosts can reach each scenario's mock. It is a \
+             test CA: trust it on test machines only, and remove it afterwards \
+             (docs/windows.md). Each scenario's credential is a throwaway canary."
+        );
+    }
+    let config = RemoteConfig {
+        label: label.clone(),
+        seed,
+        base_dir: base.clone(),
+        ca_dir: data_dir.join("ca"),
+        listen,
+        hostnames: r.hostnames,
+        timeout: std::time::Duration::from_secs(r.remote_timeout.unwrap_or(900)),
+        idle: r.remote_idle.map(std::time::Duration::from_secs),
+        scan_dir: r.scan_dir.clone(),
+    };
+    eprintln!(
+        "vetting {label} on another host over {} scenario(s), one at a time; seed {seed}; files \
+         in {}",
+        scenarios.len(),
+        base.display()
+    );
+    // Enter ends a scenario's wait when a person is at the terminal.
+    let mut enter = std::io::stdin().is_terminal().then(|| {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            while std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {
+                line.clear();
+                if tx.send(()).is_err() {
+                    break;
+                }
+            }
+        });
+        rx
+    });
+    let say = |text: &str| println!("{text}");
+    let total = scenarios.len();
+    let done = AtomicUsize::new(0);
+    let progress = |r: &ScenarioResult| {
+        let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+        eprintln!(
+            "[{n}/{total}] {}",
+            client_under_test::remote::progress_line(r)
+        );
+    };
+    let results = run_remote(&scenarios, &config, &say, enter.as_mut(), &progress)
+        .await
+        .context("vet --remote")?;
+    let mut report = RunReport::new(seed, results);
+    report.remote = Some(RemoteScope::new(r.scan_dir.as_deref()));
+    print!("\n{}", report::table_for(&report));
     write_outputs(&args.out, &report)?;
     if !report.all_passed() {
         std::process::exit(1);

@@ -9,11 +9,15 @@
 //! - [`report`]: the verdict table, JSON, JUnit XML, self-contained HTML, Markdown matrix.
 //! - [`matrix`]: every installed adapter through every scenario, shards, merging, and the
 //!   expectations file CI compares against.
+//! - [`remote`]: a client on another host (win-acme, an appliance): the same scenarios, mocks
+//!   and grades, with the client run by hand and the checks that need its host named as not
+//!   seen.
 #![warn(missing_docs)]
 
 pub mod adapter;
 pub mod grade;
 pub mod matrix;
+pub mod remote;
 pub mod report;
 pub mod run;
 pub mod scan;

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
+use crate::remote::RemoteScope;
 use crate::run::{OutcomeKind, ScenarioResult};
 use crate::scan::{Level, Place};
 
@@ -34,6 +35,9 @@ pub struct RunReport {
     /// never merged).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub planned: Vec<(String, String)>,
+    /// Set by `vet --remote`: the client ran on another host, and these checks were not run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<RemoteScope>,
 }
 
 impl RunReport {
@@ -47,6 +51,7 @@ impl RunReport {
             skipped: Vec::new(),
             results,
             planned: Vec::new(),
+            remote: None,
         }
     }
 
@@ -70,7 +75,7 @@ impl RunReport {
     }
 }
 
-fn outcome_label(kind: OutcomeKind) -> &'static str {
+pub(crate) fn outcome_label(kind: OutcomeKind) -> &'static str {
     match kind {
         OutcomeKind::Issued => "issued",
         OutcomeKind::Refused => "refused cleanly",
@@ -105,6 +110,14 @@ fn rules_cell(r: &ScenarioResult) -> String {
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
+    }
+}
+
+/// The secrets cell of a remote vet: the scan is local-only, unless files were copied back.
+fn secrets_cell_in(r: &ScenarioResult, remote: Option<&RemoteScope>) -> String {
+    match remote {
+        Some(scope) if !scope.scanned() => "not run (remote)".into(),
+        _ => secrets_cell(r),
     }
 }
 
@@ -144,6 +157,11 @@ fn pad(s: &str, w: usize) -> String {
 
 /// The one-line overall verdict of one client's results.
 pub fn overall_line(results: &[ScenarioResult]) -> String {
+    overall_line_in(results, None)
+}
+
+/// The one-line overall verdict; a remote vet does not claim what it could not see.
+fn overall_line_in(results: &[ScenarioResult], remote: Option<&RemoteScope>) -> String {
     let clients: BTreeSet<String> = results
         .iter()
         .map(|r| match &r.client_version {
@@ -182,7 +200,13 @@ pub fn overall_line(results: &[ScenarioResult]) -> String {
         let _ = write!(line, "; {hung} hung");
     }
     if leaks.is_empty() {
-        line.push_str("; the EAB HMAC key did not leak");
+        line.push_str(match remote {
+            None => "; the EAB HMAC key did not leak",
+            Some(scope) if scope.scanned() => {
+                "; the EAB HMAC key is in no log copied back (its host itself is not seen)"
+            }
+            Some(_) => "; the secret scan was not run (remote: see what it cannot see)",
+        });
     } else {
         let n = leaks.len();
         let shown: Vec<String> = leaks.into_iter().take(3).collect();
@@ -209,6 +233,20 @@ pub fn overall_line(results: &[ScenarioResult]) -> String {
 /// The verdict table (scenario x outcome x rule failures x secret findings), the details of
 /// everything that is not clean, and the one-line verdict.
 pub fn table(results: &[ScenarioResult]) -> String {
+    table_in(results, None)
+}
+
+/// The verdict table of a report; for a remote vet, with the section on what it cannot see.
+pub fn table_for(report: &RunReport) -> String {
+    let remote = report.remote.as_ref();
+    let mut out = table_in(&report.results, remote);
+    if let Some(scope) = remote {
+        out.push_str(&scope.section());
+    }
+    out
+}
+
+fn table_in(results: &[ScenarioResult], remote: Option<&RemoteScope>) -> String {
     let many_clients = results
         .iter()
         .map(|r| &r.client)
@@ -226,7 +264,7 @@ pub fn table(results: &[ScenarioResult]) -> String {
                 },
                 outcome_cell(r),
                 rules_cell(r),
-                secrets_cell(r),
+                secrets_cell_in(r, remote),
                 r.verdict().to_uppercase(),
             ]
         })
@@ -296,7 +334,7 @@ pub fn table(results: &[ScenarioResult]) -> String {
     }
     out.push_str(&details);
     out.push('\n');
-    out.push_str(&overall_line(results));
+    out.push_str(&overall_line_in(results, remote));
     out.push('\n');
     out
 }
@@ -409,7 +447,7 @@ pub fn html(report: &RunReport) -> String {
     let _ = writeln!(
         out,
         "<p><strong>{}</strong></p><p>seed {} &middot; acme-harness {}</p>",
-        e(&overall_line(&report.results)),
+        e(&overall_line_in(&report.results, report.remote.as_ref())),
         report.seed,
         e(&report.harness_version)
     );
@@ -451,7 +489,7 @@ pub fn html(report: &RunReport) -> String {
             );
         }
         if secrets.is_empty() {
-            secrets.push_str("none");
+            secrets.push_str(&e(&secrets_cell_in(r, report.remote.as_ref())));
         }
         let _ = writeln!(
             out,
@@ -466,6 +504,13 @@ pub fn html(report: &RunReport) -> String {
         );
     }
     out.push_str("</table>\n");
+    if let Some(scope) = &report.remote {
+        out.push_str("<h2>What a remote vet cannot see</h2><ul>");
+        for line in &scope.limits {
+            let _ = write!(out, "<li>{}</li>", e(line));
+        }
+        out.push_str("</ul>\n");
+    }
     if !report.skipped.is_empty() {
         out.push_str("<h2>Not run</h2><ul>");
         for (c, why) in &report.skipped {

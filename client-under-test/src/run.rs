@@ -51,16 +51,22 @@ pub struct RunConfig {
 }
 
 /// Shared, made once per run: the mock's CA (copied into each mock, so a run does not make
-/// one CA per scenario) and an unrelated CA bundle for the untrusted-TLS scenario.
+/// one CA per scenario) and an unrelated CA for the untrusted-TLS scenario.
 #[derive(Clone, Debug)]
 pub struct Prepared {
-    ca_dir: PathBuf,
+    pub(crate) ca_dir: PathBuf,
+    pub(crate) untrusted_ca_dir: PathBuf,
     untrusted_bundle: PathBuf,
 }
 
 /// Makes the shared CA material under `base`.
 pub async fn prepare(base: &Path) -> Result<Prepared, Error> {
-    let ca_dir = base.join("shared-ca").join("ca");
+    prepare_with(base, base.join("shared-ca").join("ca")).await
+}
+
+/// Makes the shared CA material under `base`, the mock's CA in `ca_dir` (made there when it
+/// is not, kept when it is: `vet --remote` uses the CA a remote host already trusts).
+pub(crate) async fn prepare_with(base: &Path, ca_dir: PathBuf) -> Result<Prepared, Error> {
     let other = base.join("untrusted-ca").join("ca");
     let untrusted_bundle = base.join("untrusted-ca").join("bundle.pem");
     let (c, o) = (ca_dir.clone(), other.clone());
@@ -75,6 +81,7 @@ pub async fn prepare(base: &Path) -> Result<Prepared, Error> {
     std::fs::write(&untrusted_bundle, pem).map_err(|e| Error::io(&untrusted_bundle, e))?;
     Ok(Prepared {
         ca_dir,
+        untrusted_ca_dir: other,
         untrusted_bundle,
     })
 }
@@ -144,6 +151,42 @@ pub struct ScenarioResult {
 }
 
 impl ScenarioResult {
+    /// A result not yet known: the outcome an error until the run says otherwise.
+    pub(crate) fn pending(
+        client: &str,
+        version: Option<String>,
+        scenario: &Scenario,
+        dir: &Path,
+        seed: u64,
+    ) -> Self {
+        Self {
+            client: client.to_owned(),
+            client_version: version,
+            scenario: scenario.id.into(),
+            description: scenario.description.into(),
+            expect: scenario.expect,
+            outcome: Outcome {
+                kind: OutcomeKind::Error,
+                ok: false,
+                detail: String::new(),
+                exits: Vec::new(),
+            },
+            grade: None,
+            secrets: Vec::new(),
+            passed: false,
+            seconds: 0.0,
+            dir: dir.display().to_string(),
+            seed,
+        }
+    }
+
+    /// Sets `passed` from the outcome, the grade and the secret findings.
+    pub(crate) fn settle(&mut self) {
+        self.passed = self.outcome.ok
+            && !self.grade.as_ref().is_some_and(Grade::must_failed)
+            && self.secret_failures().next().is_none();
+    }
+
     /// Secret findings that fail.
     pub fn secret_failures(&self) -> impl Iterator<Item = &Finding> {
         self.secrets.iter().filter(|f| f.level == Level::Fail)
@@ -155,7 +198,7 @@ impl ScenarioResult {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -172,26 +215,48 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-struct Mock {
-    server: MockServer,
-    kid: String,
-    hmac: String,
+/// A scenario's mock and its canary credential.
+pub(crate) struct Mock {
+    pub(crate) server: MockServer,
+    pub(crate) kid: String,
+    pub(crate) hmac: String,
 }
 
-async fn start_mock(
+/// Where a scenario's mock listens and the names it is reached by: loopback on a free port
+/// for a client run here; what a remote client reaches for `vet --remote`.
+#[derive(Clone, Debug)]
+pub(crate) struct Reach {
+    pub(crate) listen: std::net::SocketAddr,
+    pub(crate) hostnames: Vec<String>,
+}
+
+impl Reach {
+    fn local() -> Self {
+        Self {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            hostnames: Vec::new(),
+        }
+    }
+}
+
+/// Starts `scenario`'s mock with the CA copied from `ca_dir`, and mints its canary.
+pub(crate) async fn start_mock(
     scenario: &Scenario,
     dir: &Path,
-    prepared: &Prepared,
+    ca_dir: &Path,
     seed: u64,
     http_port: u16,
+    reach: &Reach,
 ) -> Result<Mock, Error> {
     let data = dir.join("mock");
-    copy_dir(&prepared.ca_dir, &data.join("ca")).map_err(|e| Error::io(&data, e))?;
+    copy_dir(ca_dir, &data.join("ca")).map_err(|e| Error::io(&data, e))?;
     let profiles = [scenario::RSA_OV, scenario::ECC_OV]
         .iter()
         .map(|p| Profile::built_in(p).map_err(|e| Error::Setup(e.to_string())))
         .collect::<Result<Vec<_>, _>>()?;
     let config = ServerConfig {
+        listen: reach.listen,
+        hostnames: reach.hostnames.clone(),
         data_dir: Some(data),
         // The CA copied into the data directory, which every scenario of a run shares.
         ca: None,
@@ -464,25 +529,7 @@ pub async fn run_one(
 ) -> ScenarioResult {
     let started = Instant::now();
     let dir = config.base_dir.join(&adapter.name).join(scenario.id);
-    let mut result = ScenarioResult {
-        client: adapter.name.clone(),
-        client_version: version,
-        scenario: scenario.id.into(),
-        description: scenario.description.into(),
-        expect: scenario.expect,
-        outcome: Outcome {
-            kind: OutcomeKind::Error,
-            ok: false,
-            detail: String::new(),
-            exits: Vec::new(),
-        },
-        grade: None,
-        secrets: Vec::new(),
-        passed: false,
-        seconds: 0.0,
-        dir: dir.display().to_string(),
-        seed: config.seed,
-    };
+    let mut result = ScenarioResult::pending(&adapter.name, version, scenario, &dir, config.seed);
     match run_inner(adapter, scenario, config, prepared, &dir, &mut result).await {
         Ok(()) => {}
         Err(e) => {
@@ -491,9 +538,7 @@ pub async fn run_one(
             result.outcome.detail = e.to_string();
         }
     }
-    result.passed = result.outcome.ok
-        && !result.grade.as_ref().is_some_and(Grade::must_failed)
-        && result.secret_failures().next().is_none();
+    result.settle();
     result.seconds = (started.elapsed().as_secs_f64() * 10.0).round() / 10.0;
     result
 }
@@ -512,7 +557,15 @@ async fn run_inner(
     let workdir = dir.join("workdir");
     std::fs::create_dir_all(workdir.join("home")).map_err(|e| Error::io(&workdir, e))?;
     let http_port = free_port();
-    let mock = start_mock(scenario, dir, prepared, config.seed, http_port).await?;
+    let mock = start_mock(
+        scenario,
+        dir,
+        &prepared.ca_dir,
+        config.seed,
+        http_port,
+        &Reach::local(),
+    )
+    .await?;
     let ready = mock.server.ready().clone();
     let directory = mock
         .server
@@ -730,16 +783,11 @@ async fn run_inner(
             | (Expect::Refuse | Expect::IssueOrRefuse, OutcomeKind::Refused)
     );
 
-    // The grade: everything the mock recorded (it served this client only).
-    let exchanges = mock.server.state().store.transcripts.all();
-    let transcript = dir.join("transcript.jsonl");
-    let mut text = String::new();
-    for e in &exchanges {
-        text.push_str(&serde_json::to_string(e).unwrap_or_default());
-        text.push('\n');
-    }
-    std::fs::write(&transcript, text).map_err(|e| Error::io(&transcript, e))?;
-    result.grade = grade_transcript(&format!("{}/{}", adapter.name, scenario.id), exchanges);
+    result.grade = save_and_grade(
+        &mock.server,
+        dir,
+        &format!("{}/{}", adapter.name, scenario.id),
+    )?;
 
     // The scan.
     for (place, path) in [(Place::Stdout, &stdout), (Place::Stderr, &stderr)] {
@@ -763,6 +811,24 @@ async fn run_inner(
     result.secrets = secrets;
     mock.server.shutdown().await;
     Ok(())
+}
+
+/// The grade of everything `server` recorded (it served one client only), after saving it
+/// as `dir/transcript.jsonl`.
+pub(crate) fn save_and_grade(
+    server: &MockServer,
+    dir: &Path,
+    label: &str,
+) -> Result<Option<Grade>, Error> {
+    let exchanges = server.state().store.transcripts.all();
+    let transcript = dir.join("transcript.jsonl");
+    let mut text = String::new();
+    for e in &exchanges {
+        text.push_str(&serde_json::to_string(e).unwrap_or_default());
+        text.push('\n');
+    }
+    std::fs::write(&transcript, text).map_err(|e| Error::io(&transcript, e))?;
+    Ok(grade_transcript(label, exchanges))
 }
 
 /// Runs every (adapter, scenario) pair, `config.jobs` at a time, each with its own mock and
