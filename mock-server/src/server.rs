@@ -183,7 +183,9 @@ pub struct ReadyInfo {
     /// PEM file of the roots issued certificates chain to.
     pub roots: PathBuf,
     /// The names given in [`ServerConfig::hostnames`]: in the listener certificate (besides
-    /// localhost, 127.0.0.1, ::1 and the bound address), the first one in every URL.
+    /// localhost, 127.0.0.1, ::1 and the bound address), the first one in every URL. Absent
+    /// from the ready.json of a server that predates it, so it reads as empty.
+    #[serde(default)]
     pub hostnames: Vec<String>,
     /// Admin API URL, on a loopback address (the admin API answers loopback clients only);
     /// `None` when the server listens on a single address that is not loopback.
@@ -832,6 +834,25 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert_eq!(server.handshake_failures(), 1);
+    }
+
+    #[test]
+    fn a_ready_json_without_hostnames_still_reads() {
+        let server = serde_json::json!({
+            "directory": "https://127.0.0.1:14000/v2/InCommonRSAOV",
+            "directories": {},
+            "ca_bundle": "ca-bundle.pem",
+            "roots": "roots.pem",
+            "admin_url": "https://127.0.0.1:14000/admin",
+            "admin_token": null,
+            "demo": null,
+            "seed": 8,
+            "dns": "127.0.0.1:53",
+            "http01_port": 5002,
+            "tlsalpn01_port": 5001
+        });
+        let ready: ReadyInfo = serde_json::from_value(server).unwrap();
+        assert!(ready.hostnames.is_empty());
     }
 
     #[tokio::test]
