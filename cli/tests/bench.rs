@@ -4,16 +4,17 @@
 #![allow(clippy::unwrap_used)] // test helpers panic on purpose
 
 use mock_server::{MockServer, Profile, ServerConfig};
+use sectigo_acme_mock::internal::TestServer as Server;
 use serde_json::Value;
 
-async fn server() -> MockServer {
+async fn server() -> Server {
     let mut rfc = Profile::built_in("rfc8555").unwrap();
     rfc.order.danger_skip_validation = true;
     let mut incommon = Profile::built_in("sectigo-incommon-ecc-ov").unwrap();
     incommon.order.processing_ms = 0;
     let mut config = ServerConfig::ephemeral();
     config.profiles = vec![rfc, incommon];
-    MockServer::start(config).await.unwrap()
+    sectigo_acme_mock::internal::start(config).await
 }
 
 async fn bench(server: &MockServer, profile: &str, extra: &[&str]) -> (i32, String, String) {

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use mock_server::{MockServer, Orgs, Profile, ServerConfig};
+use mock_server::{Orgs, Profile, ServerConfig};
 
 const CANARY: &str = "Q0xJLWNhbmFyeS1obWFjLWtleS0zYjkxZDBlNy1tdXN0LW5ldmVyLWxlYWs";
 const KID: &str = "CliCanaryKeyId00000000";
@@ -38,7 +38,7 @@ struct Run {
 }
 
 struct Harness {
-    server: MockServer,
+    server: sectigo_acme_mock::internal::TestServer,
     state: tempfile::TempDir,
     outputs: Vec<Vec<u8>>,
 }
@@ -48,7 +48,7 @@ impl Harness {
         let mut config = ServerConfig::ephemeral();
         config.orgs = Orgs::from_toml(&org(), "cli-test").unwrap();
         config.profiles = Profile::all_built_in().unwrap();
-        let server = MockServer::start(config).await.unwrap();
+        let server = sectigo_acme_mock::internal::start(config).await;
         Self {
             server,
             state: tempfile::tempdir().unwrap(),

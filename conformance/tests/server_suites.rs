@@ -26,7 +26,7 @@ struct Setup {
     /// An account for requests that need one: (key, account URL).
     account: (AccountKey, String),
     divergences: BTreeMap<String, String>,
-    _mock: Option<mock_server::MockServer>,
+    _mock: Option<sectigo_acme_mock::internal::TestServer>,
 }
 
 fn setup() -> &'static Setup {
@@ -61,10 +61,8 @@ fn setup() -> &'static Setup {
     })
 }
 
-async fn start_mock() -> (Target, Option<mock_server::MockServer>) {
-    let server = mock_server::MockServer::start(mock_server::ServerConfig::ephemeral())
-        .await
-        .unwrap();
+async fn start_mock() -> (Target, Option<sectigo_acme_mock::internal::TestServer>) {
+    let server = sectigo_acme_mock::internal::start(mock_server::ServerConfig::ephemeral()).await;
     let ready = server.ready();
     let demo = ready.demo.clone().unwrap();
     let target = Target {

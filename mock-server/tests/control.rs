@@ -381,7 +381,7 @@ async fn rfc8555_profile_has_order_lists_and_optional_eab() {
 
 // ------------------------------------------------------------------ faults
 
-async fn faulted_client(plan: &str) -> (mock_server::MockServer, Client) {
+async fn faulted_client(plan: &str) -> (Server, Client) {
     let server = start().await;
     let (s, e) = admin(
         &server,

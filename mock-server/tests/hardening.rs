@@ -45,7 +45,7 @@ async fn read_until_close(
     }
 }
 
-async fn short_limits() -> mock_server::MockServer {
+async fn short_limits() -> Server {
     start_custom(|c| {
         c.limits.header_read_timeout = Duration::from_millis(800);
         c.limits.body_read_timeout = Duration::from_millis(800);

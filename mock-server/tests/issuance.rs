@@ -257,7 +257,7 @@ async fn restart_with_the_same_data_dir_keeps_the_ca() {
         let mut config = mock_server::ServerConfig::ephemeral();
         config.data_dir = Some(dir.to_owned());
         config.ca = None; // the CA kept in the data directory is what this test is about
-        mock_server::MockServer::start(config).await.unwrap()
+        start_config(config).await
     };
     let first = start_in(dir.path()).await;
     let roots = std::fs::read(&first.ready().roots).unwrap();

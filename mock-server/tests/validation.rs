@@ -40,7 +40,7 @@ async fn http01_responder() -> (u16, Answers) {
 }
 
 struct Setup {
-    server: mock_server::MockServer,
+    server: Server,
     client: Client,
     answers: Answers,
 }

@@ -614,7 +614,7 @@ async fn every_other_profile_happy_path() {
     drop(probe);
     let mut config = mock_server::ServerConfig::ephemeral();
     config.http01_port = http_port;
-    let server = mock_server::MockServer::start(config).await.unwrap();
+    let server = sectigo_acme_mock::internal::start(config).await;
     let solver =
         reference_client::solver::Http01Standalone::new(([127, 0, 0, 1], http_port).into());
     let run = async |profile: &str| {

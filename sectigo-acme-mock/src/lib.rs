@@ -174,9 +174,10 @@ enum ProfileSource {
 /// assert_eq!(ca.seed(), 42);
 /// # }
 /// ```
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 #[must_use = "a builder does nothing until `start` is called"]
 pub struct Builder {
+    raw: Option<ServerConfig>,
     profiles: Vec<ProfileSource>,
     seed: Option<u64>,
     processing: Option<Duration>,
@@ -241,6 +242,15 @@ impl Builder {
         self
     }
 
+    /// Starts the server exactly as `config` says, every other setting of the builder
+    /// ignored: for acme-harness's own tests, which need knobs a client author does not.
+    /// Not part of the stable API.
+    #[doc(hidden)]
+    pub fn server_config(mut self, config: ServerConfig) -> Self {
+        self.raw = Some(config);
+        self
+    }
+
     /// Starts the mock.
     ///
     /// # Panics
@@ -254,6 +264,14 @@ impl Builder {
 
     /// Starts the mock, or says why it cannot.
     pub async fn try_start(self) -> Result<MockCa, Error> {
+        if let Some(config) = self.raw {
+            let default_profile = config
+                .profiles
+                .first()
+                .map(|p| p.name.clone())
+                .unwrap_or_default();
+            return MockCa::from_server(config, default_profile, self.check_on_drop).await;
+        }
         let sources = if self.profiles.is_empty() {
             vec![ProfileSource::BuiltIn(DEFAULT_PROFILE.to_owned())]
         } else {
@@ -289,26 +307,7 @@ impl Builder {
             tlsalpn01_port: self.tlsalpn01_port.unwrap_or(defaults.tlsalpn01_port),
             ..defaults
         };
-        let server = MockServer::start(config)
-            .await
-            .map_err(|e| Error::Start(e.to_string()))?;
-        let demo = server
-            .ready()
-            .demo
-            .clone()
-            .ok_or_else(|| Error::Start("the demo organisation has no credential".into()))?;
-        let demo = Credential {
-            kid: demo.eab_kid,
-            hmac_key: demo.eab_hmac_key,
-            names: demo.domains,
-        };
-        Ok(MockCa {
-            server: Some(server),
-            default_profile,
-            demo,
-            check_on_drop: self.check_on_drop,
-            http: OnceLock::new(),
-        })
+        MockCa::from_server(config, default_profile, self.check_on_drop).await
     }
 }
 
@@ -320,12 +319,34 @@ impl Builder {
 pub struct MockCa {
     server: Option<MockServer>,
     default_profile: String,
-    demo: Credential,
+    demo: Option<Credential>,
     check_on_drop: Option<Rules>,
     http: OnceLock<reqwest::Client>,
 }
 
 impl MockCa {
+    async fn from_server(
+        config: ServerConfig,
+        default_profile: String,
+        check_on_drop: Option<Rules>,
+    ) -> Result<Self, Error> {
+        let server = MockServer::start(config)
+            .await
+            .map_err(|e| Error::Start(e.to_string()))?;
+        let demo = server.ready().demo.clone().map(|d| Credential {
+            kid: d.eab_kid,
+            hmac_key: d.eab_hmac_key,
+            names: d.domains,
+        });
+        Ok(Self {
+            server: Some(server),
+            default_profile,
+            demo,
+            check_on_drop,
+            http: OnceLock::new(),
+        })
+    }
+
     /// Starts a mock with the defaults: [`DEFAULT_PROFILE`], the demo organisation, a random
     /// seed.
     ///
@@ -436,8 +457,14 @@ impl MockCa {
 
     /// The demo credential: reusable (many accounts may bind with it), delegated
     /// `physics.example.edu` and its subdomains, `*.physics.example.edu` included.
+    ///
+    /// # Panics
+    /// When the mock was started from an organisation without credentials (only possible
+    /// through acme-harness's own test hooks).
     pub fn demo_credential(&self) -> &Credential {
-        &self.demo
+        self.demo
+            .as_ref()
+            .expect("the organisation this mock serves has a credential")
     }
 
     /// Mints a fresh single-use credential (one ACME account may bind with it, as with
@@ -511,7 +538,7 @@ impl MockCa {
 
     fn demo_department(&self) -> usize {
         let orgs = self.inner().state().store.orgs.load();
-        orgs.credential(&self.demo.kid)
+        orgs.credential(&self.demo_credential().kid)
             .map(|c| c.department_id)
             .unwrap_or_default()
     }
@@ -782,4 +809,41 @@ fn root_store(pem: &str) -> rustls::RootCertStore {
         let _ = roots.add(cert);
     }
     roots
+}
+
+/// Hooks for acme-harness's own tests, which start every server through this crate so that
+/// it is exercised every day, and then look at the server underneath. Not part of the
+/// stable API.
+#[doc(hidden)]
+pub mod internal {
+    use std::ops::Deref;
+
+    use mock_server::{MockServer, ServerConfig};
+
+    /// A mock seen as the server underneath.
+    #[derive(Debug)]
+    pub struct TestServer(pub crate::MockCa);
+
+    impl Deref for TestServer {
+        type Target = MockServer;
+
+        fn deref(&self) -> &MockServer {
+            self.0.server()
+        }
+    }
+
+    impl TestServer {
+        /// Stops accepting connections and waits for requests in flight.
+        pub async fn shutdown(self) {
+            self.0.stop().await;
+        }
+    }
+
+    /// Starts `config` exactly as given.
+    ///
+    /// # Panics
+    /// When the server cannot start.
+    pub async fn start(config: ServerConfig) -> TestServer {
+        TestServer(crate::MockCa::builder().server_config(config).start().await)
+    }
 }

@@ -14,13 +14,17 @@ pub const DEMO_KID: &str = "DemoPhysicsKeyId0000Ab";
 pub const RSA: &str = "sectigo-incommon-rsa-ov";
 pub const ECC: &str = "sectigo-incommon-ecc-ov";
 
-pub async fn start() -> MockServer {
+/// A mock started through the embeddable kit (sectigo-acme-mock), so that every server test
+/// exercises the kit's start and drop; the tests look at the server underneath.
+pub use sectigo_acme_mock::internal::{TestServer as Server, start as start_config};
+
+pub async fn start() -> Server {
     start_with(Orgs::demo(), Profile::all_built_in().unwrap()).await
 }
 
 /// The built-in profiles without the processing wait after finalize: for tests about what is
 /// issued rather than when (the wait has tests of its own).
-pub async fn start_without_processing() -> MockServer {
+pub async fn start_without_processing() -> Server {
     let mut profiles = Profile::all_built_in().unwrap();
     for p in &mut profiles {
         p.order.processing_ms = 0;
@@ -28,11 +32,11 @@ pub async fn start_without_processing() -> MockServer {
     start_with(Orgs::demo(), profiles).await
 }
 
-pub async fn start_with(orgs: Orgs, profiles: Vec<Profile>) -> MockServer {
+pub async fn start_with(orgs: Orgs, profiles: Vec<Profile>) -> Server {
     let mut config = ServerConfig::ephemeral();
     config.orgs = orgs;
     config.profiles = profiles;
-    MockServer::start(config).await.expect("server starts")
+    start_config(config).await
 }
 
 pub fn demo_hmac() -> Vec<u8> {
@@ -391,7 +395,7 @@ pub async fn admin_with(
 }
 
 /// A server with one profile changed by `edit` (served at its own path under `name`).
-pub async fn start_profile(base: &str, name: &str, edit: impl FnOnce(&mut Profile)) -> MockServer {
+pub async fn start_profile(base: &str, name: &str, edit: impl FnOnce(&mut Profile)) -> Server {
     let mut profile = Profile::built_in(base).unwrap();
     profile.name = name.into();
     profile.directory_path = format!("/v2/{name}");
@@ -400,8 +404,8 @@ pub async fn start_profile(base: &str, name: &str, edit: impl FnOnce(&mut Profil
 }
 
 /// A server whose configuration `edit` adjusts (shares the test CA).
-pub async fn start_custom(edit: impl FnOnce(&mut ServerConfig)) -> MockServer {
+pub async fn start_custom(edit: impl FnOnce(&mut ServerConfig)) -> Server {
     let mut config = ServerConfig::ephemeral();
     edit(&mut config);
-    MockServer::start(config).await.expect("server starts")
+    start_config(config).await
 }

@@ -13,15 +13,18 @@ use reference_client::{
 pub const RSA: &str = "sectigo-incommon-rsa-ov";
 pub const ECC: &str = "sectigo-incommon-ecc-ov";
 
-pub async fn start() -> MockServer {
+/// A mock started through the embeddable kit (sectigo-acme-mock), seen as the server.
+pub use sectigo_acme_mock::internal::TestServer as Server;
+
+pub async fn start() -> Server {
     start_with(Orgs::demo(), Profile::all_built_in().unwrap()).await
 }
 
-pub async fn start_with(orgs: Orgs, profiles: Vec<Profile>) -> MockServer {
+pub async fn start_with(orgs: Orgs, profiles: Vec<Profile>) -> Server {
     let mut config = ServerConfig::ephemeral();
     config.orgs = orgs;
     config.profiles = profiles;
-    MockServer::start(config).await.expect("server starts")
+    sectigo_acme_mock::internal::start(config).await
 }
 
 /// A copy of a built-in profile served at its own path, for tweaking.
