@@ -138,3 +138,47 @@ fn retry_after_on_a_final_resource_asks_for_no_wait() {
         "a pending authorization's Retry-After must be honoured"
     );
 }
+
+/// A nonce sent in a request a proxy refused (an HTML page without Replay-Nonce) was not
+/// spent: sending the same request again is no reuse. After the CA's own problem document it
+/// was spent, and the resend is.
+#[test]
+fn a_resend_after_a_proxy_page_is_no_nonce_reuse() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures/transcripts/good/sectigo-processing.jsonl");
+    let rule = conformance::rules::rule("nonce-not-reused").unwrap();
+    let with_first_answer = |proxy: bool| {
+        let mut exchanges = conformance::read_transcript(&path).unwrap();
+        // Room for one exchange between any two.
+        for e in &mut exchanges {
+            e.seq *= 10;
+        }
+        let order = exchanges
+            .iter_mut()
+            .find(|e| e.url.ends_with("/newOrder") && e.status == 201)
+            .expect("the fixture orders");
+        let mut refused = order.clone();
+        refused.seq = order.seq - 5;
+        refused.status = if proxy { 429 } else { 500 };
+        refused.response_body = None;
+        if proxy {
+            refused.problem = None;
+            refused.response_headers.remove("replay-nonce");
+            refused.nonce_returned = None;
+        } else {
+            refused.problem = Some(acme_proto::transcript::ProblemRecord {
+                kind: "urn:ietf:params:acme:error:serverInternal".into(),
+                detail: None,
+            });
+        }
+        // The refused request comes first; the successful one resends it verbatim.
+        refused.elapsed_ms = order.elapsed_ms.saturating_sub(5);
+        exchanges.push(refused);
+        Transcript::new(exchanges)
+    };
+    assert_eq!(rule.check(&with_first_answer(true)), Verdict::Pass);
+    assert!(
+        matches!(rule.check(&with_first_answer(false)), Verdict::Fail(f) if f.len() == 1),
+        "a resend after the CA's own refusal reuses the nonce"
+    );
+}

@@ -434,8 +434,8 @@ async fn each_fault_kind() {
         assert!(r.text().contains(title), "{}", r.text());
         assert_eq!(r.header("retry-after").as_deref(), retry);
         assert!(
-            r.header("replay-nonce").is_some(),
-            "HTML errors carry nonces too"
+            r.header("replay-nonce").is_none(),
+            "a proxy's HTML page carries no nonce: the request never reached the CA"
         );
     }
     let started = Instant::now();
@@ -598,4 +598,92 @@ async fn randomized_paths_catch_clients_that_build_urls() {
         .await;
     let detail = r.expect_problem(404, "malformed");
     assert!(detail.contains("take URLs from the directory"), "{detail}");
+}
+
+/// A proxy's HTML page stands for a request that never reached the CA: no Replay-Nonce comes
+/// back and the nonce stays unused, so the same JWS sent again is served. The CA's own
+/// refusal (a problem document) spent it.
+#[tokio::test]
+async fn a_proxy_page_leaves_the_nonce_unspent() {
+    for (fault, spent) in [
+        ("rateLimited", false),
+        ("badGateway", false),
+        ("serverInternal", true),
+    ] {
+        let plan = format!(
+            r#"{{"rule": [{{"endpoint": "newOrder", "fault": "{fault}", "nth": [1], "retry_after": 1}}]}}"#
+        );
+        let (_server, mut c) = faulted_client(&plan).await;
+        let nonce = c.fresh_nonce().await;
+        let url = c.dir.new_order.clone();
+        let payload = json!({"identifiers": [{"type": "dns", "value": "physics.example.edu"}]});
+        let jws = c
+            .key
+            .sign_request(c.kid.as_deref(), &nonce, &url, Some(&payload))
+            .unwrap();
+        let body = serde_json::to_string(&jws).unwrap();
+        let raw = reference_client::raw::Raw::new(c.http.clone());
+        let first = raw
+            .post(&url, "application/jose+json", body.clone().into_bytes())
+            .await
+            .unwrap();
+        assert!(first.status >= 429, "{fault}: {}", first.describe());
+        assert_eq!(
+            first.nonce().is_some(),
+            spent,
+            "{fault}: Replay-Nonce on the answer"
+        );
+        let again = raw
+            .post(&url, "application/jose+json", body.into_bytes())
+            .await
+            .unwrap();
+        if spent {
+            assert_eq!(again.problem_name().as_deref(), Some("badNonce"), "{fault}");
+        } else {
+            assert_eq!(
+                again.status,
+                201,
+                "{fault}: the resend is served: {}",
+                again.describe()
+            );
+        }
+    }
+}
+
+/// With `nonce.proxy_pages_consume_nonce`, a fault page behaves like the CA's own answer: it
+/// carries a fresh nonce and the one sent is spent.
+#[tokio::test]
+async fn proxy_pages_can_be_made_to_spend_the_nonce() {
+    let server = start_profile("sectigo-incommon-rsa-ov", "consuming", |p| {
+        p.nonce.proxy_pages_consume_nonce = true;
+    })
+    .await;
+    let plan = json!({"rule": [{"endpoint": "newOrder", "fault": "rateLimited", "nth": [1]}]});
+    let (s, e) = admin(
+        &server,
+        Method::PUT,
+        &format!("/eab/{DEMO_KID}/faults"),
+        Some(plan),
+    )
+    .await;
+    assert_eq!(s, 200, "{e}");
+    let mut c = Client::new(&server, "consuming", SignatureAlgorithm::Es256).await;
+    assert_eq!(c.register().await.status, 201);
+    let nonce = c.fresh_nonce().await;
+    let url = c.dir.new_order.clone();
+    let payload = json!({"identifiers": [{"type": "dns", "value": "physics.example.edu"}]});
+    let jws = c
+        .key
+        .sign_request(c.kid.as_deref(), &nonce, &url, Some(&payload))
+        .unwrap();
+    let body = serde_json::to_string(&jws).unwrap().into_bytes();
+    let raw = reference_client::raw::Raw::new(c.http.clone());
+    let first = raw
+        .post(&url, "application/jose+json", body.clone())
+        .await
+        .unwrap();
+    assert_eq!(first.status, 429);
+    assert!(first.nonce().is_some());
+    let again = raw.post(&url, "application/jose+json", body).await.unwrap();
+    assert_eq!(again.problem_name().as_deref(), Some("badNonce"));
 }

@@ -152,7 +152,10 @@ static CATALOGUE: &[Rule] = &[
         explanation: "A nonce protects a request against replay; the server accepts each one once. \
             A client that sends a nonce twice gets badNonce at best and shows that it caches or \
             shares nonces wrongly (for example between threads). The check compares the `nonce` \
-            of every JWS protected header with all earlier ones.",
+            of every JWS protected header with all earlier ones that the server spent. An HTML \
+            error page without `Replay-Nonce` (429, 502, 503, 504 from a proxy in front of the \
+            CA) means the request never reached the CA: its nonce was not spent, and sending \
+            the same request again is allowed. After a problem document the nonce is spent.",
         fix: "Take each nonce from the newest `Replay-Nonce` response header (or a HEAD to \
             newNonce) and drop it from the pool as soon as a request uses it.",
         check: request::nonce_not_reused,

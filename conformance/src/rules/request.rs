@@ -17,24 +17,33 @@ fn is_jws_post(e: &Exchange) -> bool {
 }
 
 pub(super) fn nonce_not_reused(t: &Transcript) -> Verdict {
-    let mut seen: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut spent: BTreeMap<&str, u64> = BTreeMap::new();
     let mut findings = Vec::new();
+    let mut applicable = false;
     for e in &t.exchanges {
         let Some(nonce) = e.nonce_sent.as_deref() else {
             continue;
         };
-        match seen.get(nonce) {
-            Some(&first) => findings.push(Finding::with(
+        applicable = true;
+        if let Some(&first) = spent.get(nonce) {
+            findings.push(Finding::with(
                 e.seq,
                 first,
                 format!("nonce {nonce} was already sent in #{first}"),
-            )),
-            None => {
-                seen.insert(nonce, e.seq);
-            }
+            ));
+        } else if !proxy_page(e) {
+            spent.insert(nonce, e.seq);
         }
     }
-    Verdict::from(!seen.is_empty(), findings)
+    Verdict::from(applicable, findings)
+}
+
+/// An answer from a proxy in front of the CA (an HTML error page without Replay-Nonce): the
+/// request never reached the CA, so the nonce it carried was not spent, and sending the same
+/// request again is no reuse. A problem document, or any answer with a fresh nonce, came
+/// from the CA and spent it.
+fn proxy_page(e: &acme_proto::transcript::Exchange) -> bool {
+    e.status >= 400 && e.problem.is_none() && !e.response_headers.contains_key("replay-nonce")
 }
 
 pub(super) fn nonce_from_server(t: &Transcript) -> Verdict {

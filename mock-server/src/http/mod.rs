@@ -428,11 +428,15 @@ pub(crate) fn apply_common_headers(state: &AppState, path: &str, response: &mut 
     let slug = path
         .strip_prefix("/v2/")
         .and_then(|rest| rest.split('/').next());
+    let ctx = slug.and_then(|s| state.profiles.get(s));
+    // A proxy's HTML page carries no nonce: the request never reached the CA.
+    let proxy_page = response.extensions().get::<error::Injected>().is_some()
+        && !ctx.is_some_and(|c| c.profile.nonce.proxy_pages_consume_nonce);
     let headers = response.headers_mut();
-    if let Ok(nonce) = HeaderValue::from_str(&state.store.nonces.issue()) {
+    if !proxy_page && let Ok(nonce) = HeaderValue::from_str(&state.store.nonces.issue()) {
         headers.insert("replay-nonce", nonce);
     }
-    if let Some(ctx) = slug.and_then(|s| state.profiles.get(s)) {
+    if let Some(ctx) = ctx {
         headers.append(header::LINK, ctx.link_index.clone());
     }
     headers.insert(

@@ -108,6 +108,19 @@ pub(crate) async fn record(
     let req = Request::from_parts(parts, Body::from(bytes));
 
     let response = next.run(req).await;
+    // A proxy's page (no Replay-Nonce back): the request never reached the CA, so the nonce
+    // it carried is as unused as before.
+    if response
+        .extensions()
+        .get::<super::error::Injected>()
+        .is_some()
+        && !response.headers().contains_key("replay-nonce")
+        && let Some(nonce) = request_body
+            .as_deref()
+            .and_then(crate::state::transcripts::jws_nonce)
+    {
+        state.store.nonces.restore(&nonce);
+    }
 
     let kid = request_body.as_deref().and_then(jws_kid);
     let mut eab_kid = None;

@@ -193,6 +193,11 @@ pub struct NonceProfile {
     /// A nonce that is not base64url gets `malformed` (Sectigo) instead of `badNonce` (RFC).
     #[serde(default)]
     pub garbled_is_malformed: bool,
+    /// An HTML error page (429/502/503/504) stands for a proxy in front of the CA: the request
+    /// never reached it, so its nonce stays unused and no Replay-Nonce comes back. `true`
+    /// makes such pages consume the nonce and carry a fresh one, as the CA's own answers do.
+    #[serde(default)]
+    pub proxy_pages_consume_nonce: bool,
 }
 
 fn yes() -> bool {

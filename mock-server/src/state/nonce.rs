@@ -80,6 +80,27 @@ impl NonceStore {
         Ok(())
     }
 
+    /// Makes a redeemed nonce usable again: for a request a proxy refused before it reached
+    /// the CA (an injected HTML error page). A nonce this store did not issue, or one too old
+    /// to be kept, stays unknown.
+    pub fn restore(&self, nonce: &str) {
+        let Ok(bytes) = b64::decode(nonce) else {
+            return;
+        };
+        let Ok(bytes) = <[u8; 32]>::try_from(bytes) else {
+            return;
+        };
+        let mut seq = [0u8; 8];
+        seq.copy_from_slice(&bytes[..8]);
+        let seq = u64::from_be_bytes(seq);
+        if seq == 0 || seq.saturating_add(self.capacity) < self.next.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut random = [0u8; 24];
+        random.copy_from_slice(&bytes[8..]);
+        self.outstanding.insert(seq, (random, Instant::now()));
+    }
+
     /// How many nonces are outstanding (for tests and metrics).
     pub fn len(&self) -> usize {
         self.outstanding.len()

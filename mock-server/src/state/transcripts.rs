@@ -192,6 +192,17 @@ pub fn jws_kid(body: &[u8]) -> Option<String> {
     serde_json::from_slice::<Kid>(&header).ok()?.kid
 }
 
+/// The `nonce` of a JWS's protected header.
+pub fn jws_nonce(body: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Nonce {
+        nonce: Option<String>,
+    }
+    let outer: Flattened<'_> = serde_json::from_slice(body).ok()?;
+    let header = b64::decode(&outer.protected).ok()?;
+    serde_json::from_slice::<Nonce>(&header).ok()?.nonce
+}
+
 /// The EAB key id a newAccount request's payload carries, if any.
 pub fn eab_kid_of_new_account(body: &[u8]) -> Option<String> {
     let outer: Flattened<'_> = serde_json::from_slice(body).ok()?;

@@ -149,7 +149,19 @@ impl Client {
                 .unwrap(),
         );
         self.nonce = resp.header("replay-nonce");
-        assert!(self.nonce.is_some(), "every response carries Replay-Nonce");
+        // Every answer carries a fresh nonce, except a proxy's HTML page (the request never
+        // reached the CA, and the nonce sent is still unspent).
+        let proxy_page = resp.status >= 400
+            && resp
+                .header("content-type")
+                .is_some_and(|ct| ct.starts_with("text/html"));
+        assert_eq!(
+            self.nonce.is_some(),
+            !proxy_page,
+            "Replay-Nonce on a {} {:?} answer",
+            resp.status,
+            resp.header("content-type")
+        );
         resp
     }
 
