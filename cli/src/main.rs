@@ -76,8 +76,8 @@ fn main() -> ExitCode {
             Command::Admin(args) => admin::run(args).await.map(|()| ExitCode::SUCCESS),
             Command::Conformance(args) => conformance::run(args).await,
             Command::Bench(args) => bench::run(args).await.map(|()| ExitCode::SUCCESS),
-            Command::Vet(args) => vet::run(args).await.map(|()| ExitCode::SUCCESS),
-            Command::Matrix(args) => vet::matrix(args).await.map(|()| ExitCode::SUCCESS),
+            Command::Vet(args) => vet::run(args).await,
+            Command::Matrix(args) => vet::matrix(args).await,
         }
     });
     match result {

@@ -2,12 +2,13 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
-use client_under_test::matrix::{Expectations, Shard, merge};
+use client_under_test::matrix::{Expectations, Plan, Shard, merge};
 use client_under_test::report::{self, RunReport};
 use client_under_test::{Adapter, RunConfig, Scenario, ScenarioResult, run_all};
 
@@ -267,10 +268,10 @@ fn list() {
     }
 }
 
-pub(crate) async fn run(args: VetArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(args: VetArgs) -> anyhow::Result<ExitCode> {
     if args.list {
         list();
-        return Ok(());
+        return Ok(ExitCode::SUCCESS);
     }
     if let Some(label) = args.remote.clone() {
         return remote(args, label).await;
@@ -337,14 +338,19 @@ pub(crate) async fn run(args: VetArgs) -> anyhow::Result<()> {
     let report = RunReport::new(seed, results);
     print!("\n{}", report::table(&report.results));
     write_outputs(&args.out, &report)?;
-    if !report.all_passed() {
-        std::process::exit(1);
+    Ok(passed(report.all_passed()))
+}
+
+fn passed(yes: bool) -> ExitCode {
+    if yes {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
-    Ok(())
 }
 
 /// `vet --remote`: the scenarios one at a time against a client on another host.
-async fn remote(args: VetArgs, label: String) -> anyhow::Result<()> {
+async fn remote(args: VetArgs, label: String) -> anyhow::Result<ExitCode> {
     use client_under_test::remote::{RemoteConfig, RemoteScope, run_remote};
     use std::io::IsTerminal as _;
 
@@ -427,10 +433,7 @@ async fn remote(args: VetArgs, label: String) -> anyhow::Result<()> {
     report.remote = Some(RemoteScope::new(r.scan_dir.as_deref()));
     print!("\n{}", report::table_for(&report));
     write_outputs(&args.out, &report)?;
-    if !report.all_passed() {
-        std::process::exit(1);
-    }
-    Ok(())
+    Ok(passed(report.all_passed()))
 }
 
 fn rand_seed() -> u64 {
@@ -445,7 +448,7 @@ fn rand_seed() -> u64 {
     h.finish() % 1_000_000
 }
 
-fn finish_matrix(args: &MatrixReportArgs, report: &RunReport) -> anyhow::Result<()> {
+fn finish_matrix(args: &MatrixReportArgs, report: &RunReport) -> anyhow::Result<ExitCode> {
     let expectations = match &args.expectations {
         Some(p) => {
             let text = std::fs::read_to_string(p)
@@ -465,62 +468,43 @@ fn finish_matrix(args: &MatrixReportArgs, report: &RunReport) -> anyhow::Result<
     for (c, reason) in &report.skipped {
         println!("not run: {c}: {reason}");
     }
-    // Only a merge can have holes: a shard that failed before writing its report, or one left
-    // out of the merge. A shard's own report plans the whole matrix but runs its share.
-    let missing = match report.shard {
-        Some(_) => Vec::new(),
-        None => report.missing(),
-    };
-    if !missing.is_empty() {
-        println!(
-            "matrix: {} of {} planned cells have no result (a shard missing from the merge?):",
-            missing.len(),
-            report.planned.len()
-        );
-        for (c, s) in &missing {
-            println!("  no result: {c}/{s}");
-        }
-    }
     if let Some(p) = &args.markdown {
         let mut text = markdown.clone();
         text.push_str(&format!("\n{}\n", report::overall_line(&report.results)));
         write(p, &text)?;
     }
     write_outputs(&args.out, report)?;
-    if let Some(e) = expectations {
-        let mut unexpected: Vec<String> = e
-            .compare(&report.results)
+    let unexpected = match &expectations {
+        Some(e) => e.unexpected(report),
+        // Without expectations, a merge still names its holes (a shard that failed).
+        None if report.shard.is_none() => report
+            .missing()
             .iter()
-            .map(|u| u.to_string())
-            .collect();
-        for (c, s) in &missing {
-            unexpected.push(format!(
-                "{c}/{s}: in the matrix, but no report has a result for it"
-            ));
-        }
-        // A client the file expects but that was not run at all (not installed here).
-        for (c, reason) in &report.skipped {
-            if e.lines.iter().any(|l| &l.client == c) {
-                unexpected.push(format!("{c}: expected in the matrix, not run: {reason}"));
-            }
-        }
-        if unexpected.is_empty() {
+            .map(|(c, s)| format!("{c}/{s}: in the matrix, but no report has a result for it"))
+            .collect(),
+        None => Vec::new(),
+    };
+    if unexpected.is_empty() {
+        if expectations.is_some() {
             println!(
                 "matrix: every cell as expected ({} cells)",
                 report.results.len()
             );
-        } else {
-            println!("matrix: {} unexpected cell(s):", unexpected.len());
-            for u in &unexpected {
-                println!("  {u}");
-            }
-            std::process::exit(1);
         }
+        return Ok(ExitCode::SUCCESS);
     }
-    Ok(())
+    println!("matrix: {} unexpected cell(s):", unexpected.len());
+    for u in &unexpected {
+        println!("  {u}");
+    }
+    Ok(if expectations.is_some() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
-pub(crate) async fn matrix(args: MatrixArgs) -> anyhow::Result<()> {
+pub(crate) async fn matrix(args: MatrixArgs) -> anyhow::Result<ExitCode> {
     if let Some(MatrixAction::Merge { files, report }) = args.action {
         let mut reports = Vec::new();
         for f in &files {
@@ -535,34 +519,11 @@ pub(crate) async fn matrix(args: MatrixArgs) -> anyhow::Result<()> {
     }
     let harness = harness_bin();
     let scenarios = Scenario::select(&args.scenarios)?;
-    let mut adapters = Vec::new();
-    let mut skipped = Vec::new();
-    if args.clients.is_empty() {
-        for (a, d) in Adapter::installed(harness.as_deref()) {
-            match d {
-                Ok(v) => adapters.push((a, v)),
-                Err(why) => skipped.push((a.name.clone(), why)),
-            }
-        }
-    } else {
-        for name in &args.clients {
-            let a = Adapter::find(name)?;
-            match a.detect(harness.as_deref()) {
-                Ok(v) => adapters.push((a, v)),
-                Err(why) => bail!("cannot run {name}: {why}"),
-            }
-        }
-    }
-    let mut cells = Vec::new();
-    for (a, v) in &adapters {
-        for s in &scenarios {
-            cells.push((a.clone(), v.clone(), s.clone()));
-        }
-    }
-    let planned: Vec<(String, String)> = cells
-        .iter()
-        .map(|(a, _, s)| (a.name.clone(), s.id.to_owned()))
-        .collect();
+    let Plan {
+        mut cells,
+        planned,
+        skipped,
+    } = Plan::new(&args.clients, &scenarios, harness.as_deref())?;
     let shard = args.shard.as_deref().map(str::parse::<Shard>).transpose()?;
     if let Some(s) = shard {
         cells = s.select(cells);

@@ -6,8 +6,10 @@
 use std::fmt;
 
 use crate::Error;
+use crate::adapter::Adapter;
 use crate::report::RunReport;
 use crate::run::ScenarioResult;
+use crate::scenario::Scenario;
 
 /// One share of the matrix: `K/N`, 1-based.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -241,10 +243,119 @@ impl Expectations {
     }
 }
 
+impl Expectations {
+    /// Every way `report` departs from the file, one line each: cells whose verdict differs
+    /// (or that the file does not cover), planned cells without a result (a merge missing a
+    /// shard), and clients the file expects that were not run at all (not installed). Empty:
+    /// the matrix is as expected.
+    pub fn unexpected(&self, report: &RunReport) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .compare(&report.results)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        // Only a merge can have holes: a shard's own report plans the whole matrix but runs
+        // its share.
+        if report.shard.is_none() {
+            for (c, s) in report.missing() {
+                out.push(format!(
+                    "{c}/{s}: in the matrix, but no report has a result for it"
+                ));
+            }
+        }
+        for (c, reason) in &report.skipped {
+            if self.lines.iter().any(|l| &l.client == c) {
+                out.push(format!("{c}: expected in the matrix, not run: {reason}"));
+            }
+        }
+        out
+    }
+}
+
+/// The cells of a matrix: every client (the named ones, or every built-in one installed here)
+/// through every scenario.
+#[derive(Debug)]
+pub struct Plan {
+    /// (adapter, detected version, scenario) for each cell.
+    pub cells: Vec<(Adapter, Option<String>, Scenario)>,
+    /// (client, scenario) of every cell, before sharding.
+    pub planned: Vec<(String, String)>,
+    /// Built-in clients not installed here, with the reason.
+    pub skipped: Vec<(String, String)>,
+}
+
+impl Plan {
+    /// Plans `clients` (empty: every installed built-in client) through `scenarios`. A named
+    /// client that cannot run is an error naming it.
+    pub fn new(
+        clients: &[String],
+        scenarios: &[Scenario],
+        harness: Option<&std::path::Path>,
+    ) -> Result<Self, Error> {
+        let mut adapters = Vec::new();
+        let mut skipped = Vec::new();
+        if clients.is_empty() {
+            for (a, d) in Adapter::installed(harness) {
+                match d {
+                    Ok(v) => adapters.push((a, v)),
+                    Err(why) => skipped.push((a.name.clone(), why)),
+                }
+            }
+        } else {
+            for name in clients {
+                let a = Adapter::find(name)?;
+                match a.detect(harness) {
+                    Ok(v) => adapters.push((a, v)),
+                    Err(why) => {
+                        return Err(Error::Setup(format!("cannot run {name}: {why}")));
+                    }
+                }
+            }
+        }
+        let mut cells = Vec::new();
+        for (a, v) in &adapters {
+            for s in scenarios {
+                cells.push((a.clone(), v.clone(), s.clone()));
+            }
+        }
+        let planned = cells
+            .iter()
+            .map(|(a, _, s)| (a.name.clone(), s.id.to_owned()))
+            .collect();
+        Ok(Self {
+            cells,
+            planned,
+            skipped,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn unexpected_names_differing_missing_and_skipped_clients() {
+        let e =
+            Expectations::parse("certbot\t*\tpass\tworks\nlego\t*\tpass\tworks\n", "x").unwrap();
+        let mut report = RunReport::new(1, Vec::new());
+        report.planned = vec![("certbot".into(), "wildcard".into())];
+        report.skipped = vec![("lego".into(), "not installed".into())];
+        let lines = e.unexpected(&report);
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(
+            lines[0].contains("certbot/wildcard: in the matrix, but no report"),
+            "{lines:?}"
+        );
+        assert!(
+            lines[1].contains("lego: expected in the matrix, not run"),
+            "{lines:?}"
+        );
+        // A shard's own report plans the whole matrix: its holes are other shards' cells.
+        report.shard = Some("1/2".into());
+        assert_eq!(e.unexpected(&report).len(), 1);
+    }
 
     #[test]
     fn shards_partition_the_cells() {
