@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use acme_proto::{AccountKey, SignatureAlgorithm, Status};
+use acme_proto::{AccountKey, ChallengeType, SignatureAlgorithm, Status};
 use hdrhistogram::Histogram;
 use reference_client::EabCredential;
 use reference_client::raw::{Raw, Response};
@@ -371,11 +371,15 @@ impl Client {
                 return Err(Failure::new(format!("authz: is {}", other.as_str())));
             }
         }
-        let challenge = ["http-01", "dns-01", "tls-alpn-01"]
-            .iter()
-            .find_map(|t| authz.challenges.iter().find(|c| c.kind == *t))
-            .or_else(|| authz.challenges.first())
-            .ok_or_else(|| Failure::new("authz: pending without a challenge"))?;
+        let challenge = [
+            ChallengeType::Http01,
+            ChallengeType::Dns01,
+            ChallengeType::TlsAlpn01,
+        ]
+        .iter()
+        .find_map(|t| authz.challenges.iter().find(|c| &c.kind == t))
+        .or_else(|| authz.challenges.first())
+        .ok_or_else(|| Failure::new("authz: pending without a challenge"))?;
         let url = challenge.url.clone();
         let answered: acme_proto::Challenge = self
             .post(

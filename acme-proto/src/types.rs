@@ -83,12 +83,104 @@ impl Status {
     }
 }
 
+/// Defines a string-valued enum with known values and an `Other` for the rest: the wire
+/// carries text, the code matches on variants, and an unknown value survives a round trip.
+macro_rules! open_enum {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $text:literal,)* }) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name {
+            $($(#[$vdoc])* $variant,)*
+            /// A value this crate has no name for, kept as sent.
+            Other(String),
+        }
+
+        impl $name {
+            /// The text on the wire.
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $(Self::$variant => $text,)*
+                    Self::Other(text) => text,
+                }
+            }
+
+            /// The variant for `text` (`Other` when unknown).
+            pub fn parse(text: &str) -> Self {
+                match text {
+                    $($text => Self::$variant,)*
+                    other => Self::Other(other.to_owned()),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(text: &str) -> Self {
+                Self::parse(text)
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.as_str() == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.as_str() == *other
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = std::borrow::Cow::<'de, str>::deserialize(d)?;
+                Ok(Self::parse(&text))
+            }
+        }
+    };
+}
+
+open_enum! {
+    /// An identifier type (RFC 8555 §9.7.7).
+    IdentifierType {
+        /// A DNS name.
+        Dns = "dns",
+        /// An IP address (RFC 8738).
+        Ip = "ip",
+    }
+}
+
+open_enum! {
+    /// A challenge type (RFC 8555 §9.7.8), or a CA's own such as Sectigo's
+    /// `sectigo-email-01` on pre-validated authorizations.
+    ChallengeType {
+        /// RFC 8555 §8.3.
+        Http01 = "http-01",
+        /// RFC 8555 §8.4.
+        Dns01 = "dns-01",
+        /// RFC 8737.
+        TlsAlpn01 = "tls-alpn-01",
+    }
+}
+
 /// An identifier (RFC 8555 §7.1.3, §9.7.7).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Identifier {
     /// `dns` or `ip`.
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: IdentifierType,
     /// The name or address.
     pub value: String,
 }
@@ -97,7 +189,7 @@ impl Identifier {
     /// A `dns` identifier.
     pub fn dns(name: impl Into<String>) -> Self {
         Self {
-            kind: "dns".into(),
+            kind: IdentifierType::Dns,
             value: name.into(),
         }
     }
@@ -211,7 +303,7 @@ pub struct Authorization {
 pub struct Challenge {
     /// `http-01`, `dns-01`, `tls-alpn-01`, or a CA's own type such as `sectigo-email-01`.
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: ChallengeType,
     /// URL to respond at.
     pub url: String,
     /// The challenge's status.
@@ -387,5 +479,32 @@ mod tests {
      }"#;
         let r: Revocation = serde_json::from_str(text).unwrap();
         assert_eq!(r.reason, Some(4));
+    }
+}
+
+#[cfg(test)]
+mod open_enum_tests {
+    use super::*;
+
+    #[test]
+    fn known_and_unknown_types_round_trip() {
+        let c: Challenge =
+            serde_json::from_str(r#"{"type": "sectigo-email-01", "url": "u", "status": "valid"}"#)
+                .expect("a challenge");
+        assert_eq!(c.kind, ChallengeType::Other("sectigo-email-01".into()));
+        assert_eq!(
+            serde_json::to_value(&c).expect("serialises")["type"],
+            "sectigo-email-01"
+        );
+        assert_eq!(ChallengeType::parse("dns-01"), ChallengeType::Dns01);
+        assert_eq!(ChallengeType::TlsAlpn01.to_string(), "tls-alpn-01");
+        assert!(ChallengeType::Http01 == "http-01");
+        let id: Identifier =
+            serde_json::from_str(r#"{"type": "ip", "value": "192.0.2.1"}"#).expect("an id");
+        assert_eq!(id.kind, IdentifierType::Ip);
+        assert_eq!(
+            IdentifierType::parse("email"),
+            IdentifierType::Other("email".into())
+        );
     }
 }

@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use acme_proto::{KeyAuthorization, Problem, ProblemType};
+use acme_proto::{ChallengeType, KeyAuthorization, Problem, ProblemType};
 use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{
     ConnectionConfig, LookupIpStrategy, NameServerConfig, ResolveHosts, ResolverConfig,
@@ -88,15 +88,15 @@ impl Validator {
     /// Validates one challenge of `kind` for `name` (without `*.`).
     pub async fn validate(
         &self,
-        kind: &str,
+        kind: &ChallengeType,
         name: &str,
         token: &str,
         key_auth: &KeyAuthorization,
     ) -> Result<(), Problem> {
         match kind {
-            "http-01" => self.http01(name, token, key_auth).await,
-            "dns-01" => self.dns01(name, key_auth).await,
-            "tls-alpn-01" => self.tls_alpn01(name, key_auth).await,
+            ChallengeType::Http01 => self.http01(name, token, key_auth).await,
+            ChallengeType::Dns01 => self.dns01(name, key_auth).await,
+            ChallengeType::TlsAlpn01 => self.tls_alpn01(name, key_auth).await,
             other => Err(problem(
                 ProblemType::Malformed,
                 format!("challenge type {other} cannot be validated"),

@@ -63,7 +63,7 @@ pub enum Error {
     #[error("the {kind} solver failed: {message}")]
     Solver {
         /// The challenge type.
-        kind: String,
+        kind: acme_proto::ChallengeType,
         /// What failed.
         message: String,
     },

@@ -157,10 +157,14 @@ impl Account {
         let Some((solver, challenge)) = pick else {
             return Err(Error::NoSolver {
                 identifier: shown,
-                offered: authz.challenges.iter().map(|c| c.kind.clone()).collect(),
+                offered: authz
+                    .challenges
+                    .iter()
+                    .map(|c| c.kind.to_string())
+                    .collect(),
                 configured: solvers
                     .iter()
-                    .map(|s| s.challenge_type().to_owned())
+                    .map(|s| s.challenge_type().to_string())
                     .collect(),
             });
         };
@@ -191,7 +195,7 @@ impl Account {
             .await?;
         self.client.progress(Progress::ChallengeTriggered {
             identifier: shown.to_owned(),
-            kind: data.kind.clone(),
+            kind: data.kind.to_string(),
         });
         let what = format!("authorization for {shown} pending");
         let authz = self

@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+use acme_proto::ChallengeType;
+
 use serde::{Deserialize, Serialize};
 
 /// A profile as loaded from TOML. Unknown fields are an error that names the field.
@@ -118,7 +120,7 @@ pub enum SubjectStyle {
 pub struct OrderProfile {
     /// Challenge type listed on pre-validated authorizations.
     #[serde(default = "sectigo_email")]
-    pub prevalidated_challenge_type: String,
+    pub prevalidated_challenge_type: ChallengeType,
     /// Retry-After sent with a pre-validated authorization, if any.
     #[serde(default)]
     pub prevalidated_authz_retry_after: Option<u64>,
@@ -145,7 +147,7 @@ pub struct OrderProfile {
     pub persistent_dcv: bool,
     /// Challenge types offered where a name must be validated.
     #[serde(default = "all_challenges")]
-    pub challenge_types: Vec<String>,
+    pub challenge_types: Vec<ChallengeType>,
     /// Retry-After (seconds) while a challenge is being validated.
     #[serde(default)]
     pub challenge_retry_after: Option<u64>,
@@ -203,8 +205,8 @@ pub struct NonceProfile {
 fn yes() -> bool {
     true
 }
-fn sectigo_email() -> String {
-    "sectigo-email-01".into()
+fn sectigo_email() -> ChallengeType {
+    ChallengeType::parse("sectigo-email-01")
 }
 fn default_processing_ms() -> u64 {
     1500
@@ -221,10 +223,12 @@ fn ov() -> SubjectStyle {
 fn required() -> Delegation {
     Delegation::Required
 }
-fn all_challenges() -> Vec<String> {
-    ["http-01", "dns-01", "tls-alpn-01"]
-        .map(String::from)
-        .to_vec()
+fn all_challenges() -> Vec<ChallengeType> {
+    vec![
+        ChallengeType::Http01,
+        ChallengeType::Dns01,
+        ChallengeType::TlsAlpn01,
+    ]
 }
 
 /// Why a profile could not be loaded.

@@ -119,7 +119,7 @@ pub struct Challenge {
     /// Owning authorization id.
     pub authz: String,
     /// Challenge type.
-    pub kind: String,
+    pub kind: acme_proto::ChallengeType,
     /// Status.
     pub status: Status,
     /// Token, for challenges that have one.

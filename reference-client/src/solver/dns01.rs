@@ -1,5 +1,6 @@
 //! dns-01 (RFC 8555 §8.4) through a hook command that publishes and removes the TXT record.
 
+use acme_proto::ChallengeType;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -39,7 +40,7 @@ impl Dns01Hook {
             .output()
             .await
             .map_err(|e| Error::Solver {
-                kind: "dns-01".into(),
+                kind: ChallengeType::Dns01,
                 message: format!("cannot run {}: {e}", self.command.display()),
             })?;
         if output.status.success() {
@@ -47,7 +48,7 @@ impl Dns01Hook {
         }
         let stderr = String::from_utf8_lossy(&output.stderr);
         Err(Error::Solver {
-            kind: "dns-01".into(),
+            kind: ChallengeType::Dns01,
             message: format!(
                 "{} {action} {name} exited with {}: {}",
                 self.command.display(),
@@ -59,8 +60,8 @@ impl Dns01Hook {
 }
 
 impl Solver for Dns01Hook {
-    fn challenge_type(&self) -> &str {
-        "dns-01"
+    fn challenge_type(&self) -> ChallengeType {
+        ChallengeType::Dns01
     }
 
     fn supports(&self, _wildcard: bool) -> bool {
@@ -128,14 +129,14 @@ impl Dns01MockAdmin {
             req = req.json(&body);
         }
         let response = req.send().await.map_err(|e| Error::Solver {
-            kind: "dns-01".into(),
+            kind: ChallengeType::Dns01,
             message: format!("the mock's admin API at {url} is unreachable: {e}"),
         })?;
         if response.status().is_success() {
             Ok(())
         } else {
             Err(Error::Solver {
-                kind: "dns-01".into(),
+                kind: ChallengeType::Dns01,
                 message: format!(
                     "the mock's admin API answered {} for {url}",
                     response.status()
@@ -146,8 +147,8 @@ impl Dns01MockAdmin {
 }
 
 impl Solver for Dns01MockAdmin {
-    fn challenge_type(&self) -> &str {
-        "dns-01"
+    fn challenge_type(&self) -> ChallengeType {
+        ChallengeType::Dns01
     }
 
     fn supports(&self, _wildcard: bool) -> bool {
@@ -197,7 +198,7 @@ mod tests {
         let mut ch = ChallengeData {
             identifier: "example.org".into(),
             wildcard: true,
-            kind: "dns-01".into(),
+            kind: ChallengeType::Dns01,
             token: "tok".into(),
             key_authorization: KeyAuthorization::new("tok", &key.jwk().thumbprint()),
         };

@@ -1,6 +1,7 @@
 //! http-01 (RFC 8555 §8.3): `GET http://<name>/.well-known/acme-challenge/<token>` answers the
 //! key authorization.
 
+use acme_proto::ChallengeType;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -47,14 +48,14 @@ impl Http01Standalone {
         let listener = TcpListener::bind(self.addr)
             .await
             .map_err(|e| Error::Solver {
-                kind: "http-01".into(),
+                kind: ChallengeType::Http01,
                 message: format!(
                     "cannot listen on {}: {e} (is a web server using the port? use --webroot instead, or another --http-01-address)",
                     self.addr
                 ),
             })?;
         let addr = listener.local_addr().map_err(|e| Error::Solver {
-            kind: "http-01".into(),
+            kind: ChallengeType::Http01,
             message: e.to_string(),
         })?;
         let tokens = self.tokens.clone();
@@ -132,8 +133,8 @@ async fn serve_one(mut stream: tokio::net::TcpStream, tokens: Tokens) -> std::io
 }
 
 impl Solver for Http01Standalone {
-    fn challenge_type(&self) -> &str {
-        "http-01"
+    fn challenge_type(&self) -> ChallengeType {
+        ChallengeType::Http01
     }
 
     fn present<'a>(&'a self, challenge: &'a ChallengeData) -> BoxFuture<'a, Result<()>> {
@@ -182,7 +183,7 @@ impl Http01Webroot {
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         {
             return Err(Error::Solver {
-                kind: "http-01".into(),
+                kind: ChallengeType::Http01,
                 message: "the CA sent a token that is not base64url".into(),
             });
         }
@@ -191,8 +192,8 @@ impl Http01Webroot {
 }
 
 impl Solver for Http01Webroot {
-    fn challenge_type(&self) -> &str {
-        "http-01"
+    fn challenge_type(&self) -> ChallengeType {
+        ChallengeType::Http01
     }
 
     fn present<'a>(&'a self, challenge: &'a ChallengeData) -> BoxFuture<'a, Result<()>> {
@@ -231,7 +232,7 @@ mod tests {
         ChallengeData {
             identifier: "example.org".into(),
             wildcard: false,
-            kind: "http-01".into(),
+            kind: ChallengeType::Http01,
             token: token.into(),
             key_authorization: KeyAuthorization::new(token, &key.jwk().thumbprint()),
         }

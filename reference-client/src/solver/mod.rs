@@ -19,6 +19,8 @@ pub use dns01::{Dns01Hook, Dns01MockAdmin};
 pub use http01::{Http01Standalone, Http01Webroot};
 pub use tlsalpn01::{ACME_TLS_ALPN, TlsAlpn01Standalone};
 
+use acme_proto::ChallengeType;
+
 use crate::error::Result;
 
 /// A boxed future, so that solvers can sit behind `dyn Solver`.
@@ -32,7 +34,7 @@ pub struct ChallengeData {
     /// True for a wildcard name (only dns-01 can answer it).
     pub wildcard: bool,
     /// The challenge type.
-    pub kind: String,
+    pub kind: ChallengeType,
     /// The challenge token.
     pub token: String,
     /// `token.thumbprint` (RFC 8555 §8.1).
@@ -65,7 +67,7 @@ impl fmt::Debug for ChallengeData {
 /// Puts a challenge answer in place and removes it afterwards.
 pub trait Solver: Send + Sync + fmt::Debug {
     /// The challenge type this solver answers (`http-01`, `dns-01`, `tls-alpn-01`).
-    fn challenge_type(&self) -> &str;
+    fn challenge_type(&self) -> ChallengeType;
 
     /// Whether it can answer for this identifier (wildcards need dns-01).
     fn supports(&self, wildcard: bool) -> bool {

@@ -2,6 +2,7 @@
 //! with SNI `<name>`, presents a self-signed certificate for `<name>` carrying the critical
 //! acmeIdentifier extension with the SHA-256 of the key authorization.
 
+use acme_proto::ChallengeType;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -35,7 +36,7 @@ impl ResolvesServerCert for BySni {
 
 fn solver_error(message: impl Into<String>) -> Error {
     Error::Solver {
-        kind: "tls-alpn-01".into(),
+        kind: ChallengeType::TlsAlpn01,
         message: message.into(),
     }
 }
@@ -141,8 +142,8 @@ pub(crate) fn validation_cert(challenge: &ChallengeData) -> Result<CertifiedKey>
 }
 
 impl Solver for TlsAlpn01Standalone {
-    fn challenge_type(&self) -> &str {
-        "tls-alpn-01"
+    fn challenge_type(&self) -> ChallengeType {
+        ChallengeType::TlsAlpn01
     }
 
     fn present<'a>(&'a self, challenge: &'a ChallengeData) -> BoxFuture<'a, Result<()>> {
@@ -222,7 +223,7 @@ mod tests {
         let ch = ChallengeData {
             identifier: "example.org".into(),
             wildcard: false,
-            kind: "tls-alpn-01".into(),
+            kind: ChallengeType::TlsAlpn01,
             token: "tok".into(),
             key_authorization: KeyAuthorization::new("tok", &key.jwk().thumbprint()),
         };

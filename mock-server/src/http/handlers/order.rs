@@ -4,7 +4,9 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use acme_proto::{Finalize, Identifier, NewOrder, ProblemType, Status, b64};
+use acme_proto::{
+    ChallengeType, Finalize, Identifier, IdentifierType, NewOrder, ProblemType, Status, b64,
+};
 use axum::extract::{Path, State};
 use axum::response::Response;
 use http::StatusCode;
@@ -90,21 +92,17 @@ pub(crate) async fn new_order(State(state): Shared, post: JosePost) -> Result<Re
             all_valid = false;
             let token = new_token();
             // Wildcards are proved by dns-01 only (RFC 8555 §8.3); persistent DCV is dns-01.
-            let kinds: Vec<&str> = if wildcard || order_profile.persistent_dcv {
-                vec!["dns-01"]
+            let kinds: Vec<ChallengeType> = if wildcard || order_profile.persistent_dcv {
+                vec![ChallengeType::Dns01]
             } else {
-                order_profile
-                    .challenge_types
-                    .iter()
-                    .map(String::as_str)
-                    .collect()
+                order_profile.challenge_types.clone()
             };
             for kind in kinds {
                 let chall_id = new_id();
                 new_challenges.push(Challenge {
                     id: chall_id.clone(),
                     authz: authz_id.clone(),
-                    kind: kind.to_owned(),
+                    kind,
                     status: Status::Pending,
                     token: Some(token.clone()),
                     validated: None,
@@ -179,10 +177,10 @@ fn checked_names(
     }
     let mut names = Vec::with_capacity(req.identifiers.len());
     for id in &req.identifiers {
-        match id.kind.as_str() {
-            "dns" => {}
+        match &id.kind {
+            IdentifierType::Dns => {}
             // §3 [Z] (lego #2222, acme.sh #4022).
-            "ip" => {
+            IdentifierType::Ip => {
                 return Err(AcmeError::new(
                     ProblemType::UnsupportedIdentifier,
                     StatusCode::BAD_REQUEST,
@@ -193,7 +191,7 @@ fn checked_names(
                 return Err(AcmeError::new(
                     ProblemType::UnsupportedIdentifier,
                     StatusCode::BAD_REQUEST,
-                    format!("Identifier type {other:?} is not supported"),
+                    format!("Identifier type {:?} is not supported", other.as_str()),
                 ));
             }
         }
