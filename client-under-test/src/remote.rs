@@ -34,9 +34,6 @@ const STILL_ACTIVE: Duration = Duration::from_secs(60);
 /// How often the mock's record is looked at.
 const POLL: Duration = Duration::from_millis(200);
 
-/// Files larger than this are read only up to it by [`scan_copied`].
-const MAX_READ: u64 = 32 * 1024 * 1024;
-
 /// How a remote vet is set up.
 #[derive(Clone, Debug)]
 pub struct RemoteConfig {
@@ -769,59 +766,36 @@ pub fn progress_line(r: &ScenarioResult) -> String {
 /// finding fails in a log (a path with `log` in it) and is reported otherwise: a client may
 /// have to keep the key, and whether others can read it there is not seen.
 pub fn scan_copied(needles: &Needles, dir: &Path) -> Vec<Finding> {
-    use std::io::Read as _;
     let mut out = Vec::new();
-    let mut stack = vec![dir.to_owned()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
+    for (path, _) in crate::scan::regular_files(dir) {
+        let Some(bytes) = crate::scan::read_capped(&path) else {
             continue;
         };
-        let mut entries: Vec<_> = entries.filter_map(Result::ok).collect();
-        entries.sort_by_key(|e| e.path());
-        for entry in entries {
-            let path = entry.path();
-            let Ok(meta) = std::fs::symlink_metadata(&path) else {
-                continue;
-            };
-            if meta.is_dir() {
-                stack.push(path);
-                continue;
+        let Some(form) = needles.find(&bytes) else {
+            continue;
+        };
+        let rel = path.strip_prefix(dir).unwrap_or(&path);
+        let is_log = rel.to_string_lossy().to_ascii_lowercase().contains("log");
+        out.push(if is_log {
+            Finding {
+                level: Level::Fail,
+                place: Place::Log,
+                location: format!("scan-dir/{}", rel.display()),
+                detail: format!(
+                    "the HMAC key ({form}) is in a log copied back from the client's host"
+                ),
             }
-            if !meta.is_file() {
-                continue;
+        } else {
+            Finding {
+                level: Level::Info,
+                place: Place::File,
+                location: format!("scan-dir/{}", rel.display()),
+                detail: format!(
+                    "the client stored the HMAC key ({form}) in plain text; who can read it \
+                     on its host is not seen"
+                ),
             }
-            let mut bytes = Vec::new();
-            let read =
-                std::fs::File::open(&path).and_then(|f| f.take(MAX_READ).read_to_end(&mut bytes));
-            if read.is_err() {
-                continue;
-            }
-            let Some(form) = needles.find(&bytes) else {
-                continue;
-            };
-            let rel = path.strip_prefix(dir).unwrap_or(&path);
-            let is_log = rel.to_string_lossy().to_ascii_lowercase().contains("log");
-            out.push(if is_log {
-                Finding {
-                    level: Level::Fail,
-                    place: Place::Log,
-                    location: format!("scan-dir/{}", rel.display()),
-                    detail: format!(
-                        "the HMAC key ({form}) is in a log copied back from the client's host"
-                    ),
-                }
-            } else {
-                Finding {
-                    level: Level::Info,
-                    place: Place::File,
-                    location: format!("scan-dir/{}", rel.display()),
-                    detail: format!(
-                        "the client stored the HMAC key ({form}) in plain text; who can read it \
-                         on its host is not seen"
-                    ),
-                }
-            });
-        }
+        });
     }
     out
 }

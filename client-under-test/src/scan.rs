@@ -105,7 +105,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
         && haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-fn read_capped(path: &Path) -> Option<Vec<u8>> {
+pub(crate) fn read_capped(path: &Path) -> Option<Vec<u8>> {
     use std::io::Read as _;
     let f = std::fs::File::open(path).ok()?;
     let mut buf = Vec::new();
@@ -145,7 +145,84 @@ pub fn scan_tree(
     inputs: &[PathBuf],
 ) -> Vec<Finding> {
     let mut out = Vec::new();
-    let mut stack = vec![workdir.to_owned()];
+    for (path, meta) in regular_files(workdir) {
+        let mode = meta.permissions().mode() & 0o777;
+        let reachable = others_can_reach(workdir, &path);
+        let exposed = mode & 0o077 != 0 && reachable;
+        let shield = if mode & 0o077 != 0 && !reachable {
+            ", but a directory above it keeps other users out"
+        } else {
+            ""
+        };
+        let Some(bytes) = read_capped(&path) else {
+            continue;
+        };
+        let shown = display_path(workdir, &path);
+        if let Some(form) = needles.find(&bytes) {
+            let is_log = logs.iter().any(|l| path.starts_with(l));
+            let is_input = inputs.iter().any(|i| i == &path);
+            let (level, place, detail) = if is_log {
+                (
+                    Level::Fail,
+                    Place::Log,
+                    format!("the HMAC key ({form}) is in a log file (mode {mode:04o}{shield})"),
+                )
+            } else if exposed {
+                (
+                    Level::Fail,
+                    Place::File,
+                    format!(
+                        "the HMAC key ({form}) is in a file other users can read (mode {mode:04o}, want 0600)"
+                    ),
+                )
+            } else if is_input {
+                (
+                    Level::Info,
+                    Place::File,
+                    format!(
+                        "the HMAC key ({form}) is in the config file the adapter wrote for it (mode {mode:04o}{shield})"
+                    ),
+                )
+            } else {
+                (
+                    Level::Info,
+                    Place::File,
+                    format!("the client stored the HMAC key ({form}), mode {mode:04o}{shield}"),
+                )
+            };
+            out.push(Finding {
+                level,
+                place,
+                location: shown.clone(),
+                detail,
+            });
+        }
+        if contains(&bytes, b"PRIVATE KEY-----") && mode & 0o004 != 0 {
+            out.push(if reachable {
+                Finding {
+                    level: Level::Fail,
+                    place: Place::PrivateKey,
+                    location: shown,
+                    detail: format!("a private key every user can read (mode {mode:04o})"),
+                }
+            } else {
+                Finding {
+                    level: Level::Info,
+                    place: Place::PrivateKey,
+                    location: shown,
+                    detail: format!("a private key with mode {mode:04o}{shield}"),
+                }
+            });
+        }
+    }
+    out
+}
+
+/// Every regular file under `root`, depth first in name order, with its metadata; symlinks
+/// are not followed (a client's link to /etc is not the client's file).
+pub(crate) fn regular_files(root: &Path) -> Vec<(PathBuf, std::fs::Metadata)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_owned()];
     while let Some(dir) = stack.pop() {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
@@ -159,78 +236,8 @@ pub fn scan_tree(
             };
             if meta.is_dir() {
                 stack.push(path);
-                continue;
-            }
-            if !meta.is_file() {
-                continue;
-            }
-            let mode = meta.permissions().mode() & 0o777;
-            let reachable = others_can_reach(workdir, &path);
-            let exposed = mode & 0o077 != 0 && reachable;
-            let shield = if mode & 0o077 != 0 && !reachable {
-                ", but a directory above it keeps other users out"
-            } else {
-                ""
-            };
-            let Some(bytes) = read_capped(&path) else {
-                continue;
-            };
-            let shown = display_path(workdir, &path);
-            if let Some(form) = needles.find(&bytes) {
-                let is_log = logs.iter().any(|l| path.starts_with(l));
-                let is_input = inputs.iter().any(|i| i == &path);
-                let (level, place, detail) = if is_log {
-                    (
-                        Level::Fail,
-                        Place::Log,
-                        format!("the HMAC key ({form}) is in a log file (mode {mode:04o}{shield})"),
-                    )
-                } else if exposed {
-                    (
-                        Level::Fail,
-                        Place::File,
-                        format!(
-                            "the HMAC key ({form}) is in a file other users can read (mode {mode:04o}, want 0600)"
-                        ),
-                    )
-                } else if is_input {
-                    (
-                        Level::Info,
-                        Place::File,
-                        format!(
-                            "the HMAC key ({form}) is in the config file the adapter wrote for it (mode {mode:04o}{shield})"
-                        ),
-                    )
-                } else {
-                    (
-                        Level::Info,
-                        Place::File,
-                        format!("the client stored the HMAC key ({form}), mode {mode:04o}{shield}"),
-                    )
-                };
-                out.push(Finding {
-                    level,
-                    place,
-                    location: shown.clone(),
-                    detail,
-                });
-            }
-            if contains(&bytes, b"PRIVATE KEY-----") && mode & 0o004 != 0 {
-                out.push(if reachable {
-                    Finding {
-                        level: Level::Fail,
-                        place: Place::PrivateKey,
-                        location: shown,
-                        detail: format!("a private key every user can read (mode {mode:04o})"),
-                    }
-                } else {
-                    Finding {
-                        level: Level::Info,
-                        place: Place::PrivateKey,
-                        location: shown,
-                        detail: format!("a private key with mode {mode:04o}{shield}"),
-                    }
-                });
+            } else if meta.is_file() {
+                out.push((path, meta));
             }
         }
     }

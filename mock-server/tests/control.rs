@@ -600,6 +600,27 @@ async fn randomized_paths_catch_clients_that_build_urls() {
     assert!(detail.contains("take URLs from the directory"), "{detail}");
 }
 
+/// Sends one newOrder JWS twice, verbatim: the two answers.
+async fn new_order_twice(
+    c: &mut Client,
+) -> (reference_client::Response, reference_client::Response) {
+    let nonce = c.fresh_nonce().await;
+    let url = c.dir.new_order.clone();
+    let payload = json!({"identifiers": [{"type": "dns", "value": "physics.example.edu"}]});
+    let jws = c
+        .key
+        .sign_request(c.kid.as_deref(), &nonce, &url, Some(&payload))
+        .unwrap();
+    let body = serde_json::to_string(&jws).unwrap().into_bytes();
+    let raw = reference_client::raw::Raw::new(c.http.clone());
+    let first = raw
+        .post(&url, "application/jose+json", body.clone())
+        .await
+        .unwrap();
+    let again = raw.post(&url, "application/jose+json", body).await.unwrap();
+    (first, again)
+}
+
 /// A proxy's HTML page stands for a request that never reached the CA: no Replay-Nonce comes
 /// back and the nonce stays unused, so the same JWS sent again is served. The CA's own
 /// refusal (a problem document) spent it.
@@ -614,29 +635,13 @@ async fn a_proxy_page_leaves_the_nonce_unspent() {
             r#"{{"rule": [{{"endpoint": "newOrder", "fault": "{fault}", "nth": [1], "retry_after": 1}}]}}"#
         );
         let (_server, mut c) = faulted_client(&plan).await;
-        let nonce = c.fresh_nonce().await;
-        let url = c.dir.new_order.clone();
-        let payload = json!({"identifiers": [{"type": "dns", "value": "physics.example.edu"}]});
-        let jws = c
-            .key
-            .sign_request(c.kid.as_deref(), &nonce, &url, Some(&payload))
-            .unwrap();
-        let body = serde_json::to_string(&jws).unwrap();
-        let raw = reference_client::raw::Raw::new(c.http.clone());
-        let first = raw
-            .post(&url, "application/jose+json", body.clone().into_bytes())
-            .await
-            .unwrap();
+        let (first, again) = new_order_twice(&mut c).await;
         assert!(first.status >= 429, "{fault}: {}", first.describe());
         assert_eq!(
             first.nonce().is_some(),
             spent,
             "{fault}: Replay-Nonce on the answer"
         );
-        let again = raw
-            .post(&url, "application/jose+json", body.into_bytes())
-            .await
-            .unwrap();
         if spent {
             assert_eq!(again.problem_name().as_deref(), Some("badNonce"), "{fault}");
         } else {
@@ -669,21 +674,8 @@ async fn proxy_pages_can_be_made_to_spend_the_nonce() {
     assert_eq!(s, 200, "{e}");
     let mut c = Client::new(&server, "consuming", SignatureAlgorithm::Es256).await;
     assert_eq!(c.register().await.status, 201);
-    let nonce = c.fresh_nonce().await;
-    let url = c.dir.new_order.clone();
-    let payload = json!({"identifiers": [{"type": "dns", "value": "physics.example.edu"}]});
-    let jws = c
-        .key
-        .sign_request(c.kid.as_deref(), &nonce, &url, Some(&payload))
-        .unwrap();
-    let body = serde_json::to_string(&jws).unwrap().into_bytes();
-    let raw = reference_client::raw::Raw::new(c.http.clone());
-    let first = raw
-        .post(&url, "application/jose+json", body.clone())
-        .await
-        .unwrap();
+    let (first, again) = new_order_twice(&mut c).await;
     assert_eq!(first.status, 429);
     assert!(first.nonce().is_some());
-    let again = raw.post(&url, "application/jose+json", body).await.unwrap();
     assert_eq!(again.problem_name().as_deref(), Some("badNonce"));
 }
