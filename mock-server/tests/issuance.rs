@@ -346,3 +346,31 @@ async fn dv_and_ev_profiles_shape_the_certificate() {
         assert_eq!(policies, [policy], "{profile}");
     }
 }
+
+/// `order.retry_after_http_date`: a processing order's Retry-After comes as an HTTP-date
+/// (RFC 9110 §10.2.3), at least the profile's seconds ahead.
+#[tokio::test]
+async fn retry_after_can_be_an_http_date() {
+    let server = start_profile("sectigo-incommon-rsa-ov", "dated", |p| {
+        p.order.retry_after_http_date = true;
+    })
+    .await;
+    let mut client = Client::new(&server, "dated", SignatureAlgorithm::Es256).await;
+    assert_eq!(client.register().await.status, 201);
+    let r = client.new_order(&["physics.example.edu"]).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let finalize = r.json()["finalize"].as_str().unwrap().to_owned();
+    let (der, _) = csr(&["physics.example.edu"], &rcgen::PKCS_ECDSA_P256_SHA256);
+    let sent = std::time::SystemTime::now();
+    let r = client
+        .post(&finalize, Some(json!({ "csr": b64::encode(&der) })))
+        .await;
+    assert_eq!(r.json()["status"], "processing");
+    let value = r.header("retry-after").expect("Retry-After");
+    let at = httpdate::parse_http_date(&value).unwrap_or_else(|e| panic!("{value:?}: {e}"));
+    let ahead = at.duration_since(sent).expect("in the future");
+    assert!(
+        ahead >= std::time::Duration::from_secs(2),
+        "{value} is {ahead:?} ahead"
+    );
+}

@@ -130,6 +130,10 @@ pub struct OrderProfile {
     /// Retry-After (seconds) sent while an order is `processing`.
     #[serde(default = "default_retry_after")]
     pub processing_retry_after: u64,
+    /// Send that Retry-After as an HTTP-date (RFC 9110 §10.2.3: the other form, which some
+    /// clients cannot read) instead of seconds.
+    #[serde(default)]
+    pub retry_after_http_date: bool,
     /// Certificate validity in days; notAfter is that day at 23:59:59Z.
     #[serde(default = "default_validity")]
     pub validity_days: u32,
@@ -167,6 +171,7 @@ impl Default for OrderProfile {
             prevalidated_authz_retry_after: None,
             processing_ms: default_processing_ms(),
             processing_retry_after: default_retry_after(),
+            retry_after_http_date: false,
             validity_days: default_validity(),
             subject: SubjectStyle::Ov,
             delegation: Delegation::Required,

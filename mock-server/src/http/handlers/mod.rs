@@ -61,6 +61,16 @@ fn with_retry_after(mut response: Response, seconds: u64) -> Response {
     response
 }
 
+/// Retry-After as an HTTP-date `seconds` from now (rounded up to the next whole second, so
+/// that a client reading it waits at least that long).
+fn with_retry_after_date(mut response: Response, seconds: u64) -> Response {
+    let at = std::time::SystemTime::now() + std::time::Duration::from_secs(seconds + 1);
+    if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(at)) {
+        response.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    response
+}
+
 fn with_link(mut response: Response, url: &str, rel: &str) -> Response {
     if let Ok(v) = HeaderValue::from_str(&format!("<{url}>;rel=\"{rel}\"")) {
         response.headers_mut().append(header::LINK, v);

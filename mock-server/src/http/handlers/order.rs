@@ -15,7 +15,7 @@ use super::super::jose::KeyMode;
 use super::super::{AcmeError, AppState, ProfileCtx, repr};
 use super::{
     JosePost, Shared, gate, json_response, now_utc, owned, require_post_as_get, with_location,
-    with_retry_after,
+    with_retry_after, with_retry_after_date,
 };
 use crate::ca::csr;
 use crate::faults::{Endpoint, FaultKind};
@@ -264,7 +264,11 @@ fn order_response(
         let seconds = order
             .retry_after
             .unwrap_or(ctx.profile.order.processing_retry_after);
-        with_retry_after(body, seconds)
+        if ctx.profile.order.retry_after_http_date {
+            with_retry_after_date(body, seconds)
+        } else {
+            with_retry_after(body, seconds)
+        }
     } else {
         body
     }
