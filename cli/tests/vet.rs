@@ -28,7 +28,7 @@ fn reference_client_passes_every_scenario() {
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let results = report["results"].as_array().unwrap();
-    assert_eq!(results.len(), 16, "every built-in scenario");
+    assert_eq!(results.len(), 19, "every built-in scenario");
     for r in results {
         assert_eq!(r["passed"], true, "{r:#}");
         // Every rule, not only the MUST ones.
@@ -62,4 +62,75 @@ fn command_template_that_prints_the_key_is_caught() {
         "{stdout}"
     );
     assert!(stdout.contains("FAIL: custom"), "{stdout}");
+}
+
+/// Runs `vet` with an adapter file written from `adapter` (TOML) over `scenario`; the JSON
+/// report's one result.
+fn vet_planted(adapter: &str, scenario: &str) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("planted.toml");
+    std::fs::write(&file, adapter).unwrap();
+    let json = dir.path().join("vet.json");
+    let out = Command::new(bin())
+        .args(["vet", "--scenario", scenario, "--client"])
+        .arg(&file)
+        .arg("--workdir")
+        .arg(dir.path().join("runs"))
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the planted client must fail: {stdout}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    report["results"][0].clone()
+}
+
+/// The reference client with a deadline too short to wait out the HTTP-date Retry-After of a
+/// processing order: it gives up, where a certificate was due.
+#[test]
+fn a_client_that_cannot_wait_out_an_http_date_fails() {
+    let adapter = r#"
+name = "impatient"
+version = ["{harness}", "--version"]
+trust = "flag"
+key_types = { rsa = "rsa2048", ecdsa = "p256" }
+issue = [[
+    "{harness}", "client", "issue", "--server", "{directory}", "--ca-file", "{ca_bundle}",
+    "--state-dir", "{workdir}/state", "--eab-kid", "{eab_kid}", "--agree-tos",
+    "--key-type", "{key_type}", "-d", "{domain}", "--out", "{workdir}/live", "--timeout", "2",
+]]
+cert = "{workdir}/live/fullchain.pem"
+[env]
+ACME_HARNESS_EAB_HMAC_KEY = "{eab_hmac_key}"
+"#;
+    let r = vet_planted(adapter, "retry-after-http-date");
+    assert_eq!(r["outcome"]["kind"], "failed", "{r:#}");
+    assert_eq!(r["passed"], false);
+}
+
+/// A client that reports success whatever the CA said: exit 0 with no certificate, after the
+/// CA refused the wrong HMAC key or failed newOrder.
+#[test]
+fn a_client_that_ignores_refusals_fails() {
+    let adapter = r#"
+name = "optimist"
+trust = "env"
+key_types = { rsa = "rsa", ecdsa = "ecdsa" }
+issue = [["true"]]
+"#;
+    for scenario in ["eab-wrong-hmac-key", "server-internal-new-order"] {
+        let r = vet_planted(adapter, scenario);
+        assert_eq!(r["passed"], false, "{scenario}: {r:#}");
+        let kind = r["outcome"]["kind"].as_str().unwrap();
+        assert!(
+            kind == "accepted" || kind == "no-certificate",
+            "{scenario}: exit 0 without a certificate is {kind}"
+        );
+    }
 }

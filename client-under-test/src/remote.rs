@@ -176,6 +176,7 @@ fn expectation(s: &Scenario) -> String {
             let why = match s.eab {
                 EabState::AlreadyUsed => "the credential was already used by another account",
                 EabState::Revoked => "the credential is revoked",
+                EabState::WrongKey => "the HMAC key given here is deliberately wrong",
                 EabState::Fresh => "the name is not delegated to the credential",
             };
             format!("a clean stop with an error, and no certificate: {why}")

@@ -250,10 +250,13 @@ pub(crate) async fn start_mock(
 ) -> Result<Mock, Error> {
     let data = dir.join("mock");
     copy_dir(ca_dir, &data.join("ca")).map_err(|e| Error::io(&data, e))?;
-    let profiles = [scenario::RSA_OV, scenario::ECC_OV]
+    let mut profiles = [scenario::RSA_OV, scenario::ECC_OV]
         .iter()
         .map(|p| Profile::built_in(p).map_err(|e| Error::Setup(e.to_string())))
         .collect::<Result<Vec<_>, _>>()?;
+    if let Some(edit) = scenario.profile_edit {
+        profiles.iter_mut().for_each(edit);
+    }
     let config = ServerConfig {
         listen: reach.listen,
         hostnames: reach.hostnames.clone(),
@@ -305,13 +308,19 @@ pub(crate) async fn start_mock(
         EabState::Revoked => {
             state.revoke_credential(&kid).map_err(setup)?;
         }
+        EabState::WrongKey => {}
     }
     if let Some(plan) = scenario.fault_plan(seed) {
         state
             .set_credential_faults(&kid, Some(plan))
             .map_err(setup)?;
     }
-    let hmac = minted.hmac_key.expose().clone();
+    // The key the client is handed, and that the secret scan looks for: the credential's, or
+    // for a wrong-key scenario another one of the same shape.
+    let hmac = match scenario.eab {
+        EabState::WrongKey => mock_server::state::random_b64(64).1,
+        _ => minted.hmac_key.expose().clone(),
+    };
     Ok(Mock { server, kid, hmac })
 }
 

@@ -45,6 +45,9 @@ pub enum EabState {
     AlreadyUsed,
     /// Revoked by an administrator.
     Revoked,
+    /// Fresh, but the client is handed a wrong HMAC key (a typo, a key from another
+    /// department): the CA refuses the binding.
+    WrongKey,
 }
 
 /// One scenario.
@@ -73,6 +76,9 @@ pub struct Scenario {
     pub untrusted_tls: bool,
     /// Time limit for the client, seconds (all its commands together).
     pub time_limit: u64,
+    /// A change to the served profiles (both InCommon ones) for this scenario.
+    #[serde(skip)]
+    pub profile_edit: Option<fn(&mut mock_server::Profile)>,
 }
 
 fn rule(endpoint: Endpoint, fault: FaultKind, nth: &[u64]) -> FaultRule {
@@ -101,6 +107,7 @@ impl Scenario {
             renew: false,
             untrusted_tls: false,
             time_limit: 90,
+            profile_edit: None,
         }
     }
 
@@ -193,6 +200,33 @@ impl Scenario {
             ..Self::base(
                 "unavailable-503-new-order",
                 "503 (nginx HTML, Retry-After 3) on the first newOrder",
+            )
+        });
+        let mut dated = rule(Endpoint::Finalize, FaultKind::Processing, &[1]);
+        dated.seconds = Some(6);
+        dated.retry_after = Some(3);
+        out.push(Self {
+            faults: vec![dated],
+            profile_edit: Some(|p| p.order.retry_after_http_date = true),
+            ..Self::base(
+                "retry-after-http-date",
+                "processing 6 s with Retry-After as an HTTP-date (RFC 9110's other form)",
+            )
+        });
+        out.push(Self {
+            faults: vec![rule(Endpoint::NewOrder, FaultKind::ServerInternal, &[1])],
+            expect: Expect::IssueOrRefuse,
+            ..Self::base(
+                "server-internal-new-order",
+                "500 serverInternal on the first newOrder: a certificate (retried) or a clean failure",
+            )
+        });
+        out.push(Self {
+            eab: EabState::WrongKey,
+            expect: Expect::Refuse,
+            ..Self::base(
+                "eab-wrong-hmac-key",
+                "the client is handed a wrong HMAC key: must fail cleanly on the CA's refusal",
             )
         });
         out.push(Self {
