@@ -16,6 +16,9 @@ pub enum KeyChangeError {
     InUse(String),
     /// The account is gone.
     NoAccount,
+    /// The account's key is no longer the one the request proved (a concurrent key change
+    /// won).
+    KeyChanged,
 }
 
 /// Why a revocation was refused.
@@ -80,20 +83,24 @@ impl Store {
     }
 
     /// Stores a new account under its key; when two requests race for one key, the first
-    /// wins and the second gets the winner back as `Err`.
+    /// wins and the second gets the winner back as `Err`. The account is in the map before
+    /// its key slot is released, so a loser always finds the winner.
     pub fn create_account(&self, account: Account) -> Result<(), Box<Account>> {
-        let winner = self
-            .account_keys
-            .entry(account.jwk.thumbprint())
-            .or_insert_with(|| account.id.clone())
-            .clone();
-        if winner != account.id
-            && let Some(existing) = self.account(&winner)
-        {
-            return Err(Box::new(existing));
+        // Lock order: the key index, then the accounts (as everywhere in this module).
+        match self.account_keys.entry(account.jwk.thumbprint()) {
+            dashmap::Entry::Occupied(taken) => {
+                let winner = taken.get().clone();
+                drop(taken);
+                // The winner was inserted under the slot's lock, so it is there.
+                let existing = self.account(&winner).unwrap_or_else(|| account.clone());
+                return Err(Box::new(existing));
+            }
+            dashmap::Entry::Vacant(slot) => {
+                self.accounts.insert(account.id.clone(), account.clone());
+                slot.insert(account.id.clone());
+            }
         }
         self.save(|| vec![Row::new(Kind::Account, &account.id, &account)]);
-        self.accounts.insert(account.id.clone(), account);
         Ok(())
     }
 
@@ -107,14 +114,18 @@ impl Store {
         Some(updated)
     }
 
-    /// Gives account `id` the key `new_key`, moving the key index with it.
-    pub fn change_account_key(&self, id: &str, new_key: Jwk) -> Result<Account, KeyChangeError> {
-        let old = self
-            .account(id)
-            .ok_or(KeyChangeError::NoAccount)?
-            .jwk
-            .thumbprint();
-        match self.account_keys.entry(new_key.thumbprint()) {
+    /// Gives account `id` the key `new_key` in place of `old_key` (the key the request
+    /// proved), moving the key index with it. Two concurrent changes cannot both win: the
+    /// second finds the key changed and undoes its claim.
+    pub fn change_account_key(
+        &self,
+        id: &str,
+        old_key: &Jwk,
+        new_key: Jwk,
+    ) -> Result<Account, KeyChangeError> {
+        let new_tp = new_key.thumbprint();
+        // Lock order: the key index, then the accounts.
+        match self.account_keys.entry(new_tp.clone()) {
             dashmap::Entry::Occupied(taken) => {
                 return Err(KeyChangeError::InUse(taken.get().clone()));
             }
@@ -122,9 +133,28 @@ impl Store {
                 slot.insert(id.to_owned());
             }
         }
-        self.account_keys.remove(&old);
-        self.update_account(id, |a| a.jwk = new_key)
-            .ok_or(KeyChangeError::NoAccount)
+        let changed = match self.accounts.get_mut(id) {
+            None => Err(KeyChangeError::NoAccount),
+            Some(a) if &a.jwk != old_key => Err(KeyChangeError::KeyChanged),
+            Some(mut a) => {
+                a.jwk = new_key;
+                Ok(a.clone())
+            }
+        };
+        match changed {
+            Ok(updated) => {
+                let old_tp = old_key.thumbprint();
+                self.account_keys
+                    .remove_if(&old_tp, |_, holder| holder == id);
+                self.save(|| vec![Row::new(Kind::Account, id, &updated)]);
+                Ok(updated)
+            }
+            Err(e) => {
+                self.account_keys
+                    .remove_if(&new_tp, |_, holder| holder == id);
+                Err(e)
+            }
+        }
     }
 
     // ------------------------------------------------------------------ orders
@@ -427,5 +457,90 @@ impl Store {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::Arc;
+
+    use acme_proto::{AccountKey, SignatureAlgorithm};
+
+    use super::*;
+
+    fn account(id: &str, key: &AccountKey) -> Account {
+        Account {
+            id: id.into(),
+            jwk: key.jwk().clone(),
+            status: Status::Valid,
+            contact: Vec::new(),
+            terms_agreed: true,
+            eab_kid: None,
+            profile: "p".into(),
+        }
+    }
+
+    fn key() -> AccountKey {
+        AccountKey::generate(SignatureAlgorithm::Es256).unwrap()
+    }
+
+    #[test]
+    fn racing_new_accounts_for_one_key_make_one_account() {
+        for _ in 0..20 {
+            let store = Arc::new(Store::new(crate::Orgs::demo()));
+            let k = Arc::new(key());
+            let outcomes: Vec<bool> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..4)
+                    .map(|i| {
+                        let (store, k) = (store.clone(), k.clone());
+                        s.spawn(move || store.create_account(account(&format!("a{i}"), &k)).is_ok())
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            assert_eq!(
+                outcomes.iter().filter(|won| **won).count(),
+                1,
+                "{outcomes:?}"
+            );
+            assert_eq!(store.counts().accounts, 1);
+            store.check_invariants().unwrap();
+        }
+    }
+
+    #[test]
+    fn racing_key_changes_leave_one_winner_and_a_clean_index() {
+        for _ in 0..20 {
+            let store = Arc::new(Store::new(crate::Orgs::demo()));
+            let old = key();
+            store.create_account(account("a", &old)).unwrap();
+            let old = Arc::new(old.jwk().clone());
+            let news: Vec<AccountKey> = (0..4).map(|_| key()).collect();
+            let outcomes: Vec<bool> = std::thread::scope(|s| {
+                let handles: Vec<_> = news
+                    .iter()
+                    .map(|n| {
+                        let (store, old, jwk) = (store.clone(), old.clone(), n.jwk().clone());
+                        s.spawn(move || store.change_account_key("a", &old, jwk).is_ok())
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            assert_eq!(
+                outcomes.iter().filter(|won| **won).count(),
+                1,
+                "{outcomes:?}"
+            );
+            store.check_invariants().unwrap();
+            let now = store.account("a").unwrap().jwk;
+            assert_eq!(store.account_by_key(&now.thumbprint()).unwrap().id, "a");
+            assert!(store.account_by_key(&old.thumbprint()).is_none());
+            for n in &news {
+                if n.jwk() != &now {
+                    assert!(store.account_by_key(&n.jwk().thumbprint()).is_none());
+                }
+            }
+        }
     }
 }

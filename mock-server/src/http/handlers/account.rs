@@ -266,7 +266,10 @@ pub(crate) async fn key_change(
             "keyChange oldKey is not the account's current key",
         ));
     }
-    let updated = match state.store.change_account_key(&account.id, new_key) {
+    let updated = match state
+        .store
+        .change_account_key(&account.id, &old_key, new_key)
+    {
         Ok(updated) => updated,
         Err(KeyChangeError::InUse(holder)) => {
             let url = ctx.url("account", &holder);
@@ -282,6 +285,11 @@ pub(crate) async fn key_change(
         }
         Err(KeyChangeError::NoAccount) => {
             return Err(AcmeError::unauthorized("Account is not valid"));
+        }
+        Err(KeyChangeError::KeyChanged) => {
+            return Err(AcmeError::unauthorized(
+                "keyChange oldKey is not the account's current key",
+            ));
         }
     };
     let body = json_response(StatusCode::OK, &repr::account(&post.ctx, &updated));
