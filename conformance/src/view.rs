@@ -220,6 +220,23 @@ pub fn retry_after_ms(e: &Exchange) -> Option<u64> {
     Some(u64::try_from(ms.max(0)).unwrap_or(u64::MAX))
 }
 
+/// A resource that is already `valid`, `invalid`, `revoked`, `deactivated` or `expired` will
+/// not change, so a Retry-After on it asks for no wait: reading it again early is allowed
+/// (Sectigo sends `Retry-After: 300` on pre-validated authorizations, docs/evidence.md §3).
+pub fn in_final_state(e: &Exchange) -> bool {
+    e.status < 300
+        && e.response_body
+            .as_ref()
+            .and_then(|b| b.get("status"))
+            .and_then(serde_json::Value::as_str)
+            .is_some_and(|s| {
+                matches!(
+                    s,
+                    "valid" | "invalid" | "revoked" | "deactivated" | "expired"
+                )
+            })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -28,7 +28,7 @@ pub(super) fn retry_after_honoured(t: &Transcript) -> Verdict {
         let Some(wait) = retry_after_ms(e) else {
             continue;
         };
-        if in_final_state(e) {
+        if crate::view::in_final_state(e) {
             continue;
         }
         let mut targets = vec![e.url.clone()];
@@ -57,23 +57,6 @@ pub(super) fn retry_after_honoured(t: &Transcript) -> Verdict {
         }
     }
     Verdict::from(applicable, findings)
-}
-
-/// A resource that is already `valid`, `invalid`, `revoked`, `deactivated` or `expired` will
-/// not change, so a Retry-After on it asks for no wait: reading it again early is allowed
-/// (Sectigo sends `Retry-After: 300` on pre-validated authorizations, docs/evidence.md §3).
-fn in_final_state(e: &acme_proto::transcript::Exchange) -> bool {
-    e.status < 300
-        && e.response_body
-            .as_ref()
-            .and_then(|b| b.get("status"))
-            .and_then(serde_json::Value::as_str)
-            .is_some_and(|s| {
-                matches!(
-                    s,
-                    "valid" | "invalid" | "revoked" | "deactivated" | "expired"
-                )
-            })
 }
 
 pub(super) fn poll_interval_floor(t: &Transcript) -> Verdict {
