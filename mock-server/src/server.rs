@@ -158,8 +158,8 @@ pub enum StartError {
     },
 }
 
-/// The demo values of ready.json.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// The demo values of ready.json. `Debug` hides the HMAC key.
+#[derive(Clone, Serialize, Deserialize)]
 pub struct DemoInfo {
     /// Demo EAB key id.
     pub eab_kid: String,
@@ -171,8 +171,9 @@ pub struct DemoInfo {
     pub undelegated_domain: String,
 }
 
-/// What `DIR/ready.json` holds, for scripts and `acme-harness admin`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// What `DIR/ready.json` holds, for scripts and `acme-harness admin`. `Debug` hides the
+/// admin token and the demo HMAC key.
+#[derive(Clone, Serialize, Deserialize)]
 pub struct ReadyInfo {
     /// The default profile's directory URL.
     pub directory: String,
@@ -202,6 +203,42 @@ pub struct ReadyInfo {
     pub http01_port: u16,
     /// Port tls-alpn-01 answers are fetched from.
     pub tlsalpn01_port: u16,
+}
+
+impl std::fmt::Debug for DemoInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DemoInfo")
+            .field("eab_kid", &self.eab_kid)
+            .field("eab_hmac_key", &acme_proto::transcript::REDACTED)
+            .field("domains", &self.domains)
+            .field("undelegated_domain", &self.undelegated_domain)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for ReadyInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadyInfo")
+            .field("directory", &self.directory)
+            .field("directories", &self.directories)
+            .field("ca_bundle", &self.ca_bundle)
+            .field("roots", &self.roots)
+            .field("hostnames", &self.hostnames)
+            .field("admin_url", &self.admin_url)
+            .field(
+                "admin_token",
+                &self
+                    .admin_token
+                    .as_ref()
+                    .map(|_| acme_proto::transcript::REDACTED),
+            )
+            .field("demo", &self.demo)
+            .field("seed", &self.seed)
+            .field("dns", &self.dns)
+            .field("http01_port", &self.http01_port)
+            .field("tlsalpn01_port", &self.tlsalpn01_port)
+            .finish()
+    }
 }
 
 /// A running server. Dropping it stops the accept loop.

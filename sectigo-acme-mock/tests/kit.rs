@@ -196,6 +196,8 @@ async fn the_helpers_fail_when_nothing_exercised_them() {
     // Retry-After (the reference client skips the ready order's authorizations).
     let m = panic_message(|| ca.assert_retry_after_honoured());
     assert!(m.contains("no answer carried Retry-After"), "{m}");
+    // ... although the pre-validated authorization, when fetched, carries Sectigo's
+    // Retry-After: 300, which asks for no wait.
 }
 
 #[tokio::test]
@@ -227,6 +229,16 @@ async fn bad_profiles_and_plans_are_clear_errors() {
         .unwrap_err();
     assert!(
         err.to_string().contains("/nonexistent/profile.toml"),
+        "{err}"
+    );
+    let never = FaultPlan::new().nth(Endpoint::NewOrder, Fault::BadNonce, []);
+    let err = MockCa::builder()
+        .faults(never)
+        .try_start()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Faults(m) if m.contains("nth")),
         "{err}"
     );
     let err =
@@ -300,4 +312,15 @@ fn a_blocking_test_gets_a_mock_with_its_own_runtime() {
         .unwrap();
     ca.assert_conformant();
     ca.assert_orders(1);
+}
+
+#[tokio::test]
+async fn debug_output_hides_the_secrets() {
+    let ca = MockCa::start().await;
+    let shown = format!("{ca:?}");
+    assert!(!shown.contains(ca.demo_credential().hmac_key()), "{shown}");
+    let token = ca.server().ready().admin_token.clone().unwrap();
+    assert!(!shown.contains(&token), "the admin token leaked: {shown}");
+    let minted = ca.mint_credential(&["www.example.com"]);
+    assert!(!format!("{minted:?}").contains(minted.hmac_key()));
 }
