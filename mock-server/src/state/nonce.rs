@@ -93,12 +93,17 @@ impl NonceStore {
         let mut seq = [0u8; 8];
         seq.copy_from_slice(&bytes[..8]);
         let seq = u64::from_be_bytes(seq);
-        if seq == 0 || seq.saturating_add(self.capacity) < self.next.load(Ordering::Relaxed) {
+        let next = self.next.load(Ordering::Relaxed);
+        // Only a nonce this store issued (seq below the next one) and not too old; never over
+        // a nonce outstanding under the same seq.
+        if seq == 0 || seq >= next || seq.saturating_add(self.capacity) < next {
             return;
         }
         let mut random = [0u8; 24];
         random.copy_from_slice(&bytes[8..]);
-        self.outstanding.insert(seq, (random, Instant::now()));
+        self.outstanding
+            .entry(seq)
+            .or_insert((random, Instant::now()));
     }
 
     /// How many nonces are outstanding (for tests and metrics).
@@ -123,6 +128,30 @@ impl NonceStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn restore_brings_back_only_an_issued_nonce() {
+        let store = NonceStore::new(64, Duration::from_secs(60));
+        let n = store.issue();
+        assert_eq!(store.redeem(&n), Ok(()));
+        store.restore(&n);
+        assert_eq!(store.redeem(&n), Ok(()), "restored once, usable once");
+        assert_eq!(store.redeem(&n), Err(NonceError::Unknown));
+        // A forged nonce with a seq not yet issued is not made valid.
+        let mut forged = [0u8; 32];
+        forged[..8].copy_from_slice(&1000u64.to_be_bytes());
+        let forged = b64::encode(forged);
+        store.restore(&forged);
+        assert_eq!(store.redeem(&forged), Err(NonceError::Unknown));
+        // Nor does a restore replace a nonce still outstanding under the same seq.
+        let live = store.issue();
+        let mut bytes = b64::decode(&live).unwrap();
+        bytes[31] ^= 1;
+        let twin = b64::encode(&bytes);
+        store.restore(&twin);
+        assert_eq!(store.redeem(&twin), Err(NonceError::Unknown));
+        assert_eq!(store.redeem(&live), Ok(()));
+    }
 
     #[test]
     fn single_use() {
