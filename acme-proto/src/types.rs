@@ -88,7 +88,10 @@ impl Status {
 macro_rules! open_enum {
     ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $text:literal,)* }) => {
         $(#[$doc])*
-        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        ///
+        /// Equality, hashing and order go by the text, so `Other` holding a known value
+        /// equals the variant.
+        #[derive(Clone, Debug)]
         pub enum $name {
             $($(#[$vdoc])* $variant,)*
             /// A value this crate has no name for, kept as sent.
@@ -110,6 +113,32 @@ macro_rules! open_enum {
                     $($text => Self::$variant,)*
                     other => Self::Other(other.to_owned()),
                 }
+            }
+        }
+
+        impl PartialEq for $name {
+            fn eq(&self, other: &Self) -> bool {
+                self.as_str() == other.as_str()
+            }
+        }
+
+        impl Eq for $name {}
+
+        impl std::hash::Hash for $name {
+            fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+                self.as_str().hash(state);
+            }
+        }
+
+        impl PartialOrd for $name {
+            fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+                Some(self.cmp(other))
+            }
+        }
+
+        impl Ord for $name {
+            fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+                self.as_str().cmp(other.as_str())
             }
         }
 
@@ -506,5 +535,7 @@ mod open_enum_tests {
             IdentifierType::parse("email"),
             IdentifierType::Other("email".into())
         );
+        // Built by hand, a known value still equals its variant.
+        assert_eq!(ChallengeType::Other("dns-01".into()), ChallengeType::Dns01);
     }
 }
