@@ -156,9 +156,15 @@ pub(crate) fn write_atomic(path: &Path, contents: &[u8], private: bool) -> Resul
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    // A fresh name each time (never one a symlink could have been planted at), created
+    // exclusively.
+    let tmp = dir.join(format!(
+        ".{name}.{}.{}.tmp",
+        std::process::id(),
+        rand::random::<u64>()
+    ));
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, if private { 0o600 } else { 0o644 });
     let written = (|| {
@@ -233,20 +239,28 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_write_leaves_the_old_file_whole() {
+    fn a_failed_write_leaves_what_was_there_and_no_temporary_file() {
         let root = tempfile::tempdir().expect("tempdir");
         let path = root.path().join("account.json");
         write_atomic(&path, b"{\"old\": true}", false).expect("first write");
-        // A directory where the temporary file would go makes the next write fail.
-        let blocker = root
-            .path()
-            .join(format!(".account.json.{}.tmp", std::process::id()));
-        std::fs::create_dir(&blocker).expect("blocker");
-        assert!(write_atomic(&path, b"new", false).is_err());
+        write_atomic(&path, b"{\"new\": true}", false).expect("second write");
         assert_eq!(
-            std::fs::read_to_string(&path).expect("still there"),
-            "{\"old\": true}"
+            std::fs::read_to_string(&path).expect("there"),
+            "{\"new\": true}"
         );
+        // A write that cannot rename over its target (here a non-empty directory) fails,
+        // leaves the target as it was and removes its temporary file.
+        let other = root.path().join("other.json");
+        std::fs::create_dir(&other).expect("a directory");
+        std::fs::write(other.join("keep"), "x").expect("non-empty");
+        assert!(write_atomic(&other, b"new", false).is_err());
+        assert!(other.join("keep").exists(), "the directory is untouched");
+        let leftovers: Vec<_> = std::fs::read_dir(root.path())
+            .expect("dir")
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
     }
 
     #[test]
