@@ -58,6 +58,12 @@ pub(crate) struct VetArgs {
     #[arg(long = "scenario", value_name = "ID")]
     scenarios: Vec<String>,
 
+    /// How the client is given the EAB key: the name of one of its secret modes, or `all` to
+    /// run every mode and compare where the key ends up. Default: its safest mode (a 0600
+    /// config file rather than the command line, where the client supports one).
+    #[arg(long, value_name = "NAME|all")]
+    secret_mode: Option<String>,
+
     #[command(flatten)]
     run: RunArgs,
 
@@ -264,7 +270,11 @@ fn list() {
             Ok(None) => "installed".into(),
             Err(why) => format!("not available: {why}"),
         };
-        println!("  {:<12} {state}", a.name);
+        println!(
+            "  {:<12} {state}; the key passed as: {} (safest first)",
+            a.name,
+            a.secret_modes().join(", ")
+        );
     }
 }
 
@@ -310,12 +320,26 @@ pub(crate) async fn run(args: VetArgs) -> anyhow::Result<ExitCode> {
             None
         }
     };
+    let modes: Vec<Adapter> = match args.secret_mode.as_deref() {
+        None => vec![adapter.safest()],
+        Some("all") => adapter
+            .secret_modes()
+            .iter()
+            .map(|m| adapter.in_mode(m))
+            .collect::<Result<_, _>>()?,
+        Some(name) => vec![adapter.in_mode(name).context("--secret-mode")?],
+    };
     let scenarios = Scenario::select(&args.scenarios)?;
     let seed = args.run.seed.unwrap_or_else(rand_seed);
     let base = base_dir(args.run.workdir, "acme-harness-vet-")?;
     eprintln!(
-        "vetting {}{} over {} scenario(s); seed {seed}; files in {}",
+        "vetting {} (key passed as: {}){} over {} scenario(s); seed {seed}; files in {}",
         adapter.name,
+        modes
+            .iter()
+            .map(|m| m.secret_mode.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
         version
             .as_deref()
             .map(|v| format!(" ({v})"))
@@ -329,14 +353,43 @@ pub(crate) async fn run(args: VetArgs) -> anyhow::Result<ExitCode> {
         base_dir: base,
         jobs: args.run.jobs,
     };
-    let cells: Vec<_> = scenarios
-        .into_iter()
-        .map(|s| (adapter.clone(), version.clone(), s))
-        .collect();
+    let several = modes.len() > 1;
+    let mut cells = Vec::new();
+    for mode in &modes {
+        let mut a = mode.clone();
+        if several {
+            // Each mode its own row in the reports.
+            a.name = format!("{} [{}]", a.name, a.secret_mode);
+        }
+        cells.extend(
+            scenarios
+                .iter()
+                .map(|s| (a.clone(), version.clone(), s.clone())),
+        );
+    }
     let total = cells.len();
     let results = run_all(cells, &config, progress(total)).await?;
     let report = RunReport::new(seed, results);
     print!("\n{}", report::table(&report.results));
+    if several {
+        let per_mode: Vec<(String, Vec<ScenarioResult>)> = modes
+            .iter()
+            .map(|m| {
+                let name = format!("{} [{}]", m.name, m.secret_mode);
+                let rows = report
+                    .results
+                    .iter()
+                    .filter(|r| r.client == name)
+                    .cloned()
+                    .collect();
+                (m.secret_mode.clone(), rows)
+            })
+            .collect();
+        print!("\n{}", report::secret_modes_table(&per_mode));
+        write_outputs(&args.out, &report)?;
+        // The verdict is the safest mode's.
+        return Ok(passed(per_mode[0].1.iter().all(|r| r.passed)));
+    }
     write_outputs(&args.out, &report)?;
     Ok(passed(report.all_passed()))
 }

@@ -134,3 +134,73 @@ issue = [["true"]]
         );
     }
 }
+
+/// `--secret-mode all`: each way of passing the key is run and compared; the verdict is the
+/// safest mode's, and a leak only the other mode has is advice.
+#[test]
+fn secret_modes_are_compared_and_the_safest_decides() {
+    // Both modes run the reference client, which talks to the CA; the flag mode also prints
+    // the key it was handed on its command line.
+    let adapter = r#"
+name = "twoways"
+version = ["{harness}", "--version"]
+trust = "flag"
+key_types = { rsa = "rsa2048", ecdsa = "p256" }
+secret_mode = "flag"
+issue = [[
+    "sh", "-c", "echo \"using $0\"; shift; exec \"$@\"", "{eab_hmac_key}", "--",
+    "{harness}", "client", "issue", "--server", "{directory}", "--ca-file", "{ca_bundle}",
+    "--state-dir", "{workdir}/state", "--eab-kid", "{eab_kid}", "--agree-tos", "-d", "{domain}",
+]]
+[env]
+ACME_HARNESS_EAB_HMAC_KEY = "{eab_hmac_key}"
+
+[[other_secret_mode]]
+name = "env"
+description = "the key in the environment"
+source = "this test"
+issue = [[
+    "{harness}", "client", "issue", "--server", "{directory}", "--ca-file", "{ca_bundle}",
+    "--state-dir", "{workdir}/state", "--eab-kid", "{eab_kid}", "--agree-tos", "-d", "{domain}",
+]]
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("twoways.toml");
+    std::fs::write(&file, adapter).unwrap();
+    let run = |mode: Option<&str>| {
+        let mut cmd = Command::new(bin());
+        cmd.args(["vet", "--scenario", "eab-revoked", "--client"])
+            .arg(&file)
+            .arg("--workdir")
+            .arg(
+                dir.path()
+                    .join(format!("runs-{}", mode.unwrap_or("default"))),
+            );
+        if let Some(m) = mode {
+            cmd.args(["--secret-mode", m]);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, stdout) = run(Some("all"));
+    assert_eq!(code, Some(0), "the safest mode passes: {stdout}");
+    assert!(
+        stdout.contains("env                 1/1    nowhere it should not be"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("flag                0/1"), "{stdout}");
+    assert!(
+        stdout.contains("advice: pass the key as in `env`: in `flag` it ends up in"),
+        "{stdout}"
+    );
+    // By default the safest mode alone; asked for, the flag mode alone, which fails.
+    let (code, stdout) = run(None);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(!stdout.contains("LEAK"), "{stdout}");
+    let (code, stdout) = run(Some("flag"));
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(stdout.contains("secret LEAK: stdout"), "{stdout}");
+}

@@ -59,6 +59,31 @@ fn default_mode() -> u32 {
     0o600
 }
 
+/// Another way the client can take the EAB HMAC key (a config file, the environment, a key
+/// file, stdin), with what changes from the adapter's own commands. The adapter's own
+/// `issue` is the mode named by [`Adapter::secret_mode`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretMode {
+    /// Short name (`--secret-mode NAME`): `config-file`, `env`, `key-file`, `stdin`, `flag`.
+    pub name: String,
+    /// Where the key goes, in one line.
+    pub description: String,
+    /// Where the client's documentation or source says it takes the key this way.
+    pub source: String,
+    /// The commands of this mode, instead of the adapter's `issue`.
+    pub issue: Vec<Vec<String>>,
+    /// Instead of the adapter's `renew`, when given.
+    #[serde(default)]
+    pub renew: Option<Vec<Vec<String>>>,
+    /// Files written before the run, besides the adapter's.
+    #[serde(default, rename = "file")]
+    pub files: Vec<InputFile>,
+    /// Environment, besides (and over) the adapter's.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+}
+
 /// Per-scenario key type values for `{key_type}`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -111,6 +136,17 @@ pub struct Adapter {
     /// Environment for every command (templates).
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// How `issue` passes the EAB key (default `flag`: on the command line).
+    #[serde(default = "flag_mode")]
+    pub secret_mode: String,
+    /// The other ways the client can take the key, safest first: `vet` and `matrix` use the
+    /// first unless told otherwise (`--secret-mode`).
+    #[serde(default, rename = "other_secret_mode")]
+    pub other_secret_modes: Vec<SecretMode>,
+}
+
+fn flag_mode() -> String {
+    "flag".into()
 }
 
 /// The values substituted into templates.
@@ -188,6 +224,54 @@ impl Adapter {
         Ok(adapter)
     }
 
+    /// Every secret-passing mode, safest first: the other modes in their order, then the
+    /// adapter's own.
+    pub fn secret_modes(&self) -> Vec<&str> {
+        self.other_secret_modes
+            .iter()
+            .map(|m| m.name.as_str())
+            .chain(std::iter::once(self.secret_mode.as_str()))
+            .collect()
+    }
+
+    /// The adapter as run in its safest secret-passing mode.
+    pub fn safest(&self) -> Self {
+        let safest = self.secret_modes()[0].to_owned();
+        // The name comes from the list, so it is known.
+        self.in_mode(&safest).unwrap_or_else(|_| self.clone())
+    }
+
+    /// The adapter as run in the secret-passing mode `name`; an error names the known ones.
+    pub fn in_mode(&self, name: &str) -> Result<Self, Error> {
+        if name == self.secret_mode {
+            let mut base = self.clone();
+            base.other_secret_modes.clear();
+            return Ok(base);
+        }
+        let mode = self
+            .other_secret_modes
+            .iter()
+            .find(|m| m.name == name)
+            .ok_or_else(|| Error::Adapter {
+                origin: self.name.clone(),
+                message: format!(
+                    "no secret mode {name:?}; {} takes the key as: {}",
+                    self.name,
+                    self.secret_modes().join(", ")
+                ),
+            })?;
+        let mut out = self.clone();
+        out.issue = mode.issue.clone();
+        if let Some(renew) = &mode.renew {
+            out.renew = renew.clone();
+        }
+        out.files.extend(mode.files.iter().cloned());
+        out.env.extend(mode.env.clone());
+        out.secret_mode = mode.name.clone();
+        out.other_secret_modes.clear();
+        Ok(out)
+    }
+
     /// The built-in adapters, reference client first.
     pub fn built_in() -> Vec<Self> {
         BUILT_IN
@@ -243,6 +327,8 @@ impl Adapter {
             cert: None,
             logs: Vec::new(),
             env: BTreeMap::new(),
+            secret_mode: "as-given".into(),
+            other_secret_modes: Vec::new(),
         }
     }
 
@@ -341,6 +427,32 @@ pub fn which(program: &str) -> Option<PathBuf> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn certbot_runs_in_its_safest_secret_mode_by_default() {
+        let certbot = Adapter::find("certbot").unwrap();
+        assert_eq!(certbot.secret_modes(), ["config-file", "flag"]);
+        let safest = certbot.safest();
+        assert_eq!(safest.secret_mode, "config-file");
+        let argv: Vec<&String> = safest.issue.iter().flatten().collect();
+        assert!(!argv.iter().any(|a| a.contains("eab")), "{argv:?}");
+        assert!(argv.iter().any(|a| *a == "-c"), "{argv:?}");
+        let ini = safest
+            .files
+            .iter()
+            .find(|f| f.path.ends_with("cli.ini"))
+            .unwrap();
+        assert_eq!(ini.mode, 0o600);
+        assert!(ini.content.contains("eab-hmac-key = {eab_hmac_key}"));
+        let flag = certbot.in_mode("flag").unwrap();
+        assert!(flag.issue[0].iter().any(|a| a == "--eab-hmac-key"));
+        let err = certbot.in_mode("stdin").unwrap_err().to_string();
+        assert!(err.contains("config-file, flag"), "{err}");
+        // A client with one way only is run that way.
+        let lego = Adapter::find("lego").unwrap();
+        assert_eq!(lego.secret_modes(), ["flag"]);
+        assert_eq!(lego.safest().issue, lego.issue);
+    }
 
     #[test]
     fn built_in_adapters_parse() {

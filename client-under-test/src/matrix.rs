@@ -297,7 +297,8 @@ impl Plan {
         if clients.is_empty() {
             for (a, d) in Adapter::installed(harness) {
                 match d {
-                    Ok(v) => adapters.push((a, v)),
+                    // Every client in its safest way of taking the key.
+                    Ok(v) => adapters.push((a.safest(), v)),
                     Err(why) => skipped.push((a.name.clone(), why)),
                 }
             }
@@ -305,7 +306,7 @@ impl Plan {
             for name in clients {
                 let a = Adapter::find(name)?;
                 match a.detect(harness) {
-                    Ok(v) => adapters.push((a, v)),
+                    Ok(v) => adapters.push((a.safest(), v)),
                     Err(why) => {
                         return Err(Error::Setup(format!("cannot run {name}: {why}")));
                     }

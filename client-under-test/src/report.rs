@@ -581,3 +581,54 @@ pub fn matrix_markdown(
     }
     out
 }
+
+/// `vet --secret-mode all`: per mode (safest first), how many scenarios passed and where the
+/// canary key ended up; then the advice. The secret verdict belongs to the safest mode: a
+/// leak only a less safe mode has is advice on how to run the client, not its failure.
+pub fn secret_modes_table(modes: &[(String, Vec<ScenarioResult>)]) -> String {
+    let places = |results: &[ScenarioResult]| -> Vec<String> {
+        let mut out: Vec<String> = results
+            .iter()
+            .flat_map(|r| r.secret_failures().map(|f| f.location.clone()))
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    };
+    let mut text = String::from("SECRET MODE        PASSED  WHERE THE KEY ENDED UP\n");
+    for (mode, results) in modes {
+        let passed = results.iter().filter(|r| r.passed).count();
+        let leaks = places(results);
+        let _ = writeln!(
+            text,
+            "{mode:<18} {passed:>2}/{:<3}  {}",
+            results.len(),
+            if leaks.is_empty() {
+                "nowhere it should not be".to_owned()
+            } else {
+                leaks.join("; ")
+            }
+        );
+    }
+    if let Some((safest, results)) = modes.first() {
+        let clean = places(results).is_empty();
+        for (mode, others) in &modes[1..] {
+            let leaks = places(others);
+            if clean && !leaks.is_empty() {
+                let _ = writeln!(
+                    text,
+                    "advice: pass the key as in `{safest}`: in `{mode}` it ends up in {}",
+                    leaks.join("; ")
+                );
+            }
+        }
+        if !clean {
+            let _ = writeln!(
+                text,
+                "even in its safest mode (`{safest}`) the key ends up in {}: that is the client's failure",
+                places(results).join("; ")
+            );
+        }
+    }
+    text
+}
