@@ -196,6 +196,9 @@ issue = [[
         stdout.contains("advice: pass the key as in `env`: in `flag` it ends up in"),
         "{stdout}"
     );
+    // One verdict line per mode, not one for both.
+    assert!(stdout.contains("PASS: twoways [env]"), "{stdout}");
+    assert!(stdout.contains("FAIL: twoways [flag]"), "{stdout}");
     // By default the safest mode alone; asked for, the flag mode alone, which fails.
     let (code, stdout) = run(None);
     assert_eq!(code, Some(0), "{stdout}");

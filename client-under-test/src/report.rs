@@ -334,8 +334,22 @@ fn table_in(results: &[ScenarioResult], remote: Option<&RemoteScope>) -> String 
     }
     out.push_str(&details);
     out.push('\n');
-    out.push_str(&overall_line_in(results, remote));
-    out.push('\n');
+    // One verdict per client (a `--secret-mode all` run has one per mode), in report order.
+    let mut clients: Vec<&str> = Vec::new();
+    for r in results {
+        if !clients.contains(&r.client.as_str()) {
+            clients.push(&r.client);
+        }
+    }
+    for client in clients {
+        let own: Vec<ScenarioResult> = results
+            .iter()
+            .filter(|r| r.client == client)
+            .cloned()
+            .collect();
+        out.push_str(&overall_line_in(&own, remote));
+        out.push('\n');
+    }
     out
 }
 
