@@ -472,7 +472,8 @@ impl MockCa {
 
     /// Mints a fresh single-use credential (one ACME account may bind with it, as with
     /// Sectigo by default) for `names`, delegating each name first when it is not yet
-    /// (pre-validated, so its authorizations come back `valid`).
+    /// (pre-validated, so its authorizations come back `valid`; a name given to
+    /// [`MockCa::delegate_unvalidated`] before stays unvalidated).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -501,7 +502,8 @@ impl MockCa {
 
     fn mint(&self, names: &[&str], reusable: bool) -> Credential {
         for name in names {
-            self.delegate_as(name, true);
+            // Names delegated earlier keep their validation (delegate_unvalidated).
+            self.delegate_as(name, None);
         }
         let state = self.inner().state();
         let minted = state
@@ -526,7 +528,7 @@ impl MockCa {
     /// # Panics
     /// When the name cannot be delegated (see [`MockCa::mint_credential`]).
     pub fn delegate(&self, name: &str) {
-        self.delegate_as(name, true);
+        self.delegate_as(name, Some(true));
     }
 
     /// Like [`MockCa::delegate`], but the domain is not validated: its authorizations need a
@@ -536,7 +538,7 @@ impl MockCa {
     /// # Panics
     /// When the name cannot be delegated, or is already validated under a parent domain.
     pub fn delegate_unvalidated(&self, name: &str) {
-        self.delegate_as(name, false);
+        self.delegate_as(name, Some(false));
     }
 
     fn demo_department(&self) -> usize {
@@ -546,7 +548,10 @@ impl MockCa {
             .unwrap_or_default()
     }
 
-    fn delegate_as(&self, name: &str, validated: bool) {
+    /// Delegates `name` to the demo department, adding it to the organisation when no domain
+    /// of it covers the name. `Some(validated)` also sets the domain's validation; `None`
+    /// keeps what an earlier delegation set (a new domain is validated).
+    fn delegate_as(&self, name: &str, validated: Option<bool>) {
         let department = self.demo_department();
         let result = self.inner().state().change_orgs(|o| {
             let org = o
@@ -556,8 +561,9 @@ impl MockCa {
                 .ok_or_else(|| ModelError::NotFound("no demo department".into()))?;
             let lower = name.trim().to_ascii_lowercase();
             match o.domain_of(&lower).map(|d| (d.name.clone(), d.validated)) {
-                None => o.add_domain(org, &lower, validated)?,
-                Some((entry, was)) if was != validated => {
+                None => o.add_domain(org, &lower, validated.unwrap_or(true))?,
+                Some((entry, was)) if validated.is_some_and(|v| v != was) => {
+                    let validated = !was;
                     if entry != lower {
                         return Err(ModelError::Conflict(format!(
                             "{lower} is under {entry}, whose validation is {was}; delegate a \

@@ -324,3 +324,20 @@ async fn debug_output_hides_the_secrets() {
     let minted = ca.mint_credential(&["www.example.com"]);
     assert!(!format!("{minted:?}").contains(minted.hmac_key()));
 }
+
+/// A name delegated without validation keeps needing a real challenge when a credential is
+/// minted for it: the client, with no solver, cannot get past the pending authorization.
+#[tokio::test]
+async fn an_unvalidated_name_stays_unvalidated_when_minted() {
+    let ca = MockCa::builder()
+        .processing_delay(Duration::ZERO)
+        .start()
+        .await;
+    ca.delegate_unvalidated("lab.example.org");
+    let eab = ca.mint_credential(&["lab.example.org"]);
+    let err = issue(&ca, &eab, "lab.example.org").await.unwrap_err();
+    assert!(err.to_string().contains("no solver"), "{err}");
+    ca.delegate("www.example.net");
+    let validated = ca.mint_credential(&["www.example.net"]);
+    issue(&ca, &validated, "www.example.net").await.unwrap();
+}
