@@ -267,7 +267,7 @@ pub(crate) async fn start_mock(
         seed: Some(seed),
         http01_port: http_port,
         tlsalpn01_port: free_port(),
-        ..ServerConfig::ephemeral()
+        ..ServerConfig::loopback()
     };
     let server = MockServer::start(config)
         .await

@@ -102,10 +102,20 @@ impl ServerConfig {
     /// directory, with the process's shared in-memory CA ([`Ca::shared`]): what tests want.
     pub fn ephemeral() -> Self {
         Self {
+            ca: Ca::shared().ok(),
+            ..Self::loopback()
+        }
+    }
+
+    /// As [`ServerConfig::ephemeral`] but with the CA loaded or made in the data directory:
+    /// for callers that keep their CA on disk (vet copies one into every scenario's mock), so
+    /// that no in-memory CA is generated for nothing.
+    pub fn loopback() -> Self {
+        Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             hostnames: Vec::new(),
             data_dir: None,
-            ca: Ca::shared().ok(),
+            ca: None,
             profiles: Profile::all_built_in().unwrap_or_default(),
             orgs: Orgs::demo(),
             seed: None,
