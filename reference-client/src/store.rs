@@ -189,6 +189,15 @@ pub(crate) fn write_atomic(path: &Path, contents: &[u8], private: bool) -> Resul
 mod tests {
     use super::*;
 
+    /// The `.tmp` files an atomic write may have left in `dir`.
+    fn temporary_files(dir: &Path) -> Vec<std::fs::DirEntry> {
+        std::fs::read_dir(dir)
+            .expect("dir")
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .collect()
+    }
+
     #[test]
     fn folders_per_directory_url() {
         let s = AccountStore::for_directory(
@@ -230,11 +239,7 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
-        let leftovers: Vec<_> = std::fs::read_dir(store.dir())
-            .expect("dir")
-            .filter_map(|e| e.ok())
-            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
-            .collect();
+        let leftovers = temporary_files(store.dir());
         assert!(leftovers.is_empty(), "{leftovers:?}");
     }
 
@@ -255,11 +260,7 @@ mod tests {
         std::fs::write(other.join("keep"), "x").expect("non-empty");
         assert!(write_atomic(&other, b"new", false).is_err());
         assert!(other.join("keep").exists(), "the directory is untouched");
-        let leftovers: Vec<_> = std::fs::read_dir(root.path())
-            .expect("dir")
-            .filter_map(|e| e.ok())
-            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
-            .collect();
+        let leftovers = temporary_files(root.path());
         assert!(leftovers.is_empty(), "{leftovers:?}");
     }
 
