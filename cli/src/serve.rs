@@ -303,19 +303,7 @@ fn print_banner(ready: &ReadyInfo, data_dir: &std::path::Path) {
 
 /// Writes `text` to `path`, readable by its owner only.
 fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
-        options.mode(0o600);
-        // An older file keeps its mode through open(); set it again.
-        if path.exists() {
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-        }
-    }
-    options.open(path)?.write_all(text.as_bytes())
+    acme_proto::file::write_atomic(path, text.as_bytes(), acme_proto::file::Access::OwnerOnly)
 }
 
 /// SIGINT (Ctrl-C) or SIGTERM.

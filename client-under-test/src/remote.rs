@@ -589,13 +589,7 @@ fn downloadable(mock: &Mock) -> usize {
 
 /// Writes `text` to `path`, readable by its owner only.
 fn write_private(path: &Path, text: &str) -> Result<(), Error> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true).mode(0o600);
-    options
-        .open(path)
-        .and_then(|mut f| f.write_all(text.as_bytes()))
+    acme_proto::file::write_atomic(path, text.as_bytes(), acme_proto::file::Access::OwnerOnly)
         .map_err(|e| Error::io(path, e))
 }
 

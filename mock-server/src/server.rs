@@ -267,27 +267,15 @@ pub struct MockServer {
 /// Writes a file atomically (temporary file, then rename), so a reader never sees it half
 /// written; `secret` files are created 0600.
 fn write_file(path: &Path, contents: &[u8], secret: bool) -> Result<(), StartError> {
-    use std::io::Write as _;
-    let err = |source| StartError::Write {
+    let access = if secret {
+        acme_proto::file::Access::OwnerOnly
+    } else {
+        acme_proto::file::Access::Public
+    };
+    acme_proto::file::write_atomic(path, contents, access).map_err(|source| StartError::Write {
         path: path.to_owned(),
         source,
-    };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(dir)
-        .map_err(err)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = if secret { 0o600 } else { 0o644 };
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(mode))
-            .map_err(err)?;
-    }
-    tmp.write_all(contents).map_err(err)?;
-    tmp.persist(path).map_err(|e| err(e.error))?;
-    Ok(())
+    })
 }
 
 impl MockServer {

@@ -146,43 +146,14 @@ impl AccountStore {
     }
 }
 
-/// Writes `contents` to a new file beside `path` and renames it over `path`: readers see the
-/// old file or the new one, never a part. `private` files are created 0600.
+/// [`acme_proto::file::write_atomic`] with this crate's error: `private` files are 0600.
 pub(crate) fn write_atomic(path: &Path, contents: &[u8], private: bool) -> Result<()> {
-    use std::io::Write as _;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    // A fresh name each time (never one a symlink could have been planted at), created
-    // exclusively.
-    let tmp = dir.join(format!(
-        ".{name}.{}.{}.tmp",
-        std::process::id(),
-        rand::random::<u64>()
-    ));
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, if private { 0o600 } else { 0o644 });
-    let written = (|| {
-        let mut file = options.open(&tmp)?;
-        #[cfg(unix)]
-        if private {
-            use std::os::unix::fs::PermissionsExt as _;
-            file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-        }
-        file.write_all(contents)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::io(path, e));
-    }
-    Ok(())
+    let access = if private {
+        acme_proto::file::Access::OwnerOnly
+    } else {
+        acme_proto::file::Access::Public
+    };
+    acme_proto::file::write_atomic(path, contents, access).map_err(|e| Error::io(path, e))
 }
 
 #[cfg(test)]

@@ -11,7 +11,6 @@
 pub mod csr;
 
 use std::fs;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use rcgen::{
@@ -139,24 +138,20 @@ fn random_serial() -> SerialNumber {
 }
 
 fn write_secret(path: &Path, contents: &str) -> Result<(), CaError> {
-    let io = |source| CaError::Io {
-        action: "cannot write",
-        path: path.to_owned(),
-        source,
-    };
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path).map_err(io)?;
-    file.write_all(contents.as_bytes()).map_err(io)
+    write(path, contents, acme_proto::file::Access::OwnerOnly)
 }
 
 fn write_public(path: &Path, contents: &str) -> Result<(), CaError> {
-    fs::write(path, contents).map_err(|source| CaError::Io {
-        action: "cannot write",
-        path: path.to_owned(),
-        source,
+    write(path, contents, acme_proto::file::Access::Public)
+}
+
+fn write(path: &Path, contents: &str, access: acme_proto::file::Access) -> Result<(), CaError> {
+    acme_proto::file::write_atomic(path, contents.as_bytes(), access).map_err(|source| {
+        CaError::Io {
+            action: "cannot write",
+            path: path.to_owned(),
+            source,
+        }
     })
 }
 
