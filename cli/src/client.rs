@@ -7,23 +7,17 @@
 
 use std::io::Write as _;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use acme_proto::{Secret, SignatureAlgorithm};
 use clap::{Args, Subcommand};
-use reference_client::cert::{CertInfo, WrittenFiles, pkcs12, renewal_due, write_pem_files};
+use reference_client::manage::{CertRequest, Registration, Workspace, secret_from_file_or_env};
 use reference_client::solver::{
     Dns01Hook, Http01Standalone, Http01Webroot, Solver, TlsAlpn01Standalone,
 };
-use reference_client::store::{AccountState, AccountStore, OrderRecord};
-use reference_client::{
-    ACCOUNT_KEY_TYPES, Account, CertKeyType, Client, ClientConfig, CsrSource, EabCredential, Error,
-    ErrorClass, IssueRequest, NewAccountOptions, Progress, REVOCATION_REASONS,
-    generate_account_key, write_private,
-};
+use reference_client::{Client, ClientConfig, Error, ErrorClass, Progress};
 use serde_json::{Value, json};
 
 /// Environment variable holding the EAB HMAC key (instead of --eab-hmac-key-file).
@@ -283,92 +277,44 @@ struct ShowArgs {
     common: CommonArgs,
 }
 
-/// An error with its exit code.
-#[derive(Debug)]
-struct Failure {
-    code: u8,
-    message: String,
-    problem: Option<Value>,
-}
-
-impl Failure {
-    fn usage(message: impl Into<String>) -> Self {
-        Self {
-            code: 2,
-            message: message.into(),
-            problem: None,
-        }
-    }
-    fn class(&self) -> &'static str {
-        match self.code {
-            2 => "usage",
-            3 => "refused",
-            4 => "transport",
-            _ => "local",
-        }
-    }
-}
-
-impl From<Error> for Failure {
-    fn from(e: Error) -> Self {
-        let code = match e.class() {
-            ErrorClass::Refused => 3,
-            ErrorClass::Transport => 4,
-            ErrorClass::Usage => 2,
-            _ => 1,
-        };
-        Self {
-            code,
-            message: e.to_string(),
-            problem: e.problem().and_then(|p| serde_json::to_value(p).ok()),
-        }
-    }
-}
-
-type Outcome = Result<(Value, String), Failure>;
-
-/// Runs a client command. Exits the process with the command's exit code (0-4, see
-/// `--help`): the codes are part of the interface scripts rely on.
+/// Runs a client command and prints its answer (text, or one JSON object with `--json`).
+/// The exit codes (0-4, see `--help`) are part of the interface scripts rely on.
 pub(crate) async fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
-    let json_mode = match &args.command {
-        ClientCommand::Register(a) => a.common.json,
-        ClientCommand::Issue(a) => a.common.json,
-        ClientCommand::Renew(a) => a.common.json,
-        ClientCommand::Revoke(a) => a.common.json,
-        ClientCommand::Deactivate(a) => a.common.json,
-        ClientCommand::Rollover(a) => a.common.json,
-        ClientCommand::Show(a) => a.common.json,
+    let (name, common) = match &args.command {
+        ClientCommand::Register(a) => ("register", &a.common),
+        ClientCommand::Issue(a) => ("issue", &a.common),
+        ClientCommand::Renew(a) => ("renew", &a.common),
+        ClientCommand::Revoke(a) => ("revoke", &a.common),
+        ClientCommand::Deactivate(a) => ("deactivate", &a.common),
+        ClientCommand::Rollover(a) => ("rollover", &a.common),
+        ClientCommand::Show(a) => ("show", &a.common),
     };
-    let outcome = match args.command {
-        ClientCommand::Register(a) => register(*a).await,
-        ClientCommand::Issue(a) => issue(*a).await,
-        ClientCommand::Renew(a) => renew(*a).await,
-        ClientCommand::Revoke(a) => revoke(*a).await,
-        ClientCommand::Deactivate(a) => deactivate(*a).await,
-        ClientCommand::Rollover(a) => rollover(*a).await,
-        ClientCommand::Show(a) => show(*a).await,
-    };
-    let code = match outcome {
-        Ok((value, text)) => {
+    let json_mode = common.json;
+    let code = match command(args.command).await {
+        Ok((mut value, text)) => {
             if json_mode {
-                let mut value = value;
-                value["ok"] = Value::Bool(true);
+                value["command"] = name.into();
+                value["ok"] = true.into();
                 println!("{value:#}");
             } else {
                 print!("{text}");
             }
             0
         }
-        Err(f) => {
+        Err(e) => {
+            let (code, class) = match e.class() {
+                ErrorClass::Usage => (2, "usage"),
+                ErrorClass::Refused => (3, "refused"),
+                ErrorClass::Transport => (4, "transport"),
+                _ => (1, "local"),
+            };
             if json_mode {
-                let v = json!({
-                    "ok": false,
-                    "error": {"class": f.class(), "exit_code": f.code, "message": f.message, "problem": f.problem},
-                });
-                println!("{v:#}");
+                let problem = e.problem().and_then(|p| serde_json::to_value(p).ok());
+                let error = json!({"class": class, "exit_code": code, "message": e.to_string(), "problem": problem});
+                println!("{:#}", json!({"ok": false, "error": error}));
             }
-            eprintln!("error: {}", f.message);
-            f.code
+            eprintln!("error: {e}");
+            code
         }
     };
     let _ = std::io::stdout().flush();
@@ -376,28 +322,75 @@ pub(crate) async fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(code))
 }
 
-// ---- state -------------------------------------------------------------------------------
+/// The JSON and the text answer of a report.
+fn answer<T: serde::Serialize + std::fmt::Display>(report: T) -> Result<(Value, String), Error> {
+    let value = serde_json::to_value(&report)
+        .map_err(|e| Error::InvalidInput(format!("cannot serialize the answer: {e}")))?;
+    Ok((value, report.to_string()))
+}
 
-fn state_root(common: &CommonArgs) -> Result<PathBuf, Failure> {
-    match &common.state_dir {
-        Some(d) => Ok(d.clone()),
-        None => dirs::data_local_dir()
-            .map(|d| d.join("acme-harness").join("client"))
-            .ok_or_else(|| Failure::usage("cannot find a data directory: pass --state-dir DIR")),
+async fn command(command: ClientCommand) -> Result<(Value, String), Error> {
+    match command {
+        ClientCommand::Register(a) => {
+            let (w, client) = connect(&a.common).await?;
+            answer(w.register(&client, &registration(&a.eab)).await?)
+        }
+        ClientCommand::Issue(a) => {
+            let (w, client) = connect(&a.common).await?;
+            let request = cert_request(a.domains, a.cert)?;
+            let solvers = solvers(&a.solvers);
+            answer(
+                w.obtain(&client, &registration(&a.eab), request, &refs(&solvers))
+                    .await?,
+            )
+        }
+        ClientCommand::Renew(a) => {
+            let request = cert_request(a.domains, a.cert)?;
+            let (w, client) = connect(&a.common).await?;
+            let solvers = solvers(&a.solvers);
+            let reg = registration(&a.eab);
+            answer(
+                w.renew(&client, &reg, request, a.days, a.force, &refs(&solvers))
+                    .await?,
+            )
+        }
+        ClientCommand::Revoke(a) => {
+            let (w, client) = connect(&a.common).await?;
+            answer(
+                w.revoke(&client, &a.cert, a.cert_key.as_deref(), a.reason.as_deref())
+                    .await?,
+            )
+        }
+        ClientCommand::Deactivate(a) => {
+            if !a.yes {
+                return Err(Error::InvalidInput(
+                    "deactivation is permanent: add --yes to confirm".into(),
+                ));
+            }
+            let (w, client) = connect(&a.common).await?;
+            answer(w.deactivate(&client).await?)
+        }
+        ClientCommand::Rollover(a) => {
+            let (w, client) = connect(&a.common).await?;
+            answer(w.rollover(&client, &a.new_key_type, a.rsa_bits).await?)
+        }
+        ClientCommand::Show(a) => {
+            let (w, client) = connect(&a.common).await?;
+            answer(w.show(&client).await?)
+        }
     }
 }
 
-/// The account store of the `--server` directory under the state root.
-fn store(common: &CommonArgs) -> Result<AccountStore, Failure> {
-    Ok(AccountStore::for_directory(
-        &state_root(common)?,
-        &common.server,
-    ))
-}
-
-// ---- helpers ------------------------------------------------------------------------------
-
-async fn connect(common: &CommonArgs) -> Result<Client, Failure> {
+/// The state root's workspace for `--server`, and a client connected to it.
+async fn connect(common: &CommonArgs) -> Result<(Workspace, Client), Error> {
+    let root = match &common.state_dir {
+        Some(d) => d.clone(),
+        None => dirs::data_local_dir()
+            .map(|d| d.join("acme-harness").join("client"))
+            .ok_or_else(|| {
+                Error::InvalidInput("cannot find a data directory: pass --state-dir DIR".into())
+            })?,
+    };
     let progress: reference_client::ProgressFn = Arc::new(|p: &Progress| eprintln!("{p}"));
     let config = ClientConfig {
         ca_files: common.ca_files.clone(),
@@ -405,85 +398,48 @@ async fn connect(common: &CommonArgs) -> Result<Client, Failure> {
         progress: Some(progress),
         ..ClientConfig::default()
     };
-    Ok(Client::connect(&common.server, config).await?)
+    let client = Client::connect(&common.server, config).await?;
+    Ok((Workspace::new(root, common.server.clone()), client))
 }
 
-fn key_type(name: &str) -> Result<SignatureAlgorithm, Failure> {
-    ACCOUNT_KEY_TYPES
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, a)| *a)
-        .ok_or_else(|| {
-            Failure::usage(format!(
-                "unknown account key type {name:?}: use es256, es384, rs256 or eddsa"
-            ))
-        })
-}
-
-/// The EAB credential from --eab-kid and the HMAC key file or environment.
-fn eab_credential(eab: &EabArgs) -> Result<Option<EabCredential>, Failure> {
-    let alg = acme_proto::eab::MacAlgorithm::from_name(&eab.eab_alg);
-    Ok(EabCredential::from_command_line(
-        eab.eab_kid.as_deref(),
-        eab.eab_hmac_key_file.as_deref(),
-        ENV_HMAC,
-        alg,
-    )?)
-}
-
-/// The stored account, or a new one registered with the EAB flags.
-async fn account(
-    client: &Client,
-    common: &CommonArgs,
-    eab: Option<&EabArgs>,
-) -> Result<(Account, AccountState, bool), Failure> {
-    let store = store(common)?;
-    if let Some((state, key)) = store.load()? {
-        let url = state.url.clone();
-        return Ok((client.account(key, url), state, false));
+fn registration(eab: &EabArgs) -> Registration {
+    Registration {
+        key_type: eab.account_key_type.clone(),
+        rsa_bits: eab.account_rsa_bits,
+        eab_kid: eab.eab_kid.clone(),
+        eab_hmac_key_file: eab.eab_hmac_key_file.clone(),
+        eab_hmac_key_env: ENV_HMAC,
+        eab_alg: eab.eab_alg.clone(),
+        emails: eab.emails.clone(),
+        agree_tos: eab.agree_tos,
     }
-    let Some(eab) = eab else {
-        return Err(Failure::usage(format!(
-            "no account for {} in {}: run `acme-harness client register` first",
-            common.server,
-            store.dir().display()
-        )));
+}
+
+fn cert_request(names: Vec<String>, cert: CertArgs) -> Result<CertRequest, Error> {
+    let file = cert.pfx_password_file.as_deref();
+    let pfx_password = match (cert.pfx, file) {
+        (false, Some(_)) => {
+            return Err(Error::InvalidInput(
+                "--pfx-password-file needs --pfx".into(),
+            ));
+        }
+        (false, None) => None,
+        (true, _) => Some(
+            secret_from_file_or_env("--pfx-password-file", file, ENV_PFX)?.ok_or_else(|| {
+                Error::InvalidInput(format!(
+                    "--pfx needs a password: --pfx-password-file FILE or {ENV_PFX}"
+                ))
+            })?,
+        ),
     };
-    let alg = key_type(&eab.account_key_type)?;
-    let key = generate_account_key(alg, eab.account_rsa_bits)?;
-    let credential = eab_credential(eab)?;
-    let contact: Vec<String> = eab
-        .emails
-        .iter()
-        .map(|e| {
-            if e.starts_with("mailto:") {
-                e.clone()
-            } else {
-                format!("mailto:{e}")
-            }
-        })
-        .collect();
-    let registered = client
-        .new_account(
-            key,
-            &NewAccountOptions {
-                contact: contact.clone(),
-                terms_of_service_agreed: eab.agree_tos,
-                eab: credential.clone(),
-            },
-        )
-        .await?;
-    store.save_key(registered.account.key())?;
-    let state = AccountState {
-        directory: common.server.clone(),
-        url: registered.account.url().to_owned(),
-        key_type: eab.account_key_type.to_ascii_lowercase(),
-        contact,
-        eab_kid: credential.as_ref().map(|c| c.kid().to_owned()),
-        orders: Vec::new(),
-    };
-    store.save_state(&state)?;
-    Ok((registered.account, state, registered.created))
+    Ok(CertRequest {
+        names,
+        csr: cert.csr,
+        key_type: cert.key_type,
+        out: cert.out,
+        pfx_password,
+        preferred_chain: cert.preferred_chain,
+    })
 }
 
 fn solvers(args: &SolverArgs) -> Vec<Box<dyn Solver>> {
@@ -498,381 +454,12 @@ fn solvers(args: &SolverArgs) -> Vec<Box<dyn Solver>> {
         out.push(Box::new(TlsAlpn01Standalone::new(addr)));
     }
     if let Some(cmd) = &args.dns_hook {
-        out.push(Box::new(Dns01Hook::new(
-            cmd,
-            Duration::from_secs(args.dns_propagation),
-        )));
+        let wait = Duration::from_secs(args.dns_propagation);
+        out.push(Box::new(Dns01Hook::new(cmd, wait)));
     }
     out
 }
 
-fn pfx_password(cert: &CertArgs) -> Result<Option<Secret<String>>, Failure> {
-    if !cert.pfx {
-        if cert.pfx_password_file.is_some() {
-            return Err(Failure::usage("--pfx-password-file needs --pfx"));
-        }
-        return Ok(None);
-    }
-    let text = match &cert.pfx_password_file {
-        Some(path) => std::fs::read_to_string(path)
-            .map_err(|e| Failure::usage(format!("--pfx-password-file {}: {e}", path.display())))?,
-        None => std::env::var(ENV_PFX).map_err(|_| {
-            Failure::usage(format!(
-                "--pfx needs a password: --pfx-password-file FILE or {ENV_PFX}"
-            ))
-        })?,
-    };
-    // A file written by `echo` ends with a newline that is not part of the password.
-    let password = text.trim_end_matches(['\n', '\r']).to_owned();
-    if password.is_empty() {
-        return Err(Failure::usage("the PFX password is empty"));
-    }
-    Ok(Some(Secret::new(password)))
-}
-
-/// Orders, finalizes, writes the files; shared by issue and renew.
-async fn obtain(
-    client: &Client,
-    common: &CommonArgs,
-    eab: &EabArgs,
-    names: Vec<String>,
-    cert: &CertArgs,
-    solver_args: &SolverArgs,
-) -> Outcome {
-    let password = pfx_password(cert)?;
-    let (csr, names) = match &cert.csr {
-        Some(path) => {
-            let bytes = std::fs::read(path)
-                .map_err(|e| Failure::usage(format!("--csr {}: {e}", path.display())))?;
-            let (der, csr_names) = reference_client::cert::read_csr(&bytes)?;
-            let names = if names.is_empty() { csr_names } else { names };
-            (CsrSource::Given(der), names)
-        }
-        None => {
-            let kind = CertKeyType::parse(&cert.key_type).ok_or_else(|| {
-                Failure::usage(format!(
-                    "unknown --key-type {:?}: use p256, p384, rsa2048, rsa3072 or rsa4096",
-                    cert.key_type
-                ))
-            })?;
-            (CsrSource::Generate(kind), names)
-        }
-    };
-    if names.is_empty() {
-        return Err(Failure::usage(
-            "no name to certify: give -d NAME (repeatable)",
-        ));
-    }
-    if password.is_some() && matches!(csr, CsrSource::Given(_)) {
-        return Err(Failure::usage(
-            "--pfx needs the private key, which the client does not have with --csr",
-        ));
-    }
-    let out = match &cert.out {
-        Some(d) => d.clone(),
-        None => state_root(common)?
-            .join("live")
-            .join(names[0].trim_start_matches("*.")),
-    };
-    let (account, mut state, _) = account(client, common, Some(eab)).await?;
-    let solvers = solvers(solver_args);
-    let solver_refs: Vec<&dyn Solver> = solvers.iter().map(|s| s.as_ref()).collect();
-    let issued = account
-        .issue(
-            IssueRequest {
-                names: names.clone(),
-                csr,
-                preferred_chain: cert.preferred_chain.clone(),
-            },
-            &solver_refs,
-        )
-        .await?;
-    let key_pem = issued.key.as_ref().map(|k| k.to_pem());
-    let mut files: WrittenFiles = write_pem_files(&out, &issued.chain, key_pem.as_ref())?;
-    if let (Some(password), Some(key)) = (&password, &issued.key) {
-        let der = pkcs12(&issued.chain, &key.to_der(), password, &names[0])?;
-        let path = out.join("cert.pfx");
-        write_private(&path, der.expose())?;
-        files.pfx = Some(path);
-    }
-    state.orders.push(OrderRecord {
-        url: issued.order.url.clone(),
-        names: names.clone(),
-        certificate: issued.order.order.certificate.clone(),
-        out: Some(out.clone()),
-        at: time::OffsetDateTime::now_utc(),
-    });
-    store(common)?.save_state(&state)?;
-    let info = CertInfo::from_der(issued.chain.leaf())?;
-    let text = format!(
-        "certificate for {} issued by {}\nvalid until {}\nfiles:\n  {}\n  {}\n  {}\n{}{}",
-        info.names.join(", "),
-        info.issuer,
-        info.not_after,
-        files.cert.display(),
-        files.chain.display(),
-        files.fullchain.display(),
-        files
-            .privkey
-            .as_ref()
-            .map(|p| format!("  {} (mode 0600)\n", p.display()))
-            .unwrap_or_default(),
-        files
-            .pfx
-            .as_ref()
-            .map(|p| format!("  {} (mode 0600)\n", p.display()))
-            .unwrap_or_default(),
-    );
-    let value = json!({
-        "command": "issue",
-        "order": issued.order.url,
-        "certificate_url": issued.order.order.certificate,
-        "certificate": info,
-        "chains_offered": issued.alternatives.iter().map(|c| c.top_issuer()).collect::<Vec<_>>(),
-        "files": files,
-    });
-    Ok((value, text))
-}
-
-fn first_cert_der(path: &Path) -> Result<Vec<u8>, Failure> {
-    let pem =
-        std::fs::read(path).map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
-    rustls_pemfile::certs(&mut pem.as_slice())
-        .next()
-        .and_then(|c| c.ok())
-        .map(|c| c.to_vec())
-        .ok_or_else(|| Failure::usage(format!("{} holds no PEM certificate", path.display())))
-}
-
-// ---- commands -----------------------------------------------------------------------------
-
-async fn register(args: RegisterArgs) -> Outcome {
-    let client = connect(&args.common).await?;
-    let dir = store(&args.common)?.dir().to_owned();
-    let existed = store(&args.common)?.exists();
-    let (account, state, created) = account(&client, &args.common, Some(&args.eab)).await?;
-    let object = account.fetch().await?;
-    let what = if existed {
-        "account already registered"
-    } else if created {
-        "account created"
-    } else {
-        "account found (the key already had one)"
-    };
-    let text = format!(
-        "{what}: {}\nstatus: {}\naccount key: {} in {}\n",
-        account.url(),
-        object.status.as_str(),
-        account.key().jwk().describe(),
-        dir.join("account-key.pem").display()
-    );
-    Ok((
-        json!({"command": "register", "account": account.url(), "created": created && !existed,
-               "status": object.status, "eab_kid": state.eab_kid, "state_dir": dir}),
-        text,
-    ))
-}
-
-async fn issue(args: IssueArgs) -> Outcome {
-    let client = connect(&args.common).await?;
-    obtain(
-        &client,
-        &args.common,
-        &args.eab,
-        args.domains.clone(),
-        &args.cert,
-        &args.solvers,
-    )
-    .await
-}
-
-async fn renew(args: RenewArgs) -> Outcome {
-    let out = match &args.cert.out {
-        Some(d) => d.clone(),
-        None if !args.domains.is_empty() => state_root(&args.common)?
-            .join("live")
-            .join(args.domains[0].trim_start_matches("*.")),
-        None => {
-            return Err(Failure::usage(
-                "renew needs the certificate directory: --out DIR (or -d NAME for the default one)",
-            ));
-        }
-    };
-    let current = first_cert_der(&out.join("cert.pem"))?;
-    let info = CertInfo::from_der(&current)?;
-    let client = connect(&args.common).await?;
-    let now = time::OffsetDateTime::now_utc();
-    let mut decision = renewal_due(
-        &info,
-        now,
-        if args.days.is_some() { 0.0 } else { 1.0 / 3.0 },
-        args.days.map(|d| Duration::from_secs(d * 86_400)),
-    );
-    // ARI, where the CA offers it: its window wins over the lifetime rule.
-    if let Ok(Some(window)) = client.renewal_info(&current).await {
-        decision.due = now >= window.start;
-        decision.reason = format!(
-            "the CA suggests renewing between {} and {}",
-            window.start, window.end
-        );
-    }
-    if !decision.due && !args.force {
-        return Ok((
-            json!({"command": "renew", "renewed": false, "reason": decision.reason, "certificate": info}),
-            format!("not renewed: {}\n", decision.reason),
-        ));
-    }
-    let names = if args.domains.is_empty() {
-        info.names.clone()
-    } else {
-        args.domains.clone()
-    };
-    let mut cert = args.cert;
-    cert.out = Some(out);
-    let (mut value, text) = obtain(
-        &client,
-        &args.common,
-        &args.eab,
-        names,
-        &cert,
-        &args.solvers,
-    )
-    .await?;
-    value["command"] = "renew".into();
-    value["renewed"] = true.into();
-    value["reason"] = decision.reason.clone().into();
-    Ok((value, format!("renewing: {}\n{text}", decision.reason)))
-}
-
-async fn revoke(args: RevokeArgs) -> Outcome {
-    let der = first_cert_der(&args.cert)?;
-    let reason = match &args.reason {
-        None => None,
-        Some(r) => Some(
-            REVOCATION_REASONS
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(r))
-                .map(|(_, c)| *c)
-                .ok_or_else(|| {
-                    Failure::usage(format!(
-                        "unknown --reason {r:?}: use one of {}",
-                        REVOCATION_REASONS
-                            .iter()
-                            .map(|(n, _)| *n)
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ))
-                })?,
-        ),
-    };
-    let client = connect(&args.common).await?;
-    let by = match &args.cert_key {
-        Some(path) => {
-            let pem = std::fs::read_to_string(path)
-                .map_err(|e| Failure::usage(format!("--cert-key {}: {e}", path.display())))?;
-            client
-                .revoke_with_cert_key(&der, &Secret::new(pem), reason)
-                .await?;
-            "the certificate's key"
-        }
-        None => {
-            let (account, _, _) = account(&client, &args.common, None).await?;
-            account.revoke(&der, reason).await?;
-            "the account"
-        }
-    };
-    let info = CertInfo::from_der(&der)?;
-    Ok((
-        json!({"command": "revoke", "serial": info.serial, "reason": reason, "signed_by": by}),
-        format!("revoked certificate {} (signed by {by})\n", info.serial),
-    ))
-}
-
-async fn deactivate(args: DeactivateArgs) -> Outcome {
-    if !args.yes {
-        return Err(Failure::usage(
-            "deactivation is permanent: add --yes to confirm",
-        ));
-    }
-    let client = connect(&args.common).await?;
-    let (account, _, _) = account(&client, &args.common, None).await?;
-    account.deactivate().await?;
-    // Keep the key for the record, but stop using the account.
-    store(&args.common)?.retire()?;
-    Ok((
-        json!({"command": "deactivate", "account": account.url()}),
-        format!("account deactivated: {}\n", account.url()),
-    ))
-}
-
-async fn rollover(args: RolloverArgs) -> Outcome {
-    let client = connect(&args.common).await?;
-    let (mut account, mut state, _) = account(&client, &args.common, None).await?;
-    let alg = key_type(&args.new_key_type)?;
-    let new_key = generate_account_key(alg, args.rsa_bits)?;
-    let store = store(&args.common)?;
-    let old = account.rollover(new_key).await?;
-    // Keep the old key until the new one is safely stored.
-    let old_path = store.save_old_key(&old)?;
-    store.save_key(account.key())?;
-    state.key_type = args.new_key_type.to_ascii_lowercase();
-    store.save_state(&state)?;
-    Ok((
-        json!({"command": "rollover", "account": account.url(), "key": account.key().jwk().describe()}),
-        format!(
-            "account key replaced ({}); the old key is in {}\n",
-            account.key().jwk().describe(),
-            old_path.display()
-        ),
-    ))
-}
-
-async fn show(args: ShowArgs) -> Outcome {
-    let client = connect(&args.common).await?;
-    let (account, state, _) = account(&client, &args.common, None).await?;
-    let object = account.fetch().await?;
-    let mut text = format!(
-        "account: {}\nstatus: {}\ncontact: {}\nkey: {} (thumbprint {})\neab key id: {}\n",
-        account.url(),
-        object.status.as_str(),
-        object.contact.clone().unwrap_or_default().join(", "),
-        account.key().jwk().describe(),
-        account.key().jwk().thumbprint(),
-        state.eab_kid.as_deref().unwrap_or("-"),
-    );
-    let mut orders = Vec::new();
-    if !state.orders.is_empty() {
-        text.push_str("orders made by this client:\n");
-    }
-    for record in state.orders.iter().rev().take(20) {
-        let status = match account.fetch_order(&record.url).await {
-            Ok((o, _)) => o.status.as_str().to_owned(),
-            Err(e) => format!("unknown ({e})"),
-        };
-        let cert = record
-            .out
-            .as_ref()
-            .and_then(|d| first_cert_der(&d.join("cert.pem")).ok())
-            .and_then(|der| CertInfo::from_der(&der).ok());
-        text.push_str(&format!(
-            "  {} {} [{}]{}\n",
-            record.at.date(),
-            record.names.join(", "),
-            status,
-            cert.as_ref()
-                .map(|c| format!(" valid until {}", c.not_after.date()))
-                .unwrap_or_default()
-        ));
-        orders.push(
-            json!({"url": record.url, "names": record.names, "status": status,
-                           "out": record.out, "not_after": cert.map(|c| c.not_after.to_string())}),
-        );
-    }
-    Ok((
-        json!({"command": "show", "account": account.url(), "status": object.status,
-               "contact": object.contact, "key": account.key().jwk().describe(),
-               "thumbprint": account.key().jwk().thumbprint(), "eab_kid": state.eab_kid,
-               "orders": orders}),
-        text,
-    ))
+fn refs(solvers: &[Box<dyn Solver>]) -> Vec<&dyn Solver> {
+    solvers.iter().map(|s| s.as_ref()).collect()
 }

@@ -10,6 +10,8 @@
 //! - Orders: [`Account::issue`] runs newOrder, authorizations (already-valid ones are skipped,
 //!   whatever challenge types they list), the [`solver`]s, finalize, download and the choice
 //!   among alternate chains.
+//! - [`manage`]: register, issue, renew, revoke, deactivate, rollover and show over the
+//!   account store: what `acme-harness client` runs.
 //! - [`cert`]: certificate keys and CSRs, chains, renewal decisions, PEM files and PKCS#12.
 //!
 //! Secrets: the EAB HMAC key is held in [`acme_proto::Secret`] and used only to sign the
@@ -40,6 +42,7 @@ mod account;
 pub mod cert;
 mod client;
 mod error;
+pub mod manage;
 mod order;
 pub mod raw;
 pub mod solver;
