@@ -124,6 +124,21 @@ pub fn parse_jsonl(text: &str) -> Result<Vec<Exchange>, String> {
         .collect()
 }
 
+impl std::fmt::Display for Exchange {
+    /// One line: time taken, method, URL, status and the problem type's last part.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:>6} ms  {:<4} {}  -> {}",
+            self.elapsed_ms, self.method, self.url, self.status
+        )?;
+        if let Some(p) = &self.problem {
+            write!(f, "  {}", p.kind.rsplit(':').next().unwrap_or(&p.kind))?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,6 +175,10 @@ mod tests {
             eab_kid: Some("kid".into()),
         };
         assert_eq!(e.path(), "/v2/X/newAccount");
+        assert_eq!(
+            e.to_string(),
+            "     5 ms  POST https://127.0.0.1:1/v2/X/newAccount  -> 201"
+        );
         let line = serde_json::to_string(&e).unwrap();
         assert!(!line.contains("SECRET-MAC"));
         let back = parse_jsonl(&format!("{line}\n\n{line}\n")).unwrap();

@@ -294,11 +294,11 @@ impl Api {
         &self,
         method: reqwest::Method,
         path: &str,
-        body: Option<Value>,
+        body: impl Into<Option<Value>>,
     ) -> anyhow::Result<Value> {
         let url = format!("{}{path}", self.url);
         let mut req = self.http.request(method, &url).bearer_auth(&self.token);
-        if let Some(body) = body {
+        if let Some(body) = body.into() {
             req = req.json(&body);
         }
         let response = req.send().await.with_context(|| {
@@ -321,7 +321,7 @@ impl Api {
         &self,
         method: reqwest::Method,
         path: &str,
-        body: Option<Value>,
+        body: impl Into<Option<Value>>,
     ) -> anyhow::Result<(T, Value)> {
         let value = self.call(method, path, body).await?;
         let typed = serde_json::from_value(value.clone()).with_context(|| {
@@ -329,6 +329,18 @@ impl Api {
         })?;
         Ok((typed, value))
     }
+}
+
+/// Lines of text, one view each, or `empty` when there are none.
+fn lines<T: std::fmt::Display>(items: &[T], empty: &str) -> String {
+    if items.is_empty() {
+        return empty.to_owned();
+    }
+    items
+        .iter()
+        .map(T::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 pub(crate) async fn run(args: AdminArgs) -> anyhow::Result<()> {
@@ -341,90 +353,51 @@ pub(crate) async fn run(args: AdminArgs) -> anyhow::Result<()> {
             state,
             locality,
         }) => {
-            let (created, v): (Created, _) = api.typed(M::POST, "/organizations", Some(json!({"name": name, "country": country, "state": state, "locality": locality}))).await?;
-            let t = format!("organisation {} added: {name}", created.id);
-            (v, t)
+            let body =
+                json!({"name": name, "country": country, "state": state, "locality": locality});
+            let (created, v): (Created, _) = api.typed(M::POST, "/organizations", body).await?;
+            (v, format!("organisation {} added: {name}", created.id))
         }
         AdminCommand::Org(OrgCommand::List) => {
             let (orgs, v): (Vec<OrganizationView>, _) =
                 api.typed(M::GET, "/organizations", None).await?;
-            let mut t = String::new();
-            for o in &orgs {
-                t.push_str(&format!(
-                    "{}  {} (C={}, ST={})\n",
-                    o.id, o.name, o.country, o.state
-                ));
-                for d in &o.domains {
-                    let state = if d.validated {
-                        "validated"
-                    } else {
-                        "not validated"
-                    };
-                    t.push_str(&format!("    domain {} ({state})\n", d.name));
-                }
-                for d in &o.departments {
-                    let domains: Vec<&str> = d.domains.iter().map(String::as_str).collect();
-                    t.push_str(&format!(
-                        "    department {} {}: {}\n",
-                        d.id,
-                        d.name,
-                        domains.join(", ")
-                    ));
-                }
-            }
-            (v, t.trim_end().to_owned())
+            (v, lines(&orgs, ""))
         }
         AdminCommand::Domain(DomainCommand::Add {
             org,
             name,
             unvalidated,
         }) => {
+            let body = json!({"name": name, "validated": !unvalidated});
             let v = api
-                .call(
-                    M::POST,
-                    &format!("/organizations/{org}/domains"),
-                    Some(json!({"name": name, "validated": !unvalidated})),
-                )
+                .call(M::POST, &format!("/organizations/{org}/domains"), body)
                 .await?;
-            let t = format!(
-                "domain {name} added to organisation {org} ({})",
-                if *unvalidated {
-                    "not validated"
-                } else {
-                    "validated"
-                }
-            );
-            (v, t)
+            let how = if *unvalidated {
+                "not validated"
+            } else {
+                "validated"
+            };
+            (
+                v,
+                format!("domain {name} added to organisation {org} ({how})"),
+            )
         }
         AdminCommand::Domain(DomainCommand::Validate { name, no }) => {
+            let body = json!({"validated": !no});
             let v = api
-                .call(
-                    M::PUT,
-                    &format!("/domains/{name}/validation"),
-                    Some(json!({"validated": !no})),
-                )
+                .call(M::PUT, &format!("/domains/{name}/validation"), body)
                 .await?;
             (v, format!("domain {name}: validated = {}", !no))
         }
         AdminCommand::Dept(DeptCommand::Add { org, name }) => {
-            let (created, v): (Created, _) = api
-                .typed(
-                    M::POST,
-                    &format!("/organizations/{org}/departments"),
-                    Some(json!({"name": name})),
-                )
-                .await?;
-            let t = format!("department {} added: {name}", created.id);
-            (v, t)
+            let path = format!("/organizations/{org}/departments");
+            let (created, v): (Created, _) =
+                api.typed(M::POST, &path, json!({"name": name})).await?;
+            (v, format!("department {} added: {name}", created.id))
         }
         AdminCommand::Delegate { dept, domain } => {
-            let v = api
-                .call(
-                    M::POST,
-                    &format!("/departments/{dept}/delegations"),
-                    Some(json!({"domain": domain})),
-                )
-                .await?;
+            let path = format!("/departments/{dept}/delegations");
+            let v = api.call(M::POST, &path, json!({"domain": domain})).await?;
             (v, format!("{domain} delegated to department {dept}"))
         }
         AdminCommand::Eab(EabCommand::Create {
@@ -433,36 +406,14 @@ pub(crate) async fn run(args: AdminArgs) -> anyhow::Result<()> {
             reusable,
             profiles,
         }) => {
-            let (minted, v): (MintedView, _) = api.typed(M::POST, "/eab", Some(json!({"department": dept, "domains": domains, "reusable": reusable, "profiles": profiles}))).await?;
-            let t = format!(
-                "EAB credential created. The HMAC key is shown this once: keep it like a private key.\n  key id:   {}\n  HMAC key: {}",
-                minted.eab_kid, minted.eab_hmac_key
-            );
-            (v, t)
+            let body = json!({"department": dept, "domains": domains, "reusable": reusable, "profiles": profiles});
+            let (minted, v): (MintedView, _) = api.typed(M::POST, "/eab", body).await?;
+            (v, minted.to_string())
         }
         AdminCommand::Eab(EabCommand::List) => {
             let (credentials, v): (Vec<CredentialView>, _) =
                 api.typed(M::GET, "/eab", None).await?;
-            let mut t = String::new();
-            for c in &credentials {
-                let domains: Vec<&str> = c.domains.iter().map(String::as_str).collect();
-                t.push_str(&format!(
-                    "{}  dept {} ({})  {}  accounts {}{}{}\n    domains: {}\n",
-                    c.eab_kid,
-                    c.department,
-                    c.department_name,
-                    if c.reusable { "reusable" } else { "single-use" },
-                    c.accounts_bound,
-                    if c.revoked { "  REVOKED" } else { "" },
-                    if c.faults.is_some() {
-                        "  faults set"
-                    } else {
-                        ""
-                    },
-                    domains.join(", ")
-                ));
-            }
-            (v, t.trim_end().to_owned())
+            (v, lines(&credentials, ""))
         }
         AdminCommand::Eab(EabCommand::Revoke { kid }) => {
             let v = api
@@ -474,72 +425,33 @@ pub(crate) async fn run(args: AdminArgs) -> anyhow::Result<()> {
             )
         }
         AdminCommand::Certs(CertsCommand::List { kid }) => {
-            let (certs, v): (Vec<CertificateView>, _) = api
-                .typed(M::GET, &format!("/eab/{kid}/certificates"), None)
-                .await?;
-            let mut t = String::new();
-            for c in &certs {
-                t.push_str(&format!(
-                    "{}  serial {}  {}{}\n",
-                    c.id,
-                    c.serial,
-                    c.names.join(", "),
-                    if c.revoked { "  REVOKED" } else { "" }
-                ));
-            }
-            (
-                v,
-                if t.is_empty() {
-                    "no certificates".into()
-                } else {
-                    t.trim_end().to_owned()
-                },
-            )
+            let path = format!("/eab/{kid}/certificates");
+            let (certs, v): (Vec<CertificateView>, _) = api.typed(M::GET, &path, None).await?;
+            (v, lines(&certs, "no certificates"))
         }
         AdminCommand::Certs(CertsCommand::Revoke { id, reason }) => {
-            let v = api
-                .call(
-                    M::POST,
-                    &format!("/certificates/{id}/revoke"),
-                    Some(json!({"reason": reason})),
-                )
-                .await?;
+            let path = format!("/certificates/{id}/revoke");
+            let v = api.call(M::POST, &path, json!({"reason": reason})).await?;
             (v, format!("certificate {id} revoked"))
         }
         AdminCommand::Requests { kid, jsonl } => {
-            let (exchanges, v): (Vec<Exchange>, _) = api
-                .typed(M::GET, &format!("/eab/{kid}/requests"), None)
-                .await?;
+            let path = format!("/eab/{kid}/requests");
+            let (exchanges, v): (Vec<Exchange>, _) = api.typed(M::GET, &path, None).await?;
             if *jsonl {
                 for e in &exchanges {
                     println!("{}", serde_json::to_string(e)?);
                 }
                 return Ok(());
             }
-            let mut t = String::new();
-            for e in &exchanges {
-                let problem = e
-                    .problem
-                    .as_ref()
-                    .map(|p| format!("  {}", p.kind.rsplit(':').next().unwrap_or(&p.kind)))
-                    .unwrap_or_default();
-                t.push_str(&format!(
-                    "{:>6} ms  {:<4} {}  -> {}{}\n",
-                    e.elapsed_ms, e.method, e.url, e.status, problem
-                ));
-            }
-            (v, t.trim_end().to_owned())
+            (v, lines(&exchanges, ""))
         }
         AdminCommand::Faults(FaultsCommand::Set { kid, file }) => {
             let text = std::fs::read_to_string(file)
                 .with_context(|| format!("cannot read the fault plan {}", file.display()))?;
             let plan = mock_server::faults::FaultPlan::parse(&text, &file.display().to_string())?;
+            let body = serde_json::to_value(&plan)?;
             let v = api
-                .call(
-                    M::PUT,
-                    &format!("/eab/{kid}/faults"),
-                    Some(serde_json::to_value(&plan)?),
-                )
+                .call(M::PUT, &format!("/eab/{kid}/faults"), body)
                 .await?;
             (
                 v,
@@ -561,14 +473,7 @@ pub(crate) async fn run(args: AdminArgs) -> anyhow::Result<()> {
         AdminCommand::Faults(FaultsCommand::Events) => {
             let (fired, v): (FaultEventsView, _) =
                 api.typed(M::GET, "/faults/events", None).await?;
-            let mut t = format!("seed {}\n", fired.seed);
-            for e in &fired.events {
-                t.push_str(&format!(
-                    "{}  {:?} #{}  {:?}\n",
-                    e.scope, e.endpoint, e.ordinal, e.fault
-                ));
-            }
-            (v, t.trim_end().to_owned())
+            (v, fired.to_string())
         }
         AdminCommand::Dns(DnsCommand::Set {
             name,
@@ -581,13 +486,8 @@ pub(crate) async fn run(args: AdminArgs) -> anyhow::Result<()> {
                 .iter()
                 .map(|v| json!({"tag": "issue", "value": v}))
                 .collect();
-            let v = api
-                .call(
-                    M::PUT,
-                    &format!("/dns/{name}"),
-                    Some(json!({"a": a, "aaaa": aaaa, "txt": txt, "caa": caa})),
-                )
-                .await?;
+            let body = json!({"a": a, "aaaa": aaaa, "txt": txt, "caa": caa});
+            let v = api.call(M::PUT, &format!("/dns/{name}"), body).await?;
             (v, format!("records of {name} set"))
         }
         AdminCommand::Dns(DnsCommand::Show { name }) => {

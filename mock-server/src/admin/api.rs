@@ -173,3 +173,152 @@ pub struct ErrorView {
     /// What is wrong, naming the field or thing.
     pub error: String,
 }
+
+// The text forms `acme-harness admin` prints: one per view, beside the JSON it prints with
+// `--json`, so the CLI holds no formatting of its own.
+
+impl std::fmt::Display for OrganizationView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}  {} (C={}, ST={})",
+            self.id, self.name, self.country, self.state
+        )?;
+        for d in &self.domains {
+            let state = if d.validated {
+                "validated"
+            } else {
+                "not validated"
+            };
+            write!(f, "\n    domain {} ({state})", d.name)?;
+        }
+        for d in &self.departments {
+            let domains: Vec<&str> = d.domains.iter().map(String::as_str).collect();
+            write!(
+                f,
+                "\n    department {} {}: {}",
+                d.id,
+                d.name,
+                domains.join(", ")
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for MintedView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "EAB credential created. The HMAC key is shown this once: keep it like a private \
+             key.\n  key id:   {}\n  HMAC key: {}",
+            self.eab_kid, self.eab_hmac_key
+        )
+    }
+}
+
+impl std::fmt::Display for CredentialView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let domains: Vec<&str> = self.domains.iter().map(String::as_str).collect();
+        write!(
+            f,
+            "{}  dept {} ({})  {}  accounts {}{}{}\n    domains: {}",
+            self.eab_kid,
+            self.department,
+            self.department_name,
+            if self.reusable {
+                "reusable"
+            } else {
+                "single-use"
+            },
+            self.accounts_bound,
+            if self.revoked { "  REVOKED" } else { "" },
+            if self.faults.is_some() {
+                "  faults set"
+            } else {
+                ""
+            },
+            domains.join(", ")
+        )
+    }
+}
+
+impl std::fmt::Display for CertificateView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}  serial {}  {}{}",
+            self.id,
+            self.serial,
+            self.names.join(", "),
+            if self.revoked { "  REVOKED" } else { "" }
+        )
+    }
+}
+
+impl std::fmt::Display for FaultEventsView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "seed {}", self.seed)?;
+        for e in &self.events {
+            write!(
+                f,
+                "\n{}  {:?} #{}  {:?}",
+                e.scope, e.endpoint, e.ordinal, e.fault
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_forms_name_what_an_administrator_looks_for() {
+        let org = OrganizationView {
+            id: 2,
+            name: "Example College".into(),
+            country: "US".into(),
+            state: "Ohio".into(),
+            locality: None,
+            domains: vec![DomainView {
+                name: "college.example".into(),
+                validated: false,
+            }],
+            departments: vec![DepartmentView {
+                id: 3,
+                name: "Library".into(),
+                domains: ["lib.college.example".to_owned()].into(),
+            }],
+        };
+        assert_eq!(
+            org.to_string(),
+            "2  Example College (C=US, ST=Ohio)\n    domain college.example (not validated)\n    \
+             department 3 Library: lib.college.example"
+        );
+        let cred = CredentialView {
+            eab_kid: "kid1".into(),
+            organization: 2,
+            department: 3,
+            department_name: "Library".into(),
+            domains: ["lib.college.example".to_owned()].into(),
+            reusable: false,
+            profiles: Vec::new(),
+            accounts_bound: 1,
+            revoked: true,
+            faults: None,
+        };
+        assert_eq!(
+            cred.to_string(),
+            "kid1  dept 3 (Library)  single-use  accounts 1  REVOKED\n    domains: lib.college.example"
+        );
+        let minted = MintedView {
+            eab_kid: "kid1".into(),
+            eab_hmac_key: "hmac".into(),
+            reusable: false,
+        };
+        assert!(minted.to_string().contains("shown this once"));
+        assert!(minted.to_string().ends_with("HMAC key: hmac"));
+    }
+}
