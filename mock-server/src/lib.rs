@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod admin;
+pub mod banner;
 pub mod ca;
 pub mod control;
 pub mod dns;
