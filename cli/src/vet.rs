@@ -1,16 +1,15 @@
 //! `acme-harness vet` and `acme-harness matrix`: thin argument parsing over client-under-test.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
-use client_under_test::matrix::{Expectations, Plan, Shard, merge};
+use client_under_test::matrix::{Plan, Shard, merge};
 use client_under_test::report::{self, RunReport};
-use client_under_test::{Adapter, RunConfig, Scenario, ScenarioResult, run_all};
+use client_under_test::vet::{self, MatrixVerdict, Outputs, VetPlan};
+use client_under_test::{Adapter, RunConfig, Scenario, run_all};
 
 const VET_HELP: &str = "\
 Examples:
@@ -209,78 +208,32 @@ fn harness_bin() -> Option<PathBuf> {
     std::env::current_exe().ok()
 }
 
-fn base_dir(given: Option<PathBuf>, prefix: &str) -> anyhow::Result<PathBuf> {
-    match given {
-        Some(d) => {
-            std::fs::create_dir_all(&d)
-                .with_context(|| format!("cannot create --workdir {}", d.display()))?;
-            // Clients run in their own directories: every path handed to them is absolute.
-            std::fs::canonicalize(&d)
-                .with_context(|| format!("cannot resolve --workdir {}", d.display()))
-        }
-        None => {
-            let stamp = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis())
-                .unwrap_or_default();
-            let d = std::env::temp_dir().join(format!("{prefix}{stamp}-{}", std::process::id()));
-            std::fs::create_dir_all(&d)
-                .with_context(|| format!("cannot create {}; give --workdir DIR", d.display()))?;
-            Ok(d)
-        }
-    }
-}
-
-fn write(path: &Path, text: &str) -> anyhow::Result<()> {
-    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
-    eprintln!("wrote {}", path.display());
-    Ok(())
-}
-
-fn write_outputs(out: &OutArgs, report: &RunReport) -> anyhow::Result<()> {
-    if let Some(p) = &out.json {
-        write(p, &serde_json::to_string_pretty(report)?)?;
-    }
-    if let Some(p) = &out.junit {
-        write(p, &report::junit(&report.results))?;
-    }
-    if let Some(p) = &out.html {
-        write(p, &report::html(report))?;
-    }
-    Ok(())
-}
-
-fn progress(total: usize) -> Arc<dyn Fn(&ScenarioResult) + Send + Sync> {
-    let done = Arc::new(AtomicUsize::new(0));
-    Arc::new(move |r: &ScenarioResult| {
-        let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-        eprintln!("[{n}/{total}] {}", report::progress_line(r));
-    })
-}
-
-fn list() {
-    println!("scenarios:");
-    for s in Scenario::built_in() {
-        println!("  {:<26} {}", s.id, s.description);
-    }
-    println!("clients:");
-    for (a, d) in Adapter::installed(harness_bin().as_deref()) {
-        let state = match d {
-            Ok(Some(v)) => format!("installed: {v}"),
-            Ok(None) => "installed".into(),
-            Err(why) => format!("not available: {why}"),
+impl OutArgs {
+    /// Writes the requested report files, naming each on stderr.
+    fn write(&self, report: &RunReport) -> anyhow::Result<()> {
+        let outputs = Outputs {
+            json: self.json.clone(),
+            junit: self.junit.clone(),
+            html: self.html.clone(),
         };
-        println!(
-            "  {:<12} {state}; the key passed as: {} (safest first)",
-            a.name,
-            a.secret_modes().join(", ")
-        );
+        for path in outputs.write(report)? {
+            eprintln!("wrote {}", path.display());
+        }
+        Ok(())
+    }
+}
+
+fn exit(passed: bool) -> ExitCode {
+    if passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 
 pub(crate) async fn run(args: VetArgs) -> anyhow::Result<ExitCode> {
     if args.list {
-        list();
+        print!("{}", vet::listing(harness_bin().as_deref()));
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(label) = args.remote.clone() {
@@ -300,109 +253,43 @@ pub(crate) async fn run(args: VetArgs) -> anyhow::Result<ExitCode> {
              go with --remote (a client on another host)"
         );
     }
-    let adapter = if args.command.is_empty() {
-        let name = args
-            .client
-            .as_deref()
-            .context("give --client NAME or `-- COMMAND TEMPLATE`")?;
-        Adapter::find(name)?
-    } else {
-        Adapter::custom(args.command.clone())
+    let custom = !args.command.is_empty();
+    let adapter = match (&args.client, custom) {
+        (_, true) => Adapter::custom(args.command.clone()),
+        (Some(name), false) => Adapter::find(name)?,
+        (None, false) => bail!("give --client NAME or `-- COMMAND TEMPLATE`"),
     };
     let harness = harness_bin();
-    let version = match adapter.detect(harness.as_deref()) {
-        Ok(v) => v,
-        Err(why) if args.command.is_empty() => {
-            bail!("cannot vet {}: {why}", adapter.name)
-        }
-        Err(why) => {
-            eprintln!("warning: {why}");
-            None
-        }
-    };
-    let modes: Vec<Adapter> = match args.secret_mode.as_deref() {
-        None => vec![adapter.safest()],
-        Some("all") => adapter
-            .secret_modes()
-            .iter()
-            .map(|m| adapter.in_mode(m))
-            .collect::<Result<_, _>>()?,
-        Some(name) => vec![adapter.in_mode(name).context("--secret-mode")?],
-    };
-    let scenarios = Scenario::select(&args.scenarios)?;
-    let seed = args.run.seed.unwrap_or_else(rand_seed);
-    let base = base_dir(args.run.workdir, "acme-harness-vet-")?;
-    eprintln!(
-        "vetting {} (key passed as: {}){} over {} scenario(s); seed {seed}; files in {}",
-        adapter.name,
-        modes
-            .iter()
-            .map(|m| m.secret_mode.as_str())
-            .collect::<Vec<_>>()
-            .join(", "),
-        version
-            .as_deref()
-            .map(|v| format!(" ({v})"))
-            .unwrap_or_default(),
-        scenarios.len(),
-        base.display()
-    );
+    let (plan, warning) = VetPlan::new(
+        adapter,
+        custom,
+        args.secret_mode.as_deref(),
+        &args.scenarios,
+        harness.as_deref(),
+    )?;
+    if let Some(why) = warning {
+        eprintln!("warning: {why}");
+    }
+    let seed = args.run.seed.unwrap_or_else(vet::fresh_seed);
+    let base = vet::work_dir(args.run.workdir, "acme-harness-vet-")?;
+    eprintln!("{}", plan.describe(seed, &base));
+    let cells = plan.cells();
     let config = RunConfig {
         harness,
         seed,
         base_dir: base,
         jobs: args.run.jobs,
     };
-    let several = modes.len() > 1;
-    let mut cells = Vec::new();
-    for mode in &modes {
-        let mut a = mode.clone();
-        if several {
-            // Each mode its own row in the reports.
-            a.name = format!("{} [{}]", a.name, a.secret_mode);
-        }
-        cells.extend(
-            scenarios
-                .iter()
-                .map(|s| (a.clone(), version.clone(), s.clone())),
-        );
-    }
-    let total = cells.len();
-    let results = run_all(cells, &config, progress(total)).await?;
-    let report = RunReport::new(seed, results);
+    let progress = vet::numbered_progress(cells.len(), report::progress_line, |l| eprintln!("{l}"));
+    let report = RunReport::new(seed, run_all(cells, &config, progress).await?);
     print!("\n{}", report::table(&report.results));
-    if several {
-        let per_mode: Vec<(String, Vec<ScenarioResult>)> = modes
-            .iter()
-            .map(|m| {
-                let name = format!("{} [{}]", m.name, m.secret_mode);
-                let rows = report
-                    .results
-                    .iter()
-                    .filter(|r| r.client == name)
-                    .cloned()
-                    .collect();
-                (m.secret_mode.clone(), rows)
-            })
-            .collect();
-        print!("\n{}", report::secret_modes_table(&per_mode));
-        write_outputs(&args.out, &report)?;
-        // The verdict is the safest mode's.
-        return Ok(passed(per_mode[0].1.iter().all(|r| r.passed)));
+    if plan.compares_modes() {
+        print!("\n{}", report::secret_modes_table(&plan.per_mode(&report)));
     }
-    write_outputs(&args.out, &report)?;
-    Ok(passed(report.all_passed()))
+    args.out.write(&report)?;
+    Ok(exit(plan.passed(&report)))
 }
 
-fn passed(yes: bool) -> ExitCode {
-    if yes {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
-}
-
-/// `vet --remote`: the scenarios one at a time against a client on another host.
 async fn remote(args: VetArgs, label: String) -> anyhow::Result<ExitCode> {
     use client_under_test::remote::{RemoteConfig, RemoteScope, run_remote};
     use std::io::IsTerminal as _;
@@ -411,37 +298,16 @@ async fn remote(args: VetArgs, label: String) -> anyhow::Result<ExitCode> {
     let listen = r
         .listen
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 14000)));
-    if listen.ip().is_unspecified() && r.hostnames.is_empty() {
-        bail!(
-            "--listen {listen} needs --hostname NAME: the URLs the remote client follows must \
-             name the host it reaches this one by"
-        );
-    }
-    if label.is_empty() || label.contains(['/', '\\']) || label.starts_with('.') {
-        bail!("--remote {label:?}: give a short label such as win-acme (it names a folder)");
-    }
     let scenarios = Scenario::select(&args.scenarios)?;
-    let seed = args.run.seed.unwrap_or_else(rand_seed);
-    let base = base_dir(args.run.workdir, "acme-harness-vet-remote-")?;
+    let seed = args.run.seed.unwrap_or_else(vet::fresh_seed);
     let data_dir = match r.data_dir {
         Some(d) => d,
         None => crate::serve::default_data_dir()?,
     };
-    if let Some(dir) = &r.scan_dir {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("--scan-dir: cannot create {}", dir.display()))?;
-    }
-    if !listen.ip().is_loopback() {
-        eprintln!(
-            "warning: listening on {listen}: other hosts can reach each scenario's mock. It is a \
-             test CA: trust it on test machines only, and remove it afterwards \
-             (docs/windows.md). Each scenario's credential is a throwaway canary."
-        );
-    }
     let config = RemoteConfig {
         label: label.clone(),
         seed,
-        base_dir: base.clone(),
+        base_dir: PathBuf::new(),
         ca_dir: data_dir.join("ca"),
         listen,
         hostnames: r.hostnames,
@@ -449,11 +315,18 @@ async fn remote(args: VetArgs, label: String) -> anyhow::Result<ExitCode> {
         idle: r.remote_idle.map(std::time::Duration::from_secs),
         scan_dir: r.scan_dir.clone(),
     };
+    for warning in config.check()? {
+        eprintln!("warning: {warning}");
+    }
+    let config = RemoteConfig {
+        base_dir: vet::work_dir(args.run.workdir, "acme-harness-vet-remote-")?,
+        ..config
+    };
     eprintln!(
         "vetting {label} on another host over {} scenario(s), one at a time; seed {seed}; files \
          in {}",
         scenarios.len(),
-        base.display()
+        config.base_dir.display()
     );
     // Enter ends a scenario's wait when a person is at the terminal.
     let mut enter = std::io::stdin().is_terminal().then(|| {
@@ -470,91 +343,41 @@ async fn remote(args: VetArgs, label: String) -> anyhow::Result<ExitCode> {
         rx
     });
     let say = |text: &str| println!("{text}");
-    let total = scenarios.len();
-    let done = AtomicUsize::new(0);
-    let progress = |r: &ScenarioResult| {
-        let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-        eprintln!(
-            "[{n}/{total}] {}",
-            client_under_test::remote::progress_line(r)
-        );
-    };
-    let results = run_remote(&scenarios, &config, &say, enter.as_mut(), &progress)
+    let progress = vet::numbered_progress(
+        scenarios.len(),
+        client_under_test::remote::progress_line,
+        |l| eprintln!("{l}"),
+    );
+    let results = run_remote(&scenarios, &config, &say, enter.as_mut(), &*progress)
         .await
         .context("vet --remote")?;
     let mut report = RunReport::new(seed, results);
     report.remote = Some(RemoteScope::new(r.scan_dir.as_deref()));
     print!("\n{}", report::table_for(&report));
-    write_outputs(&args.out, &report)?;
-    Ok(passed(report.all_passed()))
-}
-
-fn rand_seed() -> u64 {
-    use std::hash::{BuildHasher as _, Hasher as _};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default(),
-    );
-    h.finish() % 1_000_000
+    args.out.write(&report)?;
+    Ok(exit(report.all_passed()))
 }
 
 fn finish_matrix(args: &MatrixReportArgs, report: &RunReport) -> anyhow::Result<ExitCode> {
-    let expectations = match &args.expectations {
-        Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read --expectations {}", p.display()))?;
-            Some(Expectations::parse(&text, &p.display().to_string())?)
-        }
-        None => None,
-    };
-    let why = |r: &ScenarioResult| {
-        expectations
-            .as_ref()
-            .and_then(|e| e.lookup(&r.client, &r.scenario))
-            .map(|e| e.reason.clone())
-    };
-    let markdown = report::matrix_markdown(&report.results, &why);
-    println!("{markdown}");
-    for (c, reason) in &report.skipped {
-        println!("not run: {c}: {reason}");
+    let verdict = MatrixVerdict::new(report, args.expectations.as_deref())?;
+    println!("{}", verdict.markdown);
+    for line in &verdict.not_run {
+        println!("{line}");
     }
     if let Some(p) = &args.markdown {
-        let mut text = markdown.clone();
-        text.push_str(&format!("\n{}\n", report::overall_line(&report.results)));
-        write(p, &text)?;
+        let text = format!(
+            "{}\n{}\n",
+            verdict.markdown,
+            report::overall_line(&report.results)
+        );
+        eprintln!("wrote {}", vet::write(p, &text)?.display());
     }
-    write_outputs(&args.out, report)?;
-    let unexpected = match &expectations {
-        Some(e) => e.unexpected(report),
-        // Without expectations, a merge still names its holes (a shard that failed).
-        None if report.shard.is_none() => report
-            .missing()
-            .iter()
-            .map(|(c, s)| format!("{c}/{s}: in the matrix, but no report has a result for it"))
-            .collect(),
-        None => Vec::new(),
-    };
-    if unexpected.is_empty() {
-        if expectations.is_some() {
-            println!(
-                "matrix: every cell as expected ({} cells)",
-                report.results.len()
-            );
-        }
-        return Ok(ExitCode::SUCCESS);
+    args.out.write(report)?;
+    let summary = verdict.summary(report.results.len());
+    if !summary.is_empty() {
+        println!("{summary}");
     }
-    println!("matrix: {} unexpected cell(s):", unexpected.len());
-    for u in &unexpected {
-        println!("  {u}");
-    }
-    Ok(if expectations.is_some() {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(exit(!verdict.failed()))
 }
 
 pub(crate) async fn matrix(args: MatrixArgs) -> anyhow::Result<ExitCode> {
@@ -567,8 +390,7 @@ pub(crate) async fn matrix(args: MatrixArgs) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("{} is not a `matrix --json` report", f.display()))?;
             reports.push(r);
         }
-        let merged = merge(reports)?;
-        return finish_matrix(&report, &merged);
+        return finish_matrix(&report, &merge(reports)?);
     }
     let harness = harness_bin();
     let scenarios = Scenario::select(&args.scenarios)?;
@@ -582,7 +404,7 @@ pub(crate) async fn matrix(args: MatrixArgs) -> anyhow::Result<ExitCode> {
         cells = s.select(cells);
     }
     let seed = args.run.seed.unwrap_or(8);
-    let base = base_dir(args.run.workdir, "acme-harness-matrix-")?;
+    let base = vet::work_dir(args.run.workdir, "acme-harness-matrix-")?;
     eprintln!(
         "matrix: {} cell(s){}; seed {seed}; files in {}",
         cells.len(),
@@ -595,9 +417,8 @@ pub(crate) async fn matrix(args: MatrixArgs) -> anyhow::Result<ExitCode> {
         base_dir: base,
         jobs: args.run.jobs,
     };
-    let total = cells.len();
-    let results = run_all(cells, &config, progress(total)).await?;
-    let mut report = RunReport::new(seed, results);
+    let progress = vet::numbered_progress(cells.len(), report::progress_line, |l| eprintln!("{l}"));
+    let mut report = RunReport::new(seed, run_all(cells, &config, progress).await?);
     report.shard = shard.map(|s| s.to_string());
     report.skipped = skipped;
     report.planned = planned;

@@ -9,6 +9,8 @@
 //! - [`report`]: the verdict table, JSON, JUnit XML, self-contained HTML, Markdown matrix.
 //! - [`matrix`]: every installed adapter through every scenario, shards, merging, and the
 //!   expectations file CI compares against.
+//! - [`vet`]: the `vet` and `matrix` commands as a library: plans, work directories, report
+//!   files and the matrix's verdict against its expectations.
 //! - [`remote`]: a client on another host (win-acme, an appliance): the same scenarios, mocks
 //!   and grades, with the client run by hand and the checks that need its host named as not
 //!   seen.
@@ -23,6 +25,7 @@ pub mod run;
 pub mod scan;
 pub mod scenario;
 pub mod verify;
+pub mod vet;
 
 pub use adapter::Adapter;
 pub use run::{RunConfig, ScenarioResult, run_all};

@@ -58,6 +58,42 @@ pub struct RemoteConfig {
     pub scan_dir: Option<PathBuf>,
 }
 
+impl RemoteConfig {
+    /// Checks the set-up before any mock starts: the label names a folder, a wildcard listen
+    /// address comes with the hostname other hosts use, and the scan folder exists (made when
+    /// missing). Returns the warnings to show (a mock other hosts can reach).
+    pub fn check(&self) -> Result<Vec<String>, Error> {
+        let listen = self.listen;
+        if listen.ip().is_unspecified() && self.hostnames.is_empty() {
+            return Err(Error::Invalid(format!(
+                "--listen {listen} needs --hostname NAME: the URLs the remote client follows \
+                 must name the host it reaches this one by"
+            )));
+        }
+        let label = &self.label;
+        if label.is_empty() || label.contains(['/', '\\']) || label.starts_with('.') {
+            return Err(Error::Invalid(format!(
+                "--remote {label:?}: give a short label such as win-acme (it names a folder)"
+            )));
+        }
+        if let Some(dir) = &self.scan_dir {
+            std::fs::create_dir_all(dir).map_err(|e| Error::Io {
+                path: format!("--scan-dir {}", dir.display()),
+                message: e.to_string(),
+            })?;
+        }
+        let mut warnings = Vec::new();
+        if !listen.ip().is_loopback() {
+            warnings.push(format!(
+                "listening on {listen}: other hosts can reach each scenario's mock. It is a test \
+                 CA: trust it on test machines only, and remove it afterwards \
+                 (docs/windows.md). Each scenario's credential is a throwaway canary."
+            ));
+        }
+        Ok(warnings)
+    }
+}
+
 /// What a remote vet could not check: written into its report.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RemoteScope {
