@@ -507,3 +507,127 @@ async fn ticks_to(shared: Arc<Shared>, progress: ProgressFn) {
         });
     }
 }
+
+impl std::fmt::Display for Report {
+    /// The report as `acme-harness bench` prints it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let r = self;
+        writeln!(f, "acme-harness bench against {}", r.directory)?;
+        writeln!(
+            f,
+            "  {} clients, accounts {}, account key {}, certificate key {}, EAB {}, rate {}",
+            r.concurrency,
+            match r.accounts {
+                AccountMode::PerIssuance => "per issuance",
+                AccountMode::PerClient => "per client",
+            },
+            r.account_key,
+            r.cert_key,
+            if r.eab { "yes" } else { "no" },
+            r.target_rate
+                .map_or("as fast as possible".to_owned(), |x| format!("{x}/s")),
+        )?;
+        writeln!(
+            f,
+            "  issuances    {} in {:.2} s = {:.1}/s ({} failed)",
+            r.issuances, r.elapsed_seconds, r.issuances_per_second, r.failed
+        )?;
+        writeln!(
+            f,
+            "  requests     {} = {:.0}/s ({:.2} per issuance)",
+            r.requests, r.requests_per_second, r.requests_per_issuance
+        )?;
+        writeln!(
+            f,
+            "  latency (ms)  endpoint       count      p50      p90      p99      max"
+        )?;
+        for row in &r.latency {
+            writeln!(
+                f,
+                "                {:<12} {:>7} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
+                row.endpoint, row.count, row.p50_ms, row.p90_ms, row.p99_ms, row.max_ms
+            )?;
+        }
+        if r.errors.is_empty() {
+            writeln!(f, "  errors       none")?;
+        } else {
+            writeln!(f, "  errors       (by endpoint: problem type)")?;
+            for (kind, n) in &r.errors {
+                writeln!(f, "                {n:>7}  {kind}")?;
+            }
+        }
+        if r.account_keys_generated_during_run > 0 {
+            writeln!(
+                f,
+                "  note         {} account keys were generated during the run (raise --pregenerate)",
+                r.account_keys_generated_during_run
+            )?;
+        }
+        if let Some(s) = &r.server {
+            writeln!(
+                f,
+                "  server pid {}: RSS {:.1} MiB -> {:.1} MiB (peak {:.1} MiB); CPU {:.2} s = {:.2} cores{}",
+                s.pid,
+                s.before.rss_kib as f64 / 1024.0,
+                s.after.rss_kib as f64 / 1024.0,
+                s.after.peak_rss_kib as f64 / 1024.0,
+                s.cpu_seconds,
+                s.cpu_cores,
+                s.cpu_us_per_issuance
+                    .map_or(String::new(), |us| format!(", {us:.0} µs per issuance")),
+            )?;
+        }
+        if let Some(cpu) = r.driver_cpu_seconds {
+            writeln!(
+                f,
+                "  driver       CPU {cpu:.2} s = {:.2} cores",
+                cpu / r.elapsed_seconds
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for Progress {
+    /// One progress line (without a line end: a tick is rewritten in place).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Preparing { keys, csrs } => {
+                write!(f, "generating {keys} account keys and {csrs} CSRs")
+            }
+            Self::Tick {
+                elapsed,
+                done,
+                rate_now,
+                requests,
+                failed,
+            } => write!(
+                f,
+                "[{elapsed:6.1}s] {done} issued ({rate_now:.0}/s now, {:.0}/s overall), {requests} requests, {failed} failed",
+                *done as f64 / elapsed,
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_lines_say_what_is_happening() {
+        let p = Progress::Preparing { keys: 3, csrs: 2 };
+        assert_eq!(p.to_string(), "generating 3 account keys and 2 CSRs");
+        let t = Progress::Tick {
+            elapsed: 2.0,
+            done: 10,
+            rate_now: 6.0,
+            requests: 90,
+            failed: 1,
+        };
+        assert_eq!(
+            t.to_string(),
+            "[   2.0s] 10 issued (6/s now, 5/s overall), 90 requests, 1 failed"
+        );
+    }
+}

@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use acme_load::{AccountMode, Config, Progress, Report};
-use acme_proto::SignatureAlgorithm;
+use acme_load::{AccountMode, Config, Progress};
 use anyhow::{Context as _, bail};
 use clap::{Args, ValueEnum};
+use reference_client::manage::account_key_type;
 use reference_client::{CertKeyType, EabCredential};
 
 /// Environment variable that may hold the EAB HMAC key (base64url), instead of a file.
@@ -111,16 +111,6 @@ enum Accounts {
     PerClient,
 }
 
-fn parse_account_alg(text: &str) -> anyhow::Result<SignatureAlgorithm> {
-    Ok(match text.to_ascii_lowercase().as_str() {
-        "es256" => SignatureAlgorithm::Es256,
-        "es384" => SignatureAlgorithm::Es384,
-        "eddsa" | "ed25519" => SignatureAlgorithm::EdDsa,
-        "rs256" => SignatureAlgorithm::Rs256,
-        other => bail!("--account-key {other:?}: use es256, es384, eddsa or rs256"),
-    })
-}
-
 pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let config = Config {
         directory: args.directory.clone(),
@@ -136,7 +126,7 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         issuances: args.issuances,
         rate: args.rate,
         domain: args.domain.clone(),
-        account_key: parse_account_alg(&args.account_key)?,
+        account_key: account_key_type(&args.account_key).context("--account-key")?,
         cert_key: CertKeyType::parse(&args.cert_key).with_context(|| {
             format!("--cert-key {:?}: use p256, p384 or rsa2048", args.cert_key)
         })?,
@@ -162,7 +152,7 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print_report(&report);
+        print!("{report}");
     }
     if report.issuances == 0 {
         bail!(
@@ -177,89 +167,12 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
 fn print_progress(p: &Progress) {
     use std::io::Write as _;
     match p {
-        Progress::Preparing { keys, csrs } => {
-            eprintln!("bench: generating {keys} account keys and {csrs} CSRs");
-        }
-        Progress::Tick {
-            elapsed,
-            done,
-            rate_now,
-            requests,
-            failed,
-        } => {
+        Progress::Preparing { .. } => eprintln!("bench: {p}"),
+        // One line rewritten in place once a second.
+        _ => {
             let mut err = std::io::stderr().lock();
-            let _ = write!(
-                err,
-                "\r[{elapsed:6.1}s] {done} issued ({rate_now:.0}/s now, {:.0}/s overall), {requests} requests, {failed} failed   ",
-                *done as f64 / elapsed,
-            );
+            let _ = write!(err, "\r{p}   ");
             let _ = err.flush();
         }
-        _ => {}
-    }
-}
-
-fn print_report(r: &Report) {
-    println!("acme-harness bench against {}", r.directory);
-    println!(
-        "  {} clients, accounts {}, account key {}, certificate key {}, EAB {}, rate {}",
-        r.concurrency,
-        match r.accounts {
-            AccountMode::PerIssuance => "per issuance",
-            AccountMode::PerClient => "per client",
-        },
-        r.account_key,
-        r.cert_key,
-        if r.eab { "yes" } else { "no" },
-        r.target_rate
-            .map_or("as fast as possible".to_owned(), |x| format!("{x}/s")),
-    );
-    println!(
-        "  issuances    {} in {:.2} s = {:.1}/s ({} failed)",
-        r.issuances, r.elapsed_seconds, r.issuances_per_second, r.failed
-    );
-    println!(
-        "  requests     {} = {:.0}/s ({:.2} per issuance)",
-        r.requests, r.requests_per_second, r.requests_per_issuance
-    );
-    println!("  latency (ms)  endpoint       count      p50      p90      p99      max");
-    for row in &r.latency {
-        println!(
-            "                {:<12} {:>7} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
-            row.endpoint, row.count, row.p50_ms, row.p90_ms, row.p99_ms, row.max_ms
-        );
-    }
-    if r.errors.is_empty() {
-        println!("  errors       none");
-    } else {
-        println!("  errors       (by endpoint: problem type)");
-        for (kind, n) in &r.errors {
-            println!("                {n:>7}  {kind}");
-        }
-    }
-    if r.account_keys_generated_during_run > 0 {
-        println!(
-            "  note         {} account keys were generated during the run (raise --pregenerate)",
-            r.account_keys_generated_during_run
-        );
-    }
-    if let Some(s) = &r.server {
-        println!(
-            "  server pid {}: RSS {:.1} MiB -> {:.1} MiB (peak {:.1} MiB); CPU {:.2} s = {:.2} cores{}",
-            s.pid,
-            s.before.rss_kib as f64 / 1024.0,
-            s.after.rss_kib as f64 / 1024.0,
-            s.after.peak_rss_kib as f64 / 1024.0,
-            s.cpu_seconds,
-            s.cpu_cores,
-            s.cpu_us_per_issuance
-                .map_or(String::new(), |us| format!(", {us:.0} µs per issuance")),
-        );
-    }
-    if let Some(cpu) = r.driver_cpu_seconds {
-        println!(
-            "  driver       CPU {cpu:.2} s = {:.2} cores",
-            cpu / r.elapsed_seconds
-        );
     }
 }

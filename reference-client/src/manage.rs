@@ -197,8 +197,11 @@ fn usage(message: impl Into<String>) -> Error {
     Error::InvalidInput(message.into())
 }
 
-/// The account key algorithm named `name` (es256, es384, rs256, eddsa).
+/// The account key algorithm named `name` (es256, es384, rs256, eddsa; ed25519 for eddsa).
 pub fn account_key_type(name: &str) -> Result<SignatureAlgorithm> {
+    if name.eq_ignore_ascii_case("ed25519") {
+        return Ok(SignatureAlgorithm::EdDsa);
+    }
     ACCOUNT_KEY_TYPES
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case(name))
