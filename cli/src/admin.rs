@@ -4,13 +4,13 @@
 use std::path::PathBuf;
 
 use acme_proto::transcript::Exchange;
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use mock_server::ReadyInfo;
 use mock_server::admin::api::{
-    CertificateView, Created, CredentialView, ErrorView, FaultEventsView, MintedView,
-    OrganizationView,
+    CertificateView, Created, CredentialView, FaultEventsView, MintedView, OrganizationView,
 };
+use sectigo_acme_mock::AdminClient;
 use serde_json::{Value, json};
 
 /// Arguments of `acme-harness admin`.
@@ -238,97 +238,44 @@ enum DnsCommand {
     Clear { name: String },
 }
 
-struct Api {
-    http: reqwest::Client,
-    url: String,
-    token: String,
-}
-
-impl Api {
-    fn connect(args: &AdminArgs) -> anyhow::Result<Self> {
-        let dir = match &args.data_dir {
-            Some(d) => d.clone(),
-            None => crate::serve::default_data_dir()?,
-        };
-        let ready_path = dir.join("ready.json");
-        let ready: Option<ReadyInfo> = match std::fs::read_to_string(&ready_path) {
-            Ok(text) => Some(serde_json::from_str(&text).with_context(|| {
-                format!(
-                    "{} is not the ready.json `serve` writes",
-                    ready_path.display()
-                )
-            })?),
-            Err(_) => None,
-        };
-        let missing = |what: &str, flag: &str| {
-            anyhow::anyhow!(
-                "no {what}: start `acme-harness serve` (it writes {}), or pass --data-dir or {flag}",
+/// The admin API of the server the flags or the data directory's ready.json name.
+fn connect(args: &AdminArgs) -> anyhow::Result<AdminClient> {
+    let dir = match &args.data_dir {
+        Some(d) => d.clone(),
+        None => crate::serve::default_data_dir()?,
+    };
+    let ready_path = dir.join("ready.json");
+    let ready: Option<ReadyInfo> = match std::fs::read_to_string(&ready_path) {
+        Ok(text) => Some(serde_json::from_str(&text).with_context(|| {
+            format!(
+                "{} is not the ready.json `serve` writes",
                 ready_path.display()
             )
-        };
-        let url = args
-            .url
-            .clone()
-            .or_else(|| ready.as_ref().and_then(|r| r.admin_url.clone()))
-            .ok_or_else(|| missing("admin URL", "--url"))?;
-        let token = args
-            .token
-            .clone()
-            .or_else(|| ready.as_ref().and_then(|r| r.admin_token.clone()))
-            .ok_or_else(|| missing("admin token", "--token"))?;
-        let ca = args
-            .ca_file
-            .clone()
-            .or_else(|| ready.as_ref().map(|r| r.ca_bundle.clone()))
-            .ok_or_else(|| missing("CA bundle", "--ca-file"))?;
-        let tls = reference_client::raw::tls_config(std::slice::from_ref(&ca))
-            .with_context(|| format!("--ca-file {}", ca.display()))?;
-        let http = reqwest::Client::builder()
-            .use_preconfigured_tls(tls)
-            .no_proxy()
-            .build()?;
-        Ok(Self { http, url, token })
-    }
-
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: impl Into<Option<Value>>,
-    ) -> anyhow::Result<Value> {
-        let url = format!("{}{path}", self.url);
-        let mut req = self.http.request(method, &url).bearer_auth(&self.token);
-        if let Some(body) = body.into() {
-            req = req.json(&body);
-        }
-        let response = req.send().await.with_context(|| {
-            format!("cannot reach the admin API at {url}: is the server running?")
-        })?;
-        let status = response.status();
-        let text = response.text().await.unwrap_or_default();
-        let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        if !status.is_success() {
-            let message = serde_json::from_value::<ErrorView>(value.clone())
-                .map(|e| e.error)
-                .unwrap_or_else(|_| value.to_string());
-            bail!("the admin API refused ({status}): {message}");
-        }
-        Ok(value)
-    }
-
-    /// A call whose answer is the type `T`; the answer and its JSON.
-    async fn typed<T: serde::de::DeserializeOwned>(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: impl Into<Option<Value>>,
-    ) -> anyhow::Result<(T, Value)> {
-        let value = self.call(method, path, body).await?;
-        let typed = serde_json::from_value(value.clone()).with_context(|| {
-            format!("the admin API's answer to {path} is not what this client expects")
-        })?;
-        Ok((typed, value))
-    }
+        })?),
+        Err(_) => None,
+    };
+    let missing = |what: &str, flag: &str| {
+        anyhow::anyhow!(
+            "no {what}: start `acme-harness serve` (it writes {}), or pass --data-dir or {flag}",
+            ready_path.display()
+        )
+    };
+    let url = args
+        .url
+        .clone()
+        .or_else(|| ready.as_ref().and_then(|r| r.admin_url.clone()))
+        .ok_or_else(|| missing("admin URL", "--url"))?;
+    let token = args
+        .token
+        .clone()
+        .or_else(|| ready.as_ref().and_then(|r| r.admin_token.clone()))
+        .ok_or_else(|| missing("admin token", "--token"))?;
+    let ca = args
+        .ca_file
+        .clone()
+        .or_else(|| ready.as_ref().map(|r| r.ca_bundle.clone()))
+        .ok_or_else(|| missing("CA bundle", "--ca-file"))?;
+    AdminClient::new(url, Some(token), &ca).with_context(|| format!("--ca-file {}", ca.display()))
 }
 
 /// Lines of text, one view each, or `empty` when there are none.
@@ -345,7 +292,7 @@ fn lines<T: std::fmt::Display>(items: &[T], empty: &str) -> String {
 
 pub(crate) async fn run(args: AdminArgs) -> anyhow::Result<()> {
     use reqwest::Method as M;
-    let api = Api::connect(&args)?;
+    let api = connect(&args)?;
     let (value, text): (Value, String) = match &args.command {
         AdminCommand::Org(OrgCommand::Add {
             name,
@@ -355,12 +302,12 @@ pub(crate) async fn run(args: AdminArgs) -> anyhow::Result<()> {
         }) => {
             let body =
                 json!({"name": name, "country": country, "state": state, "locality": locality});
-            let (created, v): (Created, _) = api.typed(M::POST, "/organizations", body).await?;
+            let (created, v): (Created, _) = api.call_as(M::POST, "/organizations", body).await?;
             (v, format!("organisation {} added: {name}", created.id))
         }
         AdminCommand::Org(OrgCommand::List) => {
             let (orgs, v): (Vec<OrganizationView>, _) =
-                api.typed(M::GET, "/organizations", None).await?;
+                api.call_as(M::GET, "/organizations", None).await?;
             (v, lines(&orgs, ""))
         }
         AdminCommand::Domain(DomainCommand::Add {
@@ -392,7 +339,7 @@ pub(crate) async fn run(args: AdminArgs) -> anyhow::Result<()> {
         AdminCommand::Dept(DeptCommand::Add { org, name }) => {
             let path = format!("/organizations/{org}/departments");
             let (created, v): (Created, _) =
-                api.typed(M::POST, &path, json!({"name": name})).await?;
+                api.call_as(M::POST, &path, json!({"name": name})).await?;
             (v, format!("department {} added: {name}", created.id))
         }
         AdminCommand::Delegate { dept, domain } => {
@@ -407,12 +354,12 @@ pub(crate) async fn run(args: AdminArgs) -> anyhow::Result<()> {
             profiles,
         }) => {
             let body = json!({"department": dept, "domains": domains, "reusable": reusable, "profiles": profiles});
-            let (minted, v): (MintedView, _) = api.typed(M::POST, "/eab", body).await?;
+            let (minted, v): (MintedView, _) = api.call_as(M::POST, "/eab", body).await?;
             (v, minted.to_string())
         }
         AdminCommand::Eab(EabCommand::List) => {
             let (credentials, v): (Vec<CredentialView>, _) =
-                api.typed(M::GET, "/eab", None).await?;
+                api.call_as(M::GET, "/eab", None).await?;
             (v, lines(&credentials, ""))
         }
         AdminCommand::Eab(EabCommand::Revoke { kid }) => {
@@ -426,7 +373,7 @@ pub(crate) async fn run(args: AdminArgs) -> anyhow::Result<()> {
         }
         AdminCommand::Certs(CertsCommand::List { kid }) => {
             let path = format!("/eab/{kid}/certificates");
-            let (certs, v): (Vec<CertificateView>, _) = api.typed(M::GET, &path, None).await?;
+            let (certs, v): (Vec<CertificateView>, _) = api.call_as(M::GET, &path, None).await?;
             (v, lines(&certs, "no certificates"))
         }
         AdminCommand::Certs(CertsCommand::Revoke { id, reason }) => {
@@ -436,7 +383,7 @@ pub(crate) async fn run(args: AdminArgs) -> anyhow::Result<()> {
         }
         AdminCommand::Requests { kid, jsonl } => {
             let path = format!("/eab/{kid}/requests");
-            let (exchanges, v): (Vec<Exchange>, _) = api.typed(M::GET, &path, None).await?;
+            let (exchanges, v): (Vec<Exchange>, _) = api.call_as(M::GET, &path, None).await?;
             if *jsonl {
                 for e in &exchanges {
                     println!("{}", serde_json::to_string(e)?);
@@ -472,7 +419,7 @@ pub(crate) async fn run(args: AdminArgs) -> anyhow::Result<()> {
         }
         AdminCommand::Faults(FaultsCommand::Events) => {
             let (fired, v): (FaultEventsView, _) =
-                api.typed(M::GET, "/faults/events", None).await?;
+                api.call_as(M::GET, "/faults/events", None).await?;
             (v, fired.to_string())
         }
         AdminCommand::Dns(DnsCommand::Set {

@@ -64,17 +64,13 @@ fn client(dir: &Path, ready: &Value, out: &Path) -> Command {
 }
 
 async fn admin_get(ready: &Value, path: &str) -> Value {
-    let ca = std::path::PathBuf::from(ready["ca_bundle"].as_str().unwrap());
-    let tls = reference_client::raw::tls_config(&[ca]).unwrap();
-    let http = reference_client::raw::http_client(tls, "acme-harness-tests", None).unwrap();
-    http.get(format!("{}{path}", ready["admin_url"].as_str().unwrap()))
-        .bearer_auth(ready["admin_token"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    let admin = sectigo_acme_mock::AdminClient::new(
+        ready["admin_url"].as_str().unwrap(),
+        ready["admin_token"].as_str().map(str::to_owned),
+        std::path::Path::new(ready["ca_bundle"].as_str().unwrap()),
+    )
+    .unwrap();
+    admin.call(reqwest::Method::GET, path, None).await.unwrap()
 }
 
 fn serial_of(pem_path: &PathBuf) -> String {

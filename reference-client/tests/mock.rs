@@ -465,22 +465,16 @@ async fn wrong_directory_url_says_what_to_give() {
 }
 
 /// Sets the demo credential's fault plan through the admin API.
-async fn set_faults(server: &mock_server::MockServer, client: &Client, plan: serde_json::Value) {
+async fn set_faults(server: &mock_server::MockServer, plan: serde_json::Value) {
     let ready = server.ready();
-    let url = format!(
-        "{}/eab/{}/faults",
-        ready.admin_url.as_deref().unwrap(),
-        ready.demo.as_ref().unwrap().eab_kid
-    );
-    let r = client
-        .http()
-        .put(url)
-        .bearer_auth(ready.admin_token.as_deref().unwrap())
-        .json(&plan)
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let admin = sectigo_acme_mock::AdminClient::new(
+        ready.admin_url.clone().unwrap(),
+        ready.admin_token.clone(),
+        &ready.ca_bundle,
+    )
+    .unwrap();
+    let path = format!("/eab/{}/faults", ready.demo.as_ref().unwrap().eab_kid);
+    admin.call(reqwest::Method::PUT, &path, plan).await.unwrap();
 }
 
 #[tokio::test]
@@ -491,7 +485,6 @@ async fn rate_limited_html_with_retry_after_is_waited_out() {
     let account = register(&server, &client).await;
     set_faults(
         &server,
-        &client,
         serde_json::json!({"rule": [
             {"endpoint": "newOrder", "fault": "rateLimited", "nth": [1], "retry_after": 2}
         ]}),
@@ -528,7 +521,6 @@ async fn server_internal_at_finalize_is_retried_while_the_order_is_ready() {
     // Once (Sectigo, lego #1183): the order is still ready, so the CSR goes again.
     set_faults(
         &server,
-        &client,
         serde_json::json!({"rule": [
             {"endpoint": "finalize", "fault": "serverInternal", "nth": [1]}
         ]}),
@@ -547,7 +539,6 @@ async fn server_internal_at_finalize_is_retried_while_the_order_is_ready() {
     // Every time: after three attempts the refusal is typed, with the server's problem.
     set_faults(
         &server,
-        &client,
         serde_json::json!({"rule": [
             {"endpoint": "finalize", "fault": "serverInternal", "probability": 1.0}
         ]}),
@@ -571,7 +562,6 @@ async fn server_internal_at_finalize_is_retried_while_the_order_is_ready() {
     // across plans: this is the 6th finalize.
     set_faults(
         &server,
-        &client,
         serde_json::json!({"rule": [
             {"endpoint": "finalize", "fault": "badGateway", "nth": [6]}
         ]}),

@@ -45,6 +45,8 @@
 //!   usually assert ([`MockCa::assert_orders`], [`MockCa::assert_bad_nonce_retried`],
 //!   [`MockCa::assert_retry_after_honoured`]).
 //! - Tests without an async runtime: [`blocking::MockCa`].
+//! - The admin API of this mock or of a running `acme-harness serve`: [`AdminClient`]
+//!   ([`MockCa::admin`]).
 //!
 //! Everything runs in the test's process on loopback; dropping the mock stops it and
 //! removes its temporary directory. The CA (its RSA and ECDSA keys) is generated once per
@@ -52,6 +54,7 @@
 #![deny(missing_docs)]
 #![warn(unreachable_pub)]
 
+mod admin;
 pub mod blocking;
 mod faults;
 mod judge;
@@ -62,6 +65,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 pub use acme_proto::transcript::Exchange;
+pub use admin::AdminClient;
 pub use faults::{Endpoint, Fault, FaultPlan};
 pub use judge::{Failure, Grade, Rules, Severity};
 
@@ -91,6 +95,9 @@ pub enum Error {
     /// The server could not start (the CA, the port, the temporary directory).
     #[error("the mock could not start: {0}")]
     Start(String),
+    /// The admin API could not be reached, or refused a request.
+    #[error("{0}")]
+    Admin(String),
 }
 
 /// An EAB credential: what Sectigo's administrators hand a department (key id and HMAC
@@ -456,6 +463,17 @@ impl MockCa {
                 .expect("a client with rustls and fixed roots builds")
             })
             .clone()
+    }
+
+    /// A client of this mock's admin API, with its token.
+    pub fn admin(&self) -> AdminClient {
+        let ready = self.inner().ready();
+        AdminClient::new(
+            ready.admin_url.clone().unwrap_or_default(),
+            ready.admin_token.clone(),
+            self.ca_bundle_path(),
+        )
+        .expect("the mock wrote its listener CA to its bundle file")
     }
 
     /// The demo credential: reusable (many accounts may bind with it), delegated

@@ -341,3 +341,37 @@ async fn an_unvalidated_name_stays_unvalidated_when_minted() {
     let validated = ca.mint_credential(&["www.example.net"]);
     issue(&ca, &validated, "www.example.net").await.unwrap();
 }
+
+#[tokio::test]
+async fn the_admin_client_lists_refuses_and_hides_its_token() {
+    let ca = MockCa::start().await;
+    let admin = ca.admin();
+    let token = ca.server().ready().admin_token.clone().unwrap();
+    assert!(!format!("{admin:?}").contains(&token));
+    let (list, _): (Vec<serde_json::Value>, _) = admin
+        .call_as(reqwest::Method::GET, "/eab", None)
+        .await
+        .unwrap();
+    assert!(
+        list.iter()
+            .any(|c| c["eab_kid"] == ca.demo_credential().key_id()),
+        "{list:?}"
+    );
+    // Without the token: 401, and `call` turns a refusal into an error with the status.
+    let (status, _) = admin
+        .without_token()
+        .send(reqwest::Method::GET, "/eab", None)
+        .await
+        .unwrap();
+    assert_eq!(status, 401);
+    let err = admin
+        .call(
+            reqwest::Method::POST,
+            "/organizations/999/departments",
+            serde_json::json!({"name": "Library"}),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("refused (404") && err.contains("999"), "{err}");
+}

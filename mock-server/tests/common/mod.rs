@@ -388,22 +388,14 @@ pub async fn admin_with(
     body: Option<Value>,
     token: Option<&str>,
 ) -> (u16, Value) {
-    let http = http_client(&server.ready().ca_bundle);
-    let url = format!("{}{path}", server.ready().admin_url.as_deref().unwrap());
-    let mut req = http.request(method, url);
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let r = req.send().await.unwrap();
-    let status = r.status().as_u16();
-    let text = r.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    let ready = server.ready();
+    let admin = sectigo_acme_mock::AdminClient::new(
+        ready.admin_url.clone().unwrap(),
+        token.map(str::to_owned),
+        &ready.ca_bundle,
     )
+    .unwrap();
+    admin.send(method, path, body.as_ref()).await.unwrap()
 }
 
 /// A server with one profile changed by `edit` (served at its own path under `name`).
