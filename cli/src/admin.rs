@@ -393,9 +393,7 @@ pub(crate) async fn run(args: AdminArgs) -> anyhow::Result<()> {
             (v, lines(&exchanges, ""))
         }
         AdminCommand::Faults(FaultsCommand::Set { kid, file }) => {
-            let text = std::fs::read_to_string(file)
-                .with_context(|| format!("cannot read the fault plan {}", file.display()))?;
-            let plan = mock_server::faults::FaultPlan::parse(&text, &file.display().to_string())?;
+            let plan = mock_server::faults::FaultPlan::from_file(file)?;
             let body = serde_json::to_value(&plan)?;
             let v = api
                 .call(M::PUT, &format!("/eab/{kid}/faults"), body)

@@ -108,11 +108,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         profiles = Profile::all_built_in().context("built-in profiles")?;
     }
     let orgs = match &args.org_file {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("--org-file: cannot read {}", path.display()))?;
-            Orgs::from_toml(&text, &path.display().to_string()).context("--org-file")?
-        }
+        Some(path) => Orgs::from_file(path).context("--org-file")?,
         None => Orgs::demo(),
     };
     let data_dir = match args.data_dir {
@@ -121,17 +117,12 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("--data-dir: cannot create {}", data_dir.display()))?;
-    let faults = match &args.faults {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("--faults: cannot read {}", path.display()))?;
-            Some(
-                mock_server::faults::FaultPlan::parse(&text, &path.display().to_string())
-                    .context("--faults")?,
-            )
-        }
-        None => None,
-    };
+    let faults = args
+        .faults
+        .as_deref()
+        .map(mock_server::faults::FaultPlan::from_file)
+        .transpose()
+        .context("--faults")?;
     let server = MockServer::start(ServerConfig {
         listen: args.listen,
         hostnames: args.hostnames.clone(),

@@ -128,6 +128,15 @@ impl FaultPlan {
         Ok(plan)
     }
 
+    /// Reads and parses the plan file at `path` (`serve --faults`, `admin faults set`).
+    pub fn from_file(path: &std::path::Path) -> Result<Self, FaultPlanError> {
+        let text = std::fs::read_to_string(path).map_err(|e| FaultPlanError::Invalid {
+            origin: path.display().to_string(),
+            message: format!("cannot read it: {e}"),
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
     /// The plan as TOML (`[[rule]]` tables), the format [`FaultPlan::parse`] and `--faults`
     /// read.
     pub fn to_toml(&self) -> String {
@@ -358,5 +367,16 @@ mod tests {
         }
         let json = r#"{"seed": 3, "rule": [{"endpoint": "newOrder", "fault": "serviceUnavailable", "nth": [1], "retry_after": 5}]}"#;
         assert_eq!(plan(json).rules[0].retry_after, Some(5));
+    }
+
+    #[test]
+    fn a_plan_file_that_cannot_be_read_is_named() {
+        let err = FaultPlan::from_file(std::path::Path::new("/nonexistent/plan.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("/nonexistent/plan.toml") && err.contains("cannot read"),
+            "{err}"
+        );
     }
 }

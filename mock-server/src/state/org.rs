@@ -268,6 +268,15 @@ pub struct Orgs {
 pub const DEMO_ORG: &str = include_str!("../../../fixtures/demo-org.toml");
 
 impl Orgs {
+    /// Reads [`Orgs::from_toml`] from the file at `path` (`serve --org-file`).
+    pub fn from_file(path: &std::path::Path) -> Result<Self, OrgError> {
+        let text = std::fs::read_to_string(path).map_err(|e| OrgError::Invalid {
+            origin: path.display().to_string(),
+            message: format!("cannot read it: {e}"),
+        })?;
+        Self::from_toml(&text, &path.display().to_string())
+    }
+
     /// Parses and checks an organisation file: credentials only get domains their department
     /// has, departments only domains their organisation has.
     pub fn from_toml(text: &str, origin: &str) -> Result<Self, OrgError> {
@@ -732,6 +741,17 @@ domains = ["b.example"]
                 .domain_of("www.new.example.edu")
                 .unwrap()
                 .validated
+        );
+    }
+
+    #[test]
+    fn an_organisation_file_that_cannot_be_read_is_named() {
+        let err = Orgs::from_file(std::path::Path::new("/nonexistent/org.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("/nonexistent/org.toml") && err.contains("cannot read"),
+            "{err}"
         );
     }
 }
