@@ -139,6 +139,9 @@ pub struct Adapter {
     /// How `issue` passes the EAB key (default `flag`: on the command line).
     #[serde(default = "flag_mode")]
     pub secret_mode: String,
+    /// That way, in one line, for reports (default: said from the mode's name).
+    #[serde(default)]
+    pub secret_mode_description: Option<String>,
     /// The other ways the client can take the key, safest first: `vet` and `matrix` use the
     /// first unless told otherwise (`--secret-mode`).
     #[serde(default, rename = "other_secret_mode")]
@@ -268,8 +271,25 @@ impl Adapter {
         out.files.extend(mode.files.iter().cloned());
         out.env.extend(mode.env.clone());
         out.secret_mode = mode.name.clone();
+        out.secret_mode_description = Some(mode.description.clone());
         out.other_secret_modes.clear();
         Ok(out)
+    }
+
+    /// How this adapter (in its current mode) gives the client the key, in words.
+    pub fn secret_mode_how(&self) -> String {
+        if let Some(d) = &self.secret_mode_description {
+            return d.clone();
+        }
+        match self.secret_mode.as_str() {
+            "flag" => "on the command line",
+            "config-file" => "in a config file only its owner can read",
+            "env" => "in an environment variable",
+            "key-file" => "in a key file only its owner can read",
+            "stdin" => "on standard input",
+            _ => "as its adapter says",
+        }
+        .to_owned()
     }
 
     /// The built-in adapters, reference client first.
@@ -328,6 +348,7 @@ impl Adapter {
             logs: Vec::new(),
             env: BTreeMap::new(),
             secret_mode: "as-given".into(),
+            secret_mode_description: Some("as the command template passes it".into()),
             other_secret_modes: Vec::new(),
         }
     }

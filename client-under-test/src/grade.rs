@@ -15,6 +15,12 @@ pub struct RuleFailure {
     pub count: usize,
     /// The first finding's message.
     pub first: String,
+    /// What the rule asks of a client, in one line.
+    #[serde(default)]
+    pub statement: String,
+    /// The `seq` of every exchange that broke it (in the scenario's transcript.jsonl).
+    #[serde(default)]
+    pub seqs: Vec<u64>,
 }
 
 /// The grade of one scenario's transcript.
@@ -55,6 +61,8 @@ pub fn grade_transcript(label: &str, exchanges: Vec<Exchange>) -> Option<Grade> 
                 .first()
                 .map(|f| f.message.clone())
                 .unwrap_or_default(),
+            statement: r.statement.to_owned(),
+            seqs: r.findings.iter().map(|f| f.seq).collect(),
         })
         .collect();
     Some(Grade {

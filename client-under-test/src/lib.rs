@@ -6,6 +6,8 @@
 //!   untrusted TLS).
 //! - [`run`]: one client through one scenario: fresh mock, canary credential, time limit,
 //!   outcome check ([`verify`]), the judge's grade ([`grade`]), the secret scan ([`scan`]).
+//! - [`assess`]: the three answers per client (works with Sectigo, protocol conduct, secret
+//!   handling) and the recommendation in plain words.
 //! - [`report`]: the verdict table, JSON, JUnit XML, self-contained HTML, Markdown matrix.
 //! - [`matrix`]: every installed adapter through every scenario, shards, merging, and the
 //!   expectations file CI compares against.
@@ -17,6 +19,7 @@
 #![warn(missing_docs)]
 
 pub mod adapter;
+pub mod assess;
 pub mod grade;
 pub mod matrix;
 pub mod remote;

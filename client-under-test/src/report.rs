@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
+use crate::assess::{self, Assessment};
 use crate::remote::RemoteScope;
 use crate::run::{OutcomeKind, ScenarioResult};
 use crate::scan::{Level, Place};
@@ -38,6 +39,10 @@ pub struct RunReport {
     /// Set by `vet --remote`: the client ran on another host, and these checks were not run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote: Option<RemoteScope>,
+    /// The three answers per client (filled in when the report is written; recomputed from
+    /// the results when read back).
+    #[serde(default)]
+    pub assessments: Vec<Assessment>,
 }
 
 impl RunReport {
@@ -52,7 +57,26 @@ impl RunReport {
             results,
             planned: Vec::new(),
             remote: None,
+            assessments: Vec::new(),
         }
+    }
+
+    /// Whether the secret scan saw the client's files and processes (not in a remote vet
+    /// without copied files).
+    pub fn secrets_seen(&self) -> bool {
+        self.remote.as_ref().is_none_or(RemoteScope::scanned)
+    }
+
+    /// The three answers per client, from the results.
+    pub fn assess(&self) -> Vec<Assessment> {
+        assess::assess_all(&self.results, self.secrets_seen())
+    }
+
+    /// The report with its assessments filled in, as written to `--json`.
+    pub fn with_assessments(&self) -> Self {
+        let mut out = self.clone();
+        out.assessments = self.assess();
+        out
     }
 
     /// The planned cells that have no result, in plan order.
@@ -247,6 +271,14 @@ pub fn table_for(report: &RunReport) -> String {
 }
 
 fn table_in(results: &[ScenarioResult], remote: Option<&RemoteScope>) -> String {
+    let seen = remote.is_none_or(RemoteScope::scanned);
+    let mut out = assess::text(&assess::assess_all(results, seen));
+    out.push('\n');
+    out.push_str(&verdict_table(results, remote));
+    out
+}
+
+fn verdict_table(results: &[ScenarioResult], remote: Option<&RemoteScope>) -> String {
     let many_clients = results
         .iter()
         .map(|r| &r.client)
@@ -393,6 +425,16 @@ fn failure_text(r: &ScenarioResult) -> String {
 
 /// JUnit XML: one test suite per client, one test case per scenario.
 pub fn junit(results: &[ScenarioResult]) -> String {
+    junit_in(results, true)
+}
+
+/// JUnit XML of a report (a remote vet's secret answer says it was not seen).
+pub fn junit_for(report: &RunReport) -> String {
+    junit_in(&report.results, report.secrets_seen())
+}
+
+fn junit_in(results: &[ScenarioResult], secrets_seen: bool) -> String {
+    let assessments = assess::assess_all(results, secrets_seen);
     let clients: Vec<&String> = {
         let mut seen = Vec::new();
         for r in results {
@@ -419,6 +461,26 @@ pub fn junit(results: &[ScenarioResult]) -> String {
             mine.len(),
             mine.iter().filter(|r| !r.passed).count()
         );
+        if let Some(a) = assessments.iter().find(|a| &a.client == client) {
+            out.push_str("    <properties>\n");
+            for (name, answer) in [
+                ("works-with-sectigo", &a.works),
+                ("protocol-conduct", &a.conduct),
+                ("secret-handling", &a.secrets),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "      <property name=\"{name}\" value=\"{}: {}\"/>",
+                    answer.verdict.label(),
+                    xml_escape(&answer.summary)
+                );
+            }
+            let _ = writeln!(
+                out,
+                "      <property name=\"recommendation\" value=\"{}\"/>\n    </properties>",
+                xml_escape(&a.recommendation)
+            );
+        }
         for r in mine {
             let _ = write!(
                 out,
@@ -446,40 +508,110 @@ pub fn junit(results: &[ScenarioResult]) -> String {
     out
 }
 
-/// A self-contained HTML page (inline CSS, no scripts, nothing fetched).
+/// A self-contained HTML page (inline CSS, no scripts, nothing fetched). It leads with each
+/// client's recommendation and three answers; the evidence and the scenario table are folded
+/// below. The layout wraps long values, so it fits a laptop screen (1,400 px) without
+/// sideways scrolling.
 pub fn html(report: &RunReport) -> String {
     let e = |s: &str| xml_escape(s);
     let mut out = String::from(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>acme-harness vet</title><style>\
-         body{font-family:system-ui,sans-serif;margin:2em;color:#222}\
-         table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3em .6em;vertical-align:top;text-align:left}\
-         .pass{background:#e6f4ea}.fail{background:#fce8e6}code{font-size:90%}\
-         details{margin:.2em 0}</style></head><body>\n",
+         body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1300px;padding:0 1em;color:#222;line-height:1.4}\
+         .client{border:1px solid #ccc;border-radius:6px;padding:.8em 1em;margin:1em 0}\
+         .rec{font-size:1.05em;margin:.2em 0 .8em}\
+         .answers{display:grid;grid-template-columns:repeat(auto-fit,minmax(260px,1fr));gap:.6em}\
+         .answer{border-radius:4px;padding:.5em .7em}.answer h3{margin:0 0 .2em;font-size:1em}\
+         .yes{background:#e6f4ea}.partly{background:#fef7e0}.no{background:#fce8e6}.not-seen{background:#eee}\
+         table{border-collapse:collapse;width:100%;table-layout:fixed}\
+         td,th{border:1px solid #ccc;padding:.3em .5em;vertical-align:top;text-align:left;overflow-wrap:anywhere}\
+         th.s{width:16%}th.o{width:22%}th.v{width:6em}th.c{width:10%}\
+         .pass{background:#e6f4ea}.fail{background:#fce8e6}code{font-size:90%;overflow-wrap:anywhere}\
+         details{margin:.3em 0}summary{cursor:pointer}li{overflow-wrap:anywhere}</style></head><body>\n",
     );
     let _ = writeln!(out, "<h1>acme-harness vet</h1>");
     let _ = writeln!(
         out,
-        "<p><strong>{}</strong></p><p>seed {} &middot; acme-harness {}</p>",
-        e(&overall_line_in(&report.results, report.remote.as_ref())),
+        "<p>seed {} &middot; acme-harness {}</p>",
         report.seed,
         e(&report.harness_version)
     );
+    for a in report.assess() {
+        let _ = writeln!(
+            out,
+            "<section class=\"client\"><h2>{}</h2><p class=\"rec\">{}</p><div class=\"answers\">",
+            e(&a.client),
+            e(&a.recommendation)
+        );
+        for (title, answer) in [
+            ("Works with Sectigo", &a.works),
+            ("Protocol conduct", &a.conduct),
+            ("Secret handling", &a.secrets),
+        ] {
+            let class = match answer.verdict {
+                assess::Verdict::Yes => "yes",
+                assess::Verdict::Partly => "partly",
+                assess::Verdict::No => "no",
+                assess::Verdict::NotSeen => "not-seen",
+            };
+            let _ = write!(
+                out,
+                "<div class=\"answer {class}\"><h3>{title}: {}</h3>{}",
+                answer.verdict.label(),
+                e(&answer.summary)
+            );
+            if !answer.findings.is_empty() {
+                let _ = write!(
+                    out,
+                    "<details><summary>evidence ({})</summary><ul>",
+                    answer.findings.len()
+                );
+                for f in &answer.findings {
+                    let _ = write!(
+                        out,
+                        "<li><code>{}</code>: {}<br><small>{}</small></li>",
+                        e(&f.scenario),
+                        e(&f.text),
+                        e(&f.at)
+                    );
+                }
+                out.push_str("</ul></details>");
+            }
+            out.push_str("</div>");
+        }
+        out.push_str("</div></section>\n");
+    }
+    let _ = writeln!(
+        out,
+        "<details><summary>Every scenario ({}): {}</summary>",
+        report.results.len(),
+        e(&overall_line_in(&report.results, report.remote.as_ref()))
+    );
     out.push_str(
-        "<table><tr><th>client</th><th>scenario</th><th>outcome</th><th>rules failed</th>\
-         <th>secrets</th><th>verdict</th></tr>\n",
+        "<table><tr><th class=\"c\">client</th><th class=\"s\">scenario</th><th class=\"o\">outcome</th>\
+         <th>rules failed</th><th>secrets</th><th class=\"v\">verdict</th></tr>\n",
     );
     for r in &report.results {
         let class = if r.passed { "pass" } else { "fail" };
         let mut rules = String::new();
         if let Some(g) = &r.grade {
             for f in &g.failed {
+                let seqs: Vec<String> = f.seqs.iter().map(u64::to_string).collect();
                 let _ = write!(
                     rules,
-                    "<details><summary><code>{}</code> ({})</summary>{}</details>",
+                    "<details><summary><code>{}</code> ({})</summary>{}{}</details>",
                     e(&f.id),
                     e(&f.severity),
-                    e(&f.first)
+                    e(&f.first),
+                    if seqs.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            "<br><small>transcript.jsonl seq {}</small>",
+                            seqs.join(", ")
+                        )
+                    }
                 );
             }
             if g.failed.is_empty() {
@@ -517,7 +649,7 @@ pub fn html(report: &RunReport) -> String {
             r.verdict()
         );
     }
-    out.push_str("</table>\n");
+    out.push_str("</table></details>\n");
     if let Some(scope) = &report.remote {
         out.push_str("<h2>What a remote vet cannot see</h2><ul>");
         for line in &scope.limits {
@@ -593,6 +725,8 @@ pub fn matrix_markdown(
         }
         out.push('\n');
     }
+    out.push_str("\n### Per client: the three answers\n\n");
+    out.push_str(&assess::markdown(&assess::assess_all(results, true)));
     out
 }
 

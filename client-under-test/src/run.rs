@@ -128,6 +128,13 @@ pub struct ScenarioResult {
     pub client: String,
     /// Version line, if detected.
     pub client_version: Option<String>,
+    /// How the client was given the EAB key (`config-file`, `flag`, ...; empty when not
+    /// known, as in a remote vet).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub secret_mode: String,
+    /// That way, in words (`eab-hmac-key in a 0600 cli.ini given with -c`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub secret_mode_how: String,
     /// Scenario id.
     pub scenario: String,
     /// Scenario description.
@@ -162,6 +169,8 @@ impl ScenarioResult {
         Self {
             client: client.to_owned(),
             client_version: version,
+            secret_mode: String::new(),
+            secret_mode_how: String::new(),
             scenario: scenario.id.into(),
             description: scenario.description.into(),
             expect: scenario.expect,
@@ -539,6 +548,8 @@ pub async fn run_one(
     let started = Instant::now();
     let dir = config.base_dir.join(&adapter.name).join(scenario.id);
     let mut result = ScenarioResult::pending(&adapter.name, version, scenario, &dir, config.seed);
+    result.secret_mode = adapter.secret_mode.clone();
+    result.secret_mode_how = adapter.secret_mode_how();
     match run_inner(adapter, scenario, config, prepared, &dir, &mut result).await {
         Ok(()) => {}
         Err(e) => {

@@ -229,12 +229,12 @@ impl Outputs {
     pub fn write(&self, report: &RunReport) -> Result<Vec<PathBuf>, Error> {
         let mut written = Vec::new();
         if let Some(p) = &self.json {
-            let text = serde_json::to_string_pretty(report)
+            let text = serde_json::to_string_pretty(&report.with_assessments())
                 .map_err(|e| Error::Invalid(format!("cannot serialize the report: {e}")))?;
             written.push(write(p, &text)?);
         }
         if let Some(p) = &self.junit {
-            written.push(write(p, &report::junit(&report.results))?);
+            written.push(write(p, &report::junit_for(report))?);
         }
         if let Some(p) = &self.html {
             written.push(write(p, &report::html(report))?);

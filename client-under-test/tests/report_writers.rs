@@ -13,6 +13,8 @@ fn result(client: &str, scenario: &str, kind: OutcomeKind, ok: bool) -> Scenario
     ScenarioResult {
         client: client.into(),
         client_version: Some(format!("{client} 1.0")),
+        secret_mode: "config-file".into(),
+        secret_mode_how: "eab-hmac-key in a 0600 cli.ini given with -c".into(),
         scenario: scenario.into(),
         description: format!("the {scenario} scenario"),
         expect: Expect::Issue,
@@ -48,6 +50,9 @@ fn sample() -> Vec<ScenarioResult> {
             severity: "SHOULD".into(),
             count: 1,
             first: "badNonce was the end of the conversation".into(),
+            statement: "After a badNonce, retry the request with the nonce the refusal carries."
+                .into(),
+            seqs: vec![7],
         }],
     });
     leaky.secrets = vec![
@@ -169,4 +174,31 @@ fn a_merge_names_the_cells_no_shard_reported() {
     let mut whole = b;
     whole.results = all.clone();
     assert!(whole.missing().len() == 1 && whole.missing()[0].0 == "lego");
+}
+
+#[test]
+fn the_json_report_carries_the_three_answers_and_reads_back() {
+    let report = RunReport::new(8, sample()).with_assessments();
+    let value = serde_json::to_value(&report).unwrap();
+    let a = &value["assessments"][0];
+    assert_eq!(a["client"], "certbot");
+    assert_eq!(a["works"]["verdict"], "partly");
+    assert_eq!(a["conduct"]["verdict"], "partly");
+    assert_eq!(a["secrets"]["verdict"], "no");
+    assert_eq!(
+        a["conduct"]["findings"][0]["at"],
+        "transcript.jsonl seq 7: badNonce was the end of the conversation"
+    );
+    assert_eq!(
+        a["secrets"]["findings"][0]["at"],
+        "workdir/logs/letsencrypt.log"
+    );
+    assert!(
+        a["recommendation"]
+            .as_str()
+            .unwrap()
+            .starts_with("certbot 1.0 works with Sectigo")
+    );
+    let back: RunReport = serde_json::from_value(value).unwrap();
+    assert_eq!(back.assessments, report.assess());
 }
