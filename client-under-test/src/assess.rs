@@ -218,26 +218,37 @@ fn conduct(results: &[&ScenarioResult]) -> Answer {
     let count = |sev: &str| rules.values().filter(|(s, _, _)| s == sev).count();
     let (must, should, sectigo) = (count("MUST"), count("SHOULD"), count("Sectigo-needed"));
     let mut findings = Vec::new();
+    // One finding per rule: the scenarios it broke in, and the first one's exchanges.
     for (id, (severity, statement, seen)) in &rules {
-        for (scenario, seqs, first) in seen {
-            let seqs: Vec<String> = seqs.iter().map(u64::to_string).collect();
-            findings.push(Evidence {
-                scenario: (*scenario).to_owned(),
-                text: format!(
-                    "{id} ({severity}): {}",
-                    if statement.is_empty() {
-                        *first
-                    } else {
-                        statement.as_str()
-                    }
-                ),
-                at: if seqs.is_empty() {
-                    "transcript.jsonl".into()
-                } else {
-                    format!("transcript.jsonl seq {}: {first}", seqs.join(", "))
-                },
-            });
+        let Some((scenario, seqs, first)) = seen.first() else {
+            continue;
+        };
+        let seqs: Vec<String> = seqs.iter().map(u64::to_string).collect();
+        let mut at = if seqs.is_empty() {
+            format!("transcript.jsonl: {first}")
+        } else {
+            format!("transcript.jsonl seq {}: {first}", seqs.join(", "))
+        };
+        if seen.len() > 1 {
+            let _ = write!(at, " (and in {} more scenarios)", seen.len() - 1);
         }
+        let scenarios: Vec<&str> = seen.iter().map(|(s, _, _)| *s).collect();
+        findings.push(Evidence {
+            scenario: if scenarios.len() == 1 {
+                (*scenario).to_owned()
+            } else {
+                scenarios.join(", ")
+            },
+            text: format!(
+                "{id} ({severity}): {}",
+                if statement.is_empty() {
+                    *first
+                } else {
+                    statement.as_str()
+                }
+            ),
+            at,
+        });
     }
     let (verdict, summary) = if must > 0 {
         (
@@ -445,20 +456,29 @@ fn recommendation(a: &Assessment, how: Option<&str>) -> String {
             let _ = write!(
                 text,
                 "It breaks protocol rules a CA may enforce at any time: {}.",
-                statements(&["MUST"]).join("; ")
+                quoted(&statements(&["MUST"]))
             );
         }
         Verdict::Partly => {
             let _ = write!(
                 text,
-                "It follows the protocol's MUST rules, but not: {}.",
-                statements(&["SHOULD", "Sectigo-needed"]).join("; ")
+                "It keeps the protocol's MUST rules, but breaks {}.",
+                quoted(&statements(&["SHOULD", "Sectigo-needed"]))
             );
         }
         Verdict::Yes => text.push_str("It follows the protocol rules the judge checks."),
         Verdict::NotSeen => text.push_str("Its protocol conduct could not be graded."),
     }
     text
+}
+
+/// "“a”; “b”".
+fn quoted(items: &[String]) -> String {
+    items
+        .iter()
+        .map(|i| format!("“{i}”"))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// The three answers of every client, as text: the recommendation, then one line per answer.
@@ -631,7 +651,7 @@ mod tests {
         );
         assert!(
             a.recommendation
-                .contains("not: Wait as long as Retry-After asks before polling again"),
+                .contains("but breaks “Wait as long as Retry-After asks before polling again”"),
             "{}",
             a.recommendation
         );
