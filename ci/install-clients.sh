@@ -3,7 +3,8 @@
 # Idempotent: does nothing when every package is already installed. Must run as root.
 set -euo pipefail
 
-PACKAGES=(certbot lego dehydrated uacme pebble openssl jq curl python3 procps util-linux strace)
+# chromium: the HTML report's layout test and the screenshot CI keeps of it.
+PACKAGES=(certbot lego dehydrated uacme pebble openssl jq curl python3 procps util-linux strace chromium)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
