@@ -182,3 +182,49 @@ fn a_resend_after_a_proxy_page_is_no_nonce_reuse() {
         "a resend after the CA's own refusal reuses the nonce"
     );
 }
+
+/// Stopping after reading the authorizations is wrong only when they were all already valid
+/// (Sectigo's delegated names); an authorization that still asks for a challenge the client
+/// cannot answer (persistent DCV wanting dns-01) is a reason to stop.
+#[test]
+fn stopping_at_an_authorization_that_needs_a_challenge_is_allowed() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures/transcripts/bad/prevalidated-authz-handled.jsonl");
+    let rule = conformance::rules::rule("prevalidated-authz-handled").unwrap();
+    let with_authz = |body: serde_json::Value| {
+        let mut exchanges = conformance::read_transcript(&path).unwrap();
+        let authz = exchanges
+            .iter_mut()
+            .find(|e| e.url.contains("/authz/"))
+            .expect("the fixture reads an authorization");
+        authz.response_body = Some(body);
+        Transcript::new(exchanges)
+    };
+    let pending = serde_json::json!({"status": "pending", "challenges": [{"type": "dns-01"}]});
+    assert_eq!(rule.check(&with_authz(pending)), Verdict::NotApplicable);
+    let valid =
+        serde_json::json!({"status": "valid", "challenges": [{"type": "sectigo-email-01"}]});
+    assert!(matches!(rule.check(&with_authz(valid)), Verdict::Fail(_)));
+}
+
+/// A client may stop while an order is processing when the CA asks for a wait of an hour or
+/// more (a resumable exit); under an hour it must wait.
+#[test]
+fn a_wait_of_an_hour_or_more_allows_a_clean_exit() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures/transcripts/bad/processing-waited-out.jsonl");
+    let rule = conformance::rules::rule("processing-waited-out").unwrap();
+    let with_last_retry_after = |seconds: &str| {
+        let mut exchanges = conformance::read_transcript(&path).unwrap();
+        let last = exchanges.last_mut().expect("the fixture polls the order");
+        last.response_headers
+            .insert("retry-after".into(), seconds.into());
+        Transcript::new(exchanges)
+    };
+    assert_eq!(rule.check(&with_last_retry_after("86400")), Verdict::Pass);
+    assert_eq!(rule.check(&with_last_retry_after("3600")), Verdict::Pass);
+    assert!(matches!(
+        rule.check(&with_last_retry_after("3599")),
+        Verdict::Fail(_)
+    ));
+}

@@ -105,16 +105,32 @@ pub(super) fn prevalidated_authz_handled(t: &Transcript) -> Verdict {
             .collect();
         // Authorizations are read between newOrder and finalize; later fetches are the order
         // and the certificate.
-        let authz_fetch = window
+        let authz_fetches: Vec<&&Exchange> = window
             .iter()
             .take_while(|f| kind(f) != Kind::Finalize)
-            .find(|f| {
+            .filter(|f| {
                 kind(f) == Kind::PostAsGet
                     && f.status == 200
                     && Some(&f.url) != order
                     && !t.account_urls.contains(&f.url)
-            });
-        let Some(authz) = authz_fetch else { continue };
+            })
+            .collect();
+        let Some(authz) = authz_fetches.first() else {
+            continue;
+        };
+        // Only already-valid authorizations are the point: where one still asks for a
+        // challenge (persistent DCV wanting dns-01, say), a client without that solver is
+        // right to stop.
+        let all_valid = authz_fetches.iter().all(|f| {
+            f.response_body
+                .as_ref()
+                .and_then(|b| b.get("status"))
+                .and_then(Value::as_str)
+                .is_none_or(|s| s == "valid")
+        });
+        if !all_valid {
+            continue;
+        }
         applicable = true;
         let proceeded = window
             .iter()
@@ -139,6 +155,9 @@ fn is_certificate(e: &Exchange) -> bool {
             .get("content-type")
             .is_some_and(|c| c.starts_with("application/pem-certificate-chain"))
 }
+
+/// A Retry-After this long (an hour) lets a client stop and resume later instead of waiting.
+const LONG_WAIT_MS: u64 = 3_600_000;
 
 pub(super) fn processing_waited_out(t: &Transcript) -> Verdict {
     let mut findings = Vec::new();
@@ -174,7 +193,9 @@ pub(super) fn processing_waited_out(t: &Transcript) -> Verdict {
             .find(|f| order.as_deref() == Some(f.url.as_str()))
             .copied()
             .unwrap_or(e);
-        if retry_after_ms(last).is_some() {
+        // A wait of an hour or more asks for no patience within one run: stopping to come
+        // back later is as good as waiting.
+        if retry_after_ms(last).is_some_and(|ms| ms < LONG_WAIT_MS) {
             findings.push(Finding::with(
                 last.seq,
                 e.seq,

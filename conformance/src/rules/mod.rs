@@ -338,8 +338,9 @@ static CATALOGUE: &[Rule] = &[
         severity: Severity::SectigoNeeded,
         explanation: "Delegated domains come back as `valid` authorizations whose only challenge \
             is `sectigo-email-01`. A client must not insist on a challenge type it knows. The \
-            check fails when a client fetched the authorizations of an order and then stopped, \
-            without answering a challenge or finalizing.",
+            check fails when a client fetched the authorizations of an order, all of them \
+            `valid`, and then stopped, without answering a challenge or finalizing (where one \
+            still asks for a challenge the client cannot answer, stopping is right).",
         fix: "Skip authorizations whose status is `valid`, ignore unknown challenge types, and \
             finalize once the order is `ready`.",
         check: flow::prevalidated_authz_handled,
@@ -351,8 +352,9 @@ static CATALOGUE: &[Rule] = &[
         severity: Severity::SectigoNeeded,
         explanation: "Sectigo keeps orders in `processing` for 15-60 s after finalize. Fails \
             when the client sent finalize again for an order it already finalized, or stopped \
-            while the last answer about the order still asked it to wait (Retry-After) without \
-            downloading a certificate.",
+            while the last answer about the order still asked it to wait (Retry-After, under an \
+            hour) without downloading a certificate. A Retry-After of an hour or more allows a \
+            clean exit to resume later.",
         fix: "After finalize, POST-as-GET the order URL, honouring Retry-After, until its status \
             is `valid` (then download `certificate`) or `invalid`.",
         check: flow::processing_waited_out,
