@@ -50,6 +50,10 @@ pub struct DirectoryMeta {
     /// Whether newAccount requires external account binding.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_account_required: Option<bool>,
+    /// Members this crate does not model (`profiles`, a CA's own additions), as they came:
+    /// a client must ignore what it does not know (RFC 8555 §7.1.1).
+    #[serde(flatten)]
+    pub extra: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 /// Status of an account, order, authorization or challenge (RFC 8555 §7.1.6).

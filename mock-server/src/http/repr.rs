@@ -29,6 +29,7 @@ pub(crate) fn directory(profile: &Profile, base: &str) -> Directory {
             website: meta.website.clone(),
             caa_identities: meta.caa_identities.clone(),
             external_account_required: Some(meta.external_account_required),
+            extra: meta.extra.clone(),
         }),
     }
 }
@@ -58,6 +59,7 @@ pub(crate) fn order(ctx: &ProfileCtx, o: &Order, status: acme_proto::Status) -> 
         authorizations: o.authzs.iter().map(|id| ctx.url("authz", id)).collect(),
         finalize: format!("{}/finalize", ctx.url("order", &o.id)),
         certificate: match (status, &o.cert) {
+            _ if ctx.profile.order.omit_certificate_url => None,
             (acme_proto::Status::Valid, Some(id)) => Some(ctx.url("cert", id)),
             _ => None,
         },

@@ -61,6 +61,10 @@ pub struct MetaProfile {
     /// `meta.externalAccountRequired`.
     #[serde(default)]
     pub external_account_required: bool,
+    /// Further `meta` members, served as given: members no RFC defines, which clients must
+    /// ignore (vet's unknown-meta scenario).
+    #[serde(default)]
+    pub extra: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 /// Account behaviour.
@@ -155,6 +159,10 @@ pub struct OrderProfile {
     /// Retry-After (seconds) while a challenge is being validated.
     #[serde(default)]
     pub challenge_retry_after: Option<u64>,
+    /// A `valid` order carries no `certificate` URL (a CA-side fault clients must survive:
+    /// a clean failure, not a crash or a hang).
+    #[serde(default)]
+    pub omit_certificate_url: bool,
     /// DANGER, benchmarks only: a challenge the client responds to turns `valid` without
     /// any validation (no HTTP fetch, DNS lookup or CAA check), like Pebble's
     /// `PEBBLE_VA_ALWAYS_VALID=1`. `acme-harness bench` and ci/bench-vs-pebble.sh use it to
@@ -179,6 +187,7 @@ impl Default for OrderProfile {
             persistent_dcv: false,
             challenge_types: all_challenges(),
             challenge_retry_after: None,
+            omit_certificate_url: false,
             danger_skip_validation: false,
         }
     }
