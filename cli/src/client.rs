@@ -100,6 +100,10 @@ struct CommonArgs {
     /// Print one JSON object on stdout instead of human text (progress stays on stderr).
     #[arg(long)]
     json: bool,
+
+    /// Misbehave: poll whatever Retry-After asks (a planted client for vet's own tests).
+    #[arg(long, hide = true)]
+    planted_ignore_retry_after: bool,
 }
 
 #[derive(Debug, Args)]
@@ -396,6 +400,7 @@ async fn connect(common: &CommonArgs) -> Result<(Workspace, Client), Error> {
         ca_files: common.ca_files.clone(),
         deadline: Duration::from_secs(common.timeout),
         progress: Some(progress),
+        ignore_retry_after: common.planted_ignore_retry_after,
         ..ClientConfig::default()
     };
     let client = Client::connect(&common.server, config).await?;

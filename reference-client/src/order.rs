@@ -197,6 +197,14 @@ impl Account {
             identifier: shown.to_owned(),
             kind: data.kind.to_string(),
         });
+        // The CA needs a moment to validate; the authorization was read just before.
+        self.client
+            .wait(
+                &format!("validation of {shown}"),
+                self.client.backoff(0),
+                false,
+            )
+            .await?;
         let what = format!("authorization for {shown} pending");
         let authz = self
             .client
