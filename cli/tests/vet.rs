@@ -9,7 +9,7 @@ fn bin() -> &'static str {
 }
 
 #[test]
-#[ignore = "about 40 s: .ci/run runs it with --ignored (and the matrix covers every client)"]
+#[ignore = "about 90 s: .ci/run runs it with --ignored (and the matrix covers every client)"]
 fn reference_client_passes_every_scenario() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("vet.json");
@@ -28,7 +28,11 @@ fn reference_client_passes_every_scenario() {
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let results = report["results"].as_array().unwrap();
-    assert_eq!(results.len(), 19, "every built-in scenario");
+    assert_eq!(
+        results.len(),
+        client_under_test::Scenario::built_in().len(),
+        "every built-in scenario"
+    );
     for r in results {
         assert_eq!(r["passed"], true, "{r:#}");
         // Every rule, not only the MUST ones.
@@ -206,4 +210,145 @@ issue = [[
     let (code, stdout) = run(Some("flag"));
     assert_eq!(code, Some(1), "{stdout}");
     assert!(stdout.contains("secret LEAK: stdout"), "{stdout}");
+}
+
+/// The reference client with a few of its flags or its environment changed, as a planted
+/// client: `extra` is added to its issue command.
+fn planted_reference(name: &str, extra: &[&str], without_eab: &str) -> String {
+    let extra: String = extra.iter().map(|a| format!(", \"{a}\"")).collect();
+    format!(
+        r#"
+name = "{name}"
+version = ["{{harness}}", "--version"]
+trust = "flag"
+key_types = {{ rsa = "rsa2048", ecdsa = "p256" }}
+issue = [[
+    "{{harness}}", "client", "issue", "--server", "{{directory}}", "--ca-file", "{{ca_bundle}}",
+    "--state-dir", "{{workdir}}/state", "--eab-kid", "{{eab_kid}}", "--agree-tos",
+    "--key-type", "{{key_type}}", "-d", "{{domain}}", "--out", "{{workdir}}/live"{extra},
+]]
+issue_without_eab = [[{without_eab}]]
+cert = "{{workdir}}/live/fullchain.pem"
+[env]
+ACME_HARNESS_EAB_HMAC_KEY = "{{eab_hmac_key}}"
+"#
+    )
+}
+
+/// eab-missing: a client that says it succeeded without any credential.
+#[test]
+fn a_client_that_claims_success_without_eab_fails() {
+    let r = vet_planted(
+        &planted_reference("no-eab-optimist", &[], "\"true\""),
+        "eab-missing",
+    );
+    assert_eq!(r["outcome"]["kind"], "accepted", "{r:#}");
+}
+
+/// dcv-http-01: a client with no http-01 solver cannot prove the name.
+#[test]
+fn a_client_without_an_http01_solver_fails_dcv() {
+    let r = vet_planted(
+        &planted_reference("no-solver", &[], "\"true\""),
+        "dcv-http-01",
+    );
+    assert_eq!(r["outcome"]["kind"], "failed", "{r:#}");
+    let detail = r["outcome"]["detail"].as_str().unwrap();
+    assert!(detail.contains("no solver"), "{detail}");
+}
+
+/// unknown-types-ignored: a client that refuses a directory with meta members it does not
+/// know (a strict parser).
+#[test]
+fn a_client_that_rejects_unknown_meta_fails() {
+    let strict = r#"
+name = "strict-parser"
+trust = "flag"
+key_types = { rsa = "rsa2048", ecdsa = "p256" }
+issue = [[
+    "sh", "-c",
+    "curl -sf --cacert {ca_bundle} {directory} | python3 -c 'import json,sys; m=json.load(sys.stdin)[\"meta\"]; extra=set(m)-{\"termsOfService\",\"website\",\"caaIdentities\",\"externalAccountRequired\"}; sys.exit(\"unknown meta: %s\" % sorted(extra)) if extra else None'",
+]]
+"#;
+    let r = vet_planted(strict, "unknown-types-ignored");
+    assert_eq!(r["outcome"]["kind"], "failed", "{r:#}");
+    let detail = r["outcome"]["detail"].as_str().unwrap();
+    assert!(detail.contains("unknown meta"), "{detail}");
+}
+
+/// invalid-challenge-empty-error: a client that dies on the `{}` error with a traceback is
+/// a crash, not a clean failure.
+#[test]
+fn a_client_that_crashes_on_an_empty_error_is_caught() {
+    let adapter = planted_reference("crashes-on-empty-error", &["--http-01", "127.0.0.1:{http_port}"], "\"true\"")
+        .replace(
+            "issue = [[\n    \"{harness}\"",
+            "issue = [[\"sh\", \"-c\", \"\\\"$0\\\" \\\"$@\\\" || { echo 'Traceback (most recent call last):' >&2; echo \\\"KeyError: 'type'\\\" >&2; exit 1; }\",\n    \"{harness}\"",
+        );
+    let r = vet_planted(&adapter, "invalid-challenge-empty-error");
+    assert_eq!(r["outcome"]["kind"], "crashed", "{r:#}");
+}
+
+/// persistent-dcv and valid-without-certificate-url: a client that reports success where it
+/// could not have a certificate.
+#[test]
+fn a_client_that_claims_success_where_it_must_stop_fails() {
+    let optimist = r#"
+name = "optimist"
+trust = "flag"
+key_types = { rsa = "rsa2048", ecdsa = "p256" }
+issue = [["true"]]
+"#;
+    for scenario in ["persistent-dcv", "valid-without-certificate-url"] {
+        let r = vet_planted(optimist, scenario);
+        assert_eq!(r["outcome"]["kind"], "accepted", "{scenario}: {r:#}");
+    }
+}
+
+/// retry-after-86400: a client that polls the processing order whatever Retry-After asks is
+/// in a tight loop.
+#[test]
+#[ignore = "about 30 s (the processing order): .ci/run runs it with --ignored"]
+fn a_client_that_polls_through_a_day_long_retry_after_fails() {
+    let adapter = planted_reference(
+        "tight-loop",
+        &["--planted-ignore-retry-after", "--timeout", "40"],
+        "\"true\"",
+    );
+    let r = vet_planted(&adapter, "retry-after-86400");
+    assert_eq!(r["outcome"]["kind"], "failed", "{r:#}");
+    let detail = r["outcome"]["detail"].as_str().unwrap();
+    assert!(detail.contains("polled the processing order"), "{detail}");
+}
+
+/// finalize-held-60s: a client that gives up on the slow finalize and does not succeed on
+/// the rerun either (here: its second run is refused for good).
+#[test]
+#[ignore = "about 70 s (the held finalize): .ci/run runs it with --ignored"]
+fn a_client_whose_rerun_fails_after_a_held_finalize_fails() {
+    let adapter = planted_reference("gives-up", &["--timeout", "5"], "\"true\"").replace(
+        "issue = [[\n    \"{harness}\"",
+        "issue = [[\"sh\", \"-c\", \"if [ -e {workdir}/ran ]; then exit 1; fi; touch {workdir}/ran; exec \\\"$0\\\" \\\"$@\\\"\",\n    \"{harness}\"",
+    );
+    let r = vet_planted(&adapter, "finalize-held-60s");
+    assert_eq!(r["outcome"]["kind"], "failed", "{r:#}");
+    let detail = r["outcome"]["detail"].as_str().unwrap();
+    assert!(detail.starts_with("the first run failed"), "{detail}");
+}
+
+/// preferred-chain: a client that takes the CA's default chain whatever it was asked for.
+#[test]
+fn a_client_that_ignores_the_preferred_chain_fails() {
+    let adapter = planted_reference("default-chain-only", &[], "\"true\"").replace(
+        "cert = ",
+        "preferred_chain_args = [\"--timeout\", \"60\"]\ncert = ",
+    );
+    let r = vet_planted(&adapter, "preferred-chain");
+    assert_eq!(r["outcome"]["kind"], "bad-certificate", "{r:#}");
+    let detail = r["outcome"]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("Mock AAA Certificate Services")
+            && detail.contains("not the preferred \"Mock USERTrust RSA Certification Authority\""),
+        "{detail}"
+    );
 }

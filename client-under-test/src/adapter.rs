@@ -125,6 +125,24 @@ pub struct Adapter {
     /// Commands that renew it (the renewal scenario runs `issue`, then these).
     #[serde(default)]
     pub renew: Vec<Vec<String>>,
+    /// Commands that try to obtain a certificate with no EAB credential at all (the
+    /// eab-missing scenario); none: the scenario is not run for this client.
+    #[serde(default)]
+    pub issue_without_eab: Vec<Vec<String>>,
+    /// Arguments appended to the last `issue` command (in whatever secret mode) to ask for
+    /// the chain whose top issuer is `{preferred_chain}` (the preferred-chain scenario);
+    /// none: the client cannot choose by name, and the scenario is not run for it.
+    #[serde(default)]
+    pub preferred_chain_args: Vec<String>,
+    /// A directory the client writes http-01 answers into (`TOKEN` files) instead of
+    /// answering itself: the harness serves it on `{http_port}`, as the web server of a real
+    /// site would.
+    #[serde(default)]
+    pub webroot: Option<String>,
+    /// Text in the client's output that means it crashed rather than failed cleanly, besides
+    /// the traces every runtime prints (a Python traceback, a Go or Rust panic).
+    #[serde(default)]
+    pub crash_patterns: Vec<String>,
     /// The PEM file holding the leaf first (and possibly the chain after it). When absent or
     /// missing, every PEM file under the work dir is searched for a certificate the mock
     /// issued.
@@ -173,6 +191,9 @@ pub struct Values {
     pub key_type: String,
     /// The acme-harness binary.
     pub harness: Option<PathBuf>,
+    /// The issuer name of the chain to prefer (`{preferred_chain}`; empty when the scenario
+    /// asks for none).
+    pub preferred_chain: String,
 }
 
 impl Values {
@@ -193,6 +214,7 @@ impl Values {
             .replace("{workdir}", &self.workdir.display().to_string())
             .replace("{http_port}", &self.http_port.to_string())
             .replace("{key_type}", &self.key_type)
+            .replace("{preferred_chain}", &self.preferred_chain)
             .replace("{harness}", &harness)
     }
 }
@@ -208,6 +230,7 @@ pub const PLACEHOLDERS: &[&str] = &[
     "{workdir}",
     "{http_port}",
     "{key_type}",
+    "{preferred_chain}",
     "{harness}",
 ];
 
@@ -344,6 +367,10 @@ impl Adapter {
             files: Vec::new(),
             issue: vec![argv],
             renew: Vec::new(),
+            issue_without_eab: Vec::new(),
+            preferred_chain_args: Vec::new(),
+            webroot: None,
+            crash_patterns: Vec::new(),
             cert: None,
             logs: Vec::new(),
             env: BTreeMap::new(),
@@ -506,6 +533,7 @@ mod tests {
             http_port: 5002,
             key_type: "ec256".into(),
             harness: Some("/bin/acme-harness".into()),
+            preferred_chain: "Mock USERTrust RSA Certification Authority".into(),
         };
         assert_eq!(
             v.fill("{harness} {directory} {eab_kid}:{eab_hmac_key} {domain} {domain_file} {ca_bundle} {workdir}/x {http_port} {key_type}"),

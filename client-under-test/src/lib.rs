@@ -29,6 +29,7 @@ pub mod scan;
 pub mod scenario;
 pub mod verify;
 pub mod vet;
+mod webroot;
 
 pub use adapter::Adapter;
 pub use run::{RunConfig, ScenarioResult, run_all};

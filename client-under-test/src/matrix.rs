@@ -315,7 +315,7 @@ impl Plan {
         }
         let mut cells = Vec::new();
         for (a, v) in &adapters {
-            for s in scenarios {
+            for s in scenarios.iter().filter(|s| s.applies_to(a)) {
                 cells.push((a.clone(), v.clone(), s.clone()));
             }
         }

@@ -198,6 +198,13 @@ fn expectation(s: &Scenario) -> String {
                 not trust, and the client must refuse to connect"
             .into();
     }
+    if let Some(chain) = s.preferred_chain {
+        return format!(
+            "a certificate for {} whose chain ends at \"{chain}\": set the client's preferred \
+             chain (win-acme: --preferredissuer) to that name",
+            s.domain
+        );
+    }
     match s.expect {
         Expect::Issue if s.renew => format!(
             "a certificate for {}, then a renewal of it (win-acme: wacs.exe --renew --force)",
@@ -208,11 +215,17 @@ fn expectation(s: &Scenario) -> String {
             "a certificate for {} (retried), or a clean stop with an error: both are correct",
             s.domain
         ),
+        Expect::WaitOrRefuse => format!(
+            "a certificate for {}, a patient wait, or a clean stop to resume later: all are \
+             correct; polling the order again and again is not",
+            s.domain
+        ),
         Expect::Refuse => {
             let why = match s.eab {
                 EabState::AlreadyUsed => "the credential was already used by another account",
                 EabState::Revoked => "the credential is revoked",
                 EabState::WrongKey => "the HMAC key given here is deliberately wrong",
+                EabState::Missing => "run it without any EAB key id or HMAC key",
                 EabState::Fresh => "the name is not delegated to the credential",
             };
             format!("a clean stop with an error, and no certificate: {why}")
@@ -520,8 +533,10 @@ fn judge(
         }
     } else {
         let expect = match scenario.expect {
-            Expect::IssueOrRefuse if !seen.downloads.is_empty() => Expect::Issue,
-            Expect::IssueOrRefuse => Expect::Refuse,
+            Expect::IssueOrRefuse | Expect::WaitOrRefuse if !seen.downloads.is_empty() => {
+                Expect::Issue
+            }
+            Expect::IssueOrRefuse | Expect::WaitOrRefuse => Expect::Refuse,
             e => e,
         };
         let needed = if scenario.renew { 2 } else { 1 };
@@ -539,7 +554,7 @@ fn judge(
                     seen.last
                 ),
             ),
-            Expect::Refuse | Expect::IssueOrRefuse => (
+            Expect::Refuse | Expect::IssueOrRefuse | Expect::WaitOrRefuse => (
                 OutcomeKind::Refused,
                 format!(
                     "it stopped after the refusal ({}; last: {}); its exit status is not seen",
@@ -573,6 +588,20 @@ fn judge(
                 let (id, index) = &seen.downloads[seen.downloads.len() - 1];
                 match check(id, *index) {
                     Err(e) => (OutcomeKind::BadCertificate, e),
+                    Ok(info)
+                        if scenario
+                            .preferred_chain
+                            .is_some_and(|want| want != info.top_issuer) =>
+                    {
+                        (
+                            OutcomeKind::BadCertificate,
+                            format!(
+                                "the chain it downloaded last ends at {:?}, not the preferred {:?}",
+                                info.top_issuer,
+                                scenario.preferred_chain.unwrap_or_default()
+                            ),
+                        )
+                    }
                     Ok(info) if scenario.renew => (
                         OutcomeKind::Issued,
                         format!(
@@ -596,8 +625,13 @@ fn judge(
     };
     let ok = matches!(
         (scenario.expect, kind),
-        (Expect::Issue | Expect::IssueOrRefuse, OutcomeKind::Issued)
-            | (Expect::Refuse | Expect::IssueOrRefuse, OutcomeKind::Refused)
+        (
+            Expect::Issue | Expect::IssueOrRefuse | Expect::WaitOrRefuse,
+            OutcomeKind::Issued
+        ) | (
+            Expect::Refuse | Expect::IssueOrRefuse | Expect::WaitOrRefuse,
+            OutcomeKind::Refused
+        ) | (Expect::WaitOrRefuse, OutcomeKind::Hung)
     );
     run::Outcome {
         kind,
@@ -866,6 +900,7 @@ mod tests {
             path: "x.pem".into(),
             serial: "1f".into(),
             names: vec!["physics.example.edu".into()],
+            top_issuer: "Mock AAA Certificate Services".into(),
         })
     }
 

@@ -106,6 +106,7 @@ pub(crate) fn outcome_label(kind: OutcomeKind) -> &'static str {
         OutcomeKind::NoCertificate => "no certificate",
         OutcomeKind::BadCertificate => "bad certificate",
         OutcomeKind::Failed => "failed",
+        OutcomeKind::Crashed => "CRASHED",
         OutcomeKind::Accepted => "accepted (must fail)",
         OutcomeKind::Hung => "HUNG (killed)",
         OutcomeKind::Error => "harness error",

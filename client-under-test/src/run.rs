@@ -100,6 +100,9 @@ pub enum OutcomeKind {
     BadCertificate,
     /// It exited non-zero where it should have obtained a certificate.
     Failed,
+    /// It ended with a crash trace (a Python traceback, a Go or Rust panic, the client's own
+    /// crash message) or was killed by a signal, where a clean failure was due.
+    Crashed,
     /// It exited 0 where it must fail, or a certificate was issued anyway.
     Accepted,
     /// It did not finish within the time limit and was killed.
@@ -317,7 +320,7 @@ pub(crate) async fn start_mock(
         EabState::Revoked => {
             state.revoke_credential(&kid).map_err(setup)?;
         }
-        EabState::WrongKey => {}
+        EabState::WrongKey | EabState::Missing => {}
     }
     if let Some(plan) = scenario.fault_plan(seed) {
         state
@@ -518,6 +521,78 @@ fn issued_serials(server: &MockServer) -> Vec<String> {
 
 /// The most telling line of a client's output: the last one mentioning an error, else the
 /// last one, skipping boilerplate (where the log is, where to ask for help, HTML).
+/// More order polls than this in a WaitOrRefuse scenario is a tight loop.
+const MAX_PATIENT_POLLS: usize = 5;
+
+/// POST-as-GETs of an order (not its finalize) the mock recorded.
+fn order_polls(server: &MockServer) -> usize {
+    server
+        .state()
+        .store
+        .transcripts
+        .all()
+        .iter()
+        .filter(|e| {
+            let path = e.path();
+            e.jws.as_ref().is_some_and(|j| j.post_as_get)
+                && path.contains("/order/")
+                && !path.ends_with("/finalize")
+        })
+        .count()
+}
+
+/// Line starts that mark a crash in a client's output, whatever the client: a Python
+/// traceback or one of Python's (and JavaScript's) programming-error exceptions, a Go panic, a
+/// Rust panic, a fatal signal. An I/O error the client did not handle (an SSLError, a
+/// ClientError) is not among them: those are failures, not bugs.
+const CRASH_MARKS: &[&str] = &[
+    "Traceback (most recent call last):",
+    "AttributeError: ",
+    "KeyError: ",
+    "TypeError: ",
+    "NameError: ",
+    "IndexError: ",
+    "UnboundLocalError: ",
+    "panic: ",
+    "thread 'main' panicked at ",
+    "Segmentation fault",
+];
+
+/// The line that shows the client crashed, if it did: a signal, a runtime's crash trace, or
+/// one of the adapter's own crash messages.
+fn crash_trace(
+    adapter: &Adapter,
+    stdout: &Path,
+    stderr: &Path,
+    last: Option<i32>,
+    exit_ok: bool,
+) -> Option<String> {
+    if exit_ok {
+        return None;
+    }
+    if last.is_none() {
+        return Some(format!("killed by a signal: {}", tail(stderr)));
+    }
+    for path in [stderr, stdout] {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let marks = CRASH_MARKS
+            .iter()
+            .copied()
+            .chain(adapter.crash_patterns.iter().map(String::as_str));
+        for mark in marks {
+            if let Some(line) = text.lines().find(|l| l.trim_start().starts_with(mark)) {
+                let line: String = line.trim().chars().take(200).collect();
+                return Some(format!(
+                    "exit {}, crashed: {line} ({})",
+                    last.unwrap_or(-1),
+                    tail(path)
+                ));
+            }
+        }
+    }
+    None
+}
+
 fn tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let boring = |l: &str| {
@@ -609,6 +684,7 @@ async fn run_inner(
             KeyKind::Ecdsa => adapter.key_types.ecdsa.clone(),
         },
         harness: config.harness.clone(),
+        preferred_chain: scenario.preferred_chain.unwrap_or_default().to_owned(),
     };
     for d in &adapter.dirs {
         let d = PathBuf::from(values.fill(d));
@@ -626,22 +702,48 @@ async fn run_inner(
             .map_err(|e| Error::io(&path, e))?;
         inputs.push(path);
     }
+    // A client that answers http-01 with files gets a web server for them.
+    let _webroot = match &adapter.webroot {
+        Some(root) => Some(
+            crate::webroot::Webroot::start(PathBuf::from(values.fill(root)), http_port)
+                .await
+                .map_err(|e| Error::Setup(format!("webroot server on port {http_port}: {e}")))?,
+        ),
+        None => None,
+    };
     let stdout = dir.join("stdout.log");
     let stderr = dir.join("stderr.log");
     let needles = Needles::new(&mock.hmac);
     let watch = scan::CmdlineWatch::start(needles.clone());
     let deadline = Instant::now() + Duration::from_secs(scenario.time_limit);
 
-    let mut ran = run_commands(
-        adapter,
-        &adapter.issue,
-        &values,
-        &stdout,
-        &stderr,
-        deadline,
-        &watch,
-    )
-    .await;
+    let mut issue = if scenario.eab == EabState::Missing {
+        adapter.issue_without_eab.clone()
+    } else {
+        adapter.issue.clone()
+    };
+    if scenario.preferred_chain.is_some()
+        && let Some(last) = issue.last_mut()
+    {
+        last.extend(adapter.preferred_chain_args.iter().cloned());
+    }
+    let issue = &issue;
+    let mut ran = run_commands(adapter, issue, &values, &stdout, &stderr, deadline, &watch).await;
+    let mut rerun_note = String::new();
+    let failed = |r: &Ran| r.error.is_none() && !r.hung && r.exits.iter().any(|c| *c != Some(0));
+    if scenario.rerun && failed(&ran) {
+        // A scheduled retry: the same commands again; the outcome is the second run's.
+        rerun_note = format!(
+            "the first run failed (exit {}: {}); rerun: ",
+            ran.exits
+                .last()
+                .copied()
+                .flatten()
+                .map_or("signal".into(), |c| c.to_string()),
+            tail(&stderr)
+        );
+        ran = run_commands(adapter, issue, &values, &stdout, &stderr, deadline, &watch).await;
+    }
     let issued_ok = ran.error.is_none() && !ran.hung && ran.exits.iter().all(|c| *c == Some(0));
     let mut first_serial = None;
     let mut renew_note = String::new();
@@ -689,14 +791,18 @@ async fn run_inner(
         );
     } else {
         let expect = match scenario.expect {
-            Expect::IssueOrRefuse if exit_ok => Expect::Issue,
-            Expect::IssueOrRefuse => Expect::Refuse,
+            Expect::IssueOrRefuse | Expect::WaitOrRefuse if exit_ok => Expect::Issue,
+            Expect::IssueOrRefuse | Expect::WaitOrRefuse => Expect::Refuse,
             e => e,
         };
+        let crash = crash_trace(adapter, &stdout, &stderr, last, exit_ok);
         match expect {
-            Expect::IssueOrRefuse => {}
+            Expect::IssueOrRefuse | Expect::WaitOrRefuse => {}
             Expect::Issue => {
-                if !exit_ok {
+                if let Some(trace) = crash.as_ref().filter(|_| !exit_ok) {
+                    outcome.kind = OutcomeKind::Crashed;
+                    outcome.detail = trace.clone();
+                } else if !exit_ok {
                     outcome.kind = OutcomeKind::Failed;
                     outcome.detail = format!(
                         "exit {}: {}",
@@ -750,11 +856,23 @@ async fn run_inner(
                                             first_serial.as_deref().unwrap_or("?")
                                         );
                                     }
+                                } else if let Some(want) =
+                                    scenario.preferred_chain.filter(|w| *w != info.top_issuer)
+                                {
+                                    outcome.kind = OutcomeKind::BadCertificate;
+                                    outcome.detail = format!(
+                                        "{shown} verifies, but its chain ends at {:?}, not the preferred {want:?}",
+                                        info.top_issuer
+                                    );
                                 } else {
                                     outcome.kind = OutcomeKind::Issued;
                                     outcome.detail = format!(
-                                        "{shown} verifies to the roots, SAN {:?}",
-                                        info.names
+                                        "{shown} verifies to the roots, SAN {:?}{}",
+                                        info.names,
+                                        scenario
+                                            .preferred_chain
+                                            .map(|p| format!(", chain ending at {p:?} as asked"))
+                                            .unwrap_or_default()
                                     );
                                 }
                             }
@@ -767,7 +885,7 @@ async fn run_inner(
                 if exit_ok {
                     outcome.kind = OutcomeKind::Accepted;
                     outcome.detail = "exit 0 where it must fail".into();
-                } else if !serials.is_empty() {
+                } else if !serials.is_empty() && !scenario.issues_anyway {
                     outcome.kind = OutcomeKind::Accepted;
                     outcome.detail = format!(
                         "exit {} but the mock issued {} certificate(s)",
@@ -786,6 +904,9 @@ async fn run_inner(
                     outcome.detail = format!(
                         "exit non-zero, but {recorded} request(s) reached the untrusted server"
                     );
+                } else if let Some(trace) = crash {
+                    outcome.kind = OutcomeKind::Crashed;
+                    outcome.detail = trace;
                 } else {
                     outcome.kind = OutcomeKind::Refused;
                     outcome.detail = format!(
@@ -797,10 +918,34 @@ async fn run_inner(
             }
         }
     }
+    if scenario.expect == Expect::WaitOrRefuse {
+        // A patient wait or a clean exit, but not a tight loop: count the order polls.
+        let polls = order_polls(&mock.server);
+        if polls > MAX_PATIENT_POLLS {
+            outcome.kind = OutcomeKind::Failed;
+            outcome.detail = format!(
+                "polled the processing order {polls} times in {} s although it asked for a wait of a day",
+                scenario.time_limit
+            );
+        } else if outcome.kind == OutcomeKind::Hung {
+            outcome.detail = format!(
+                "still waiting at the {} s limit, {polls} order poll(s): a patient wait",
+                scenario.time_limit
+            );
+        }
+    }
+    if !rerun_note.is_empty() {
+        outcome.detail = format!("{rerun_note}{}", outcome.detail);
+    }
     outcome.ok = matches!(
         (scenario.expect, outcome.kind),
-        (Expect::Issue | Expect::IssueOrRefuse, OutcomeKind::Issued)
-            | (Expect::Refuse | Expect::IssueOrRefuse, OutcomeKind::Refused)
+        (
+            Expect::Issue | Expect::IssueOrRefuse | Expect::WaitOrRefuse,
+            OutcomeKind::Issued
+        ) | (
+            Expect::Refuse | Expect::IssueOrRefuse | Expect::WaitOrRefuse,
+            OutcomeKind::Refused
+        ) | (Expect::WaitOrRefuse, OutcomeKind::Hung)
     );
 
     result.grade = save_and_grade(
@@ -882,4 +1027,57 @@ pub async fn run_all(
     }
     out.sort_by_key(|(i, _)| *i);
     Ok(out.into_iter().map(|(_, r)| r).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_crash_is_told_from_a_clean_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let (out, err) = (dir.path().join("out"), dir.path().join("err"));
+        let adapter = Adapter::custom(vec!["x".into()]);
+        std::fs::write(&out, "").unwrap();
+        // certbot 2.1 on any problem document: its own "unexpected error" and a Python bug.
+        std::fs::write(
+            &err,
+            "An unexpected error occurred:\nAttributeError: can't set attribute\nAsk for help\n",
+        )
+        .unwrap();
+        let crash = crash_trace(&adapter, &out, &err, Some(1), false).unwrap();
+        assert!(
+            crash.contains("AttributeError: can't set attribute"),
+            "{crash}"
+        );
+        assert!(
+            crash_trace(&adapter, &out, &err, Some(0), true).is_none(),
+            "exit 0"
+        );
+        // An error it did not handle but that is no bug: a failure, not a crash.
+        std::fs::write(
+            &err,
+            "An unexpected error occurred:\nacme.errors.ClientError: <Response [429]>\n",
+        )
+        .unwrap();
+        assert!(crash_trace(&adapter, &out, &err, Some(1), false).is_none());
+        // A mark inside a message is not a crash; a Go panic and a signal are.
+        std::fs::write(&err, "error: the CA said: TypeError: none\n").unwrap();
+        assert!(crash_trace(&adapter, &out, &err, Some(1), false).is_none());
+        std::fs::write(&err, "panic: runtime error: index out of range\n").unwrap();
+        assert!(crash_trace(&adapter, &out, &err, Some(2), false).is_some());
+        assert!(
+            crash_trace(&adapter, &out, &err, None, false)
+                .unwrap()
+                .starts_with("killed by a signal")
+        );
+        // An adapter's own crash message.
+        let mut own = adapter.clone();
+        own.crash_patterns = vec!["FATAL:".into()];
+        std::fs::write(&err, "FATAL: internal state\n").unwrap();
+        assert!(crash_trace(&own, &out, &err, Some(1), false).is_some());
+        assert!(crash_trace(&adapter, &out, &err, Some(1), false).is_none());
+    }
 }

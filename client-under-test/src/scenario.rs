@@ -23,6 +23,10 @@ pub enum Expect {
     /// Either: the CA failed the request, and both retrying to a certificate and giving up
     /// with a clean non-zero exit are correct; hanging or exiting 0 without one are not.
     IssueOrRefuse,
+    /// The CA asks for a long wait: waiting patiently (still waiting at the time limit), a
+    /// clean non-zero exit to resume later, or a certificate are all correct; polling in a
+    /// tight loop, a crash or an exit 0 without a certificate are not.
+    WaitOrRefuse,
 }
 
 /// The certificate key type asked for.
@@ -48,6 +52,9 @@ pub enum EabState {
     /// Fresh, but the client is handed a wrong HMAC key (a typo, a key from another
     /// department): the CA refuses the binding.
     WrongKey,
+    /// The client is run without any EAB credential (its adapter's `issue_without_eab`):
+    /// the directory says one is required, and the CA refuses an account without it.
+    Missing,
 }
 
 /// One scenario.
@@ -74,6 +81,15 @@ pub struct Scenario {
     pub renew: bool,
     /// Serve the directory with a certificate the client does not trust.
     pub untrusted_tls: bool,
+    /// The CA issues a certificate whatever the client does next (it cannot fetch it, or must
+    /// wait a day for it): a refusal is judged by the client's exit, not by the CA's count.
+    pub issues_anyway: bool,
+    /// Ask the client for the chain whose top issuer has this name (its adapter's
+    /// `preferred_chain_args`); the certificate file must end with that chain.
+    pub preferred_chain: Option<&'static str>,
+    /// When the client's first run fails, run its issue commands once more, as a scheduled
+    /// retry would (the order it lost must not stop it).
+    pub rerun: bool,
     /// Time limit for the client, seconds (all its commands together).
     pub time_limit: u64,
     /// A change to the served profiles (both InCommon ones) for this scenario.
@@ -106,9 +122,19 @@ impl Scenario {
             expect: Expect::Issue,
             renew: false,
             untrusted_tls: false,
+            rerun: false,
+            issues_anyway: false,
+            preferred_chain: None,
             time_limit: 90,
             profile_edit: None,
         }
+    }
+
+    /// Whether this scenario can run `adapter`: eab-missing needs a way to run the client
+    /// without a credential, preferred-chain a way to ask for a chain.
+    pub fn applies_to(&self, adapter: &crate::Adapter) -> bool {
+        (self.eab != EabState::Missing || !adapter.issue_without_eab.is_empty())
+            && (self.preferred_chain.is_none() || !adapter.preferred_chain_args.is_empty())
     }
 
     /// The fault plan set on the canary credential, if any.
@@ -219,6 +245,101 @@ impl Scenario {
             ..Self::base(
                 "server-internal-new-order",
                 "500 serverInternal on the first newOrder: a certificate (retried) or a clean failure",
+            )
+        });
+        out.push(Self {
+            eab: EabState::Missing,
+            expect: Expect::Refuse,
+            ..Self::base(
+                "eab-missing",
+                "the client is run without an EAB credential: must fail cleanly (the CA requires one)",
+            )
+        });
+        out.push(Self {
+            profile_edit: Some(|p| p.order.prevalidated = false),
+            time_limit: 120,
+            ..Self::base(
+                "dcv-http-01",
+                "the name is delegated but not validated: the client must answer http-01",
+            )
+        });
+        out.push(Self {
+            profile_edit: Some(|p| {
+                p.order.prevalidated = false;
+                p.order.challenge_types = vec![
+                    acme_proto::ChallengeType::Other("sectigo-email-01".into()),
+                    acme_proto::ChallengeType::Http01,
+                    acme_proto::ChallengeType::Dns01,
+                ];
+                p.meta.extra.insert(
+                    "sectigoPortal".into(),
+                    serde_json::json!({"url": "https://cert-manager.example/", "version": 2}),
+                );
+                p.meta
+                    .extra
+                    .insert("profiles".into(), serde_json::json!({}));
+            }),
+            time_limit: 120,
+            ..Self::base(
+                "unknown-types-ignored",
+                "unknown meta members, and an unknown challenge type listed first: must be ignored",
+            )
+        });
+        out.push(Self {
+            profile_edit: Some(|p| p.order.prevalidated = false),
+            faults: vec![rule(Endpoint::Challenge, FaultKind::InvalidChallenge, &[1])],
+            expect: Expect::Refuse,
+            ..Self::base(
+                "invalid-challenge-empty-error",
+                "the challenge turns invalid with \"error\": {} (as Sectigo sends it): must fail cleanly",
+            )
+        });
+        out.push(Self {
+            profile_edit: Some(|p| p.order.persistent_dcv = true),
+            expect: Expect::Refuse,
+            ..Self::base(
+                "persistent-dcv",
+                "a delegated name suddenly needs dns-01 (Sectigo's persistent DCV): an http-01 set-up must fail cleanly",
+            )
+        });
+        out.push(Self {
+            profile_edit: Some(|p| p.order.omit_certificate_url = true),
+            expect: Expect::Refuse,
+            issues_anyway: true,
+            ..Self::base(
+                "valid-without-certificate-url",
+                "the order turns valid without a certificate URL: must fail cleanly, not crash or hang",
+            )
+        });
+        let mut day = rule(Endpoint::Finalize, FaultKind::Processing, &[1]);
+        day.seconds = Some(30);
+        day.retry_after = Some(86_400);
+        out.push(Self {
+            faults: vec![day],
+            expect: Expect::WaitOrRefuse,
+            issues_anyway: true,
+            time_limit: 45,
+            ..Self::base(
+                "retry-after-86400",
+                "processing with Retry-After: 86400: a patient wait or a clean exit, no tight loop",
+            )
+        });
+        let mut held = rule(Endpoint::Finalize, FaultKind::Slow, &[1]);
+        held.delay_ms = Some(60_000);
+        out.push(Self {
+            faults: vec![held],
+            rerun: true,
+            time_limit: 240,
+            ..Self::base(
+                "finalize-held-60s",
+                "the first finalize is answered after 60 s: a timeout must not lose the order (a rerun gets the certificate)",
+            )
+        });
+        out.push(Self {
+            preferred_chain: Some("Mock USERTrust RSA Certification Authority"),
+            ..Self::base(
+                "preferred-chain",
+                "asked for the chain ending at USERTrust (the alternate, not the AAA cross-sign): the file must hold it",
             )
         });
         out.push(Self {

@@ -18,6 +18,9 @@ pub struct CertInfo {
     pub serial: String,
     /// DNS names of the SAN extension.
     pub names: Vec<String>,
+    /// The issuer's common name of the last certificate in the file: the chain's top issuer
+    /// (what `--preferred-chain` options match).
+    pub top_issuer: String,
 }
 
 /// Reads every certificate of a PEM file.
@@ -124,9 +127,20 @@ pub fn check_certificate(
             "the certificate key is {alg}, not the {key:?} key asked for"
         ));
     }
+    let top_issuer = certs
+        .last()
+        .and_then(|c| X509Certificate::from_der(c.as_ref()).ok())
+        .and_then(|(_, c)| {
+            c.issuer()
+                .iter_common_name()
+                .next()
+                .and_then(|cn| cn.as_str().ok().map(str::to_owned))
+        })
+        .unwrap_or_default();
     Ok(CertInfo {
         path: path.to_owned(),
         serial: normalise_serial(&cert.raw_serial_as_string()),
         names: got,
+        top_issuer,
     })
 }

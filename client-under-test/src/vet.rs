@@ -86,6 +86,7 @@ impl VetPlan {
             cells.extend(
                 self.scenarios
                     .iter()
+                    .filter(|s| s.applies_to(mode))
                     .map(|s| (a.clone(), self.version.clone(), s.clone())),
             );
         }
@@ -195,7 +196,7 @@ pub fn numbered_progress(
 pub fn listing(harness: Option<&Path>) -> String {
     let mut out = String::from("scenarios:\n");
     for s in Scenario::built_in() {
-        out.push_str(&format!("  {:<26} {}\n", s.id, s.description));
+        out.push_str(&format!("  {:<30} {}\n", s.id, s.description));
     }
     out.push_str("clients:\n");
     for (a, d) in Adapter::installed(harness) {
