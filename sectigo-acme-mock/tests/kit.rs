@@ -375,3 +375,43 @@ async fn the_admin_client_lists_refuses_and_hides_its_token() {
         .to_string();
     assert!(err.contains("refused (404") && err.contains("999"), "{err}");
 }
+
+/// A client that gives up before a held answer still sent its request: the transcript has
+/// it, with status 0 and no answer, so the judge does not think it never asked.
+#[tokio::test]
+async fn a_request_the_client_abandoned_is_recorded_unanswered() {
+    let ca = MockCa::builder()
+        .faults(FaultPlan::new().nth(
+            Endpoint::Directory,
+            Fault::Slow(std::time::Duration::from_secs(5)),
+            [1],
+        ))
+        .start()
+        .await;
+    let http = ca.http_client();
+    let gave_up = http
+        .get(ca.directory_url())
+        .timeout(std::time::Duration::from_millis(300))
+        .send()
+        .await;
+    assert!(gave_up.is_err(), "the answer is held for 5 s");
+    // The server notices the closed connection and drops the handler.
+    let mut found = None;
+    for _ in 0..50 {
+        found = ca
+            .transcript()
+            .into_iter()
+            .find(|e| e.url == ca.directory_url());
+        if found.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let e = found.expect("the abandoned request is in the transcript");
+    assert_eq!(e.status, 0);
+    assert!(e.response_body.is_none() && e.response_headers.is_empty());
+    // The next one is answered and recorded as usual.
+    let ok = http.get(ca.directory_url()).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+    assert!(ca.transcript().iter().any(|e| e.status == 200));
+}

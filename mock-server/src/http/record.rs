@@ -107,7 +107,40 @@ pub(crate) async fn record(
     let request_body = (method == http::Method::POST).then(|| Bytes::copy_from_slice(&bytes));
     let req = Request::from_parts(parts, Body::from(bytes));
 
+    // The EAB scope, as far as the request tells it (a newAccount's answer may tell more).
+    let kid = request_body.as_deref().and_then(jws_kid);
+    let mut eab_kid = None;
+    if let Some(kid) = &kid {
+        let id = kid.rsplit('/').next().unwrap_or_default();
+        eab_kid = state.store.account_eab_kid(id);
+    }
+    if eab_kid.is_none()
+        && let Some(body) = &request_body
+    {
+        eab_kid = eab_kid_of_new_account(body);
+    }
+    // A client that gives up before the answer (its timeout shorter than a held request)
+    // still sent the request: the guard records it, with status 0, if the handler is dropped.
+    let mut unanswered = Unanswered {
+        state: state.clone(),
+        exchange: Some(RawExchange {
+            seq,
+            time,
+            elapsed_ms,
+            method: method.clone(),
+            url: url.clone(),
+            request_headers: request_headers.clone(),
+            request_body: request_body.clone(),
+            status: 0,
+            response_headers: Vec::new(),
+            response_body: None,
+            account: kid.clone(),
+            eab_kid: eab_kid.clone(),
+        }),
+    };
+
     let response = next.run(req).await;
+    unanswered.exchange = None;
     // A proxy's page (no Replay-Nonce back): the request never reached the CA, so the nonce
     // it carried is as unused as before.
     if response
@@ -122,17 +155,6 @@ pub(crate) async fn record(
         state.store.nonces.restore(&nonce);
     }
 
-    let kid = request_body.as_deref().and_then(jws_kid);
-    let mut eab_kid = None;
-    if let Some(kid) = &kid {
-        let id = kid.rsplit('/').next().unwrap_or_default();
-        eab_kid = state.store.account_eab_kid(id);
-    }
-    if eab_kid.is_none()
-        && let Some(body) = &request_body
-    {
-        eab_kid = eab_kid_of_new_account(body);
-    }
     let account = kid.or_else(|| {
         (response.status() == http::StatusCode::CREATED
             || response.status() == http::StatusCode::OK)
@@ -182,9 +204,27 @@ pub(crate) async fn record(
         account,
         eab_kid,
     };
+    keep(&state, exchange);
+    response
+}
+
+fn keep(state: &AppState, exchange: RawExchange) {
     if let Some(p) = &state.store.persist {
         p.write_exchange(&exchange.decode());
     }
     state.store.transcripts.record(exchange);
-    response
+}
+
+/// Records its exchange, status 0 and no answer, when dropped before the handler finished.
+struct Unanswered {
+    state: Arc<AppState>,
+    exchange: Option<RawExchange>,
+}
+
+impl Drop for Unanswered {
+    fn drop(&mut self) {
+        if let Some(exchange) = self.exchange.take() {
+            keep(&self.state, exchange);
+        }
+    }
 }
