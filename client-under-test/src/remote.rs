@@ -758,7 +758,8 @@ async fn run_one(
         &mock.server,
         &dir,
         &format!("{}/{}", config.label, scenario.id),
-    )?;
+    )?
+    .map(|g| g.waive(scenario.waived_rules));
     let needles = Needles::new(&mock.hmac);
     mock.server.shutdown().await;
     result.settle();

@@ -952,7 +952,8 @@ async fn run_inner(
         &mock.server,
         dir,
         &format!("{}/{}", adapter.name, scenario.id),
-    )?;
+    )?
+    .map(|g| g.waive(scenario.waived_rules));
 
     // The scan.
     for (place, path) in [(Place::Stdout, &stdout), (Place::Stderr, &stderr)] {

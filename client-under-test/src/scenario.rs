@@ -87,6 +87,9 @@ pub struct Scenario {
     /// Ask the client for the chain whose top issuer has this name (its adapter's
     /// `preferred_chain_args`); the certificate file must end with that chain.
     pub preferred_chain: Option<&'static str>,
+    /// Rules this scenario makes a client break by design (a client given no credential
+    /// sends no EAB): left out of its grade.
+    pub waived_rules: &'static [&'static str],
     /// When the client's first run fails, run its issue commands once more, as a scheduled
     /// retry would (the order it lost must not stop it).
     pub rerun: bool,
@@ -123,6 +126,7 @@ impl Scenario {
             renew: false,
             untrusted_tls: false,
             rerun: false,
+            waived_rules: &[],
             issues_anyway: false,
             preferred_chain: None,
             time_limit: 90,
@@ -250,9 +254,20 @@ impl Scenario {
         out.push(Self {
             eab: EabState::Missing,
             expect: Expect::Refuse,
+            waived_rules: &["eab-sent"],
             ..Self::base(
                 "eab-missing",
                 "the client is run without an EAB credential: must fail cleanly (the CA requires one)",
+            )
+        });
+        out.push(Self {
+            eab: EabState::Missing,
+            expect: Expect::Refuse,
+            waived_rules: &["eab-sent"],
+            profile_edit: Some(|p| p.meta.external_account_required = false),
+            ..Self::base(
+                "eab-missing-unadvertised",
+                "no EAB credential, and the directory does not say one is required: the CA's refusal must end the run cleanly",
             )
         });
         out.push(Self {
