@@ -148,11 +148,26 @@ pub struct Expectation {
     pub reason: String,
 }
 
-/// The expectations file: `client<TAB>scenario<TAB>pass|fail<TAB>reason`, `#` comments.
+/// A client's protocol conduct as recorded: the judge's rules it fails somewhere in the
+/// matrix (`client<TAB>@rules<TAB>id,id,...|-<TAB>reason`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleSet {
+    /// Client name.
+    pub client: String,
+    /// The rule ids failed in at least one of its cells.
+    pub rules: std::collections::BTreeSet<String>,
+    /// What it did (read from its transcripts).
+    pub reason: String,
+}
+
+/// The expectations file: `client<TAB>scenario<TAB>pass|fail<TAB>reason`, and per client
+/// optionally `client<TAB>@rules<TAB>rule-ids<TAB>reason`; `#` comments.
 #[derive(Clone, Debug, Default)]
 pub struct Expectations {
-    /// The lines.
+    /// The cell lines.
     pub lines: Vec<Expectation>,
+    /// The rule lines.
+    pub rule_sets: Vec<RuleSet>,
 }
 
 /// A cell that is not as recorded.
@@ -189,15 +204,30 @@ impl Expectations {
     /// Parses the file text.
     pub fn parse(text: &str, origin: &str) -> Result<Self, Error> {
         let mut lines = Vec::new();
+        let mut rule_sets = Vec::new();
         for (i, line) in text.lines().enumerate() {
             let line = line.trim_end();
             if line.trim().is_empty() || line.trim_start().starts_with('#') {
                 continue;
             }
             let cols: Vec<&str> = line.splitn(4, '\t').collect();
+            if cols.len() == 4 && cols[1] == "@rules" && !cols[3].trim().is_empty() {
+                rule_sets.push(RuleSet {
+                    client: cols[0].into(),
+                    rules: cols[2]
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|r| !r.is_empty() && *r != "-")
+                        .map(str::to_owned)
+                        .collect(),
+                    reason: cols[3].trim().into(),
+                });
+                continue;
+            }
             if cols.len() < 4 || !matches!(cols[2], "pass" | "fail") || cols[3].trim().is_empty() {
                 return Err(Error::Invalid(format!(
-                    "{origin}:{}: want client<TAB>scenario<TAB>pass|fail<TAB>reason",
+                    "{origin}:{}: want client<TAB>scenario<TAB>pass|fail<TAB>reason (or \
+                     client<TAB>@rules<TAB>rule,rule|-<TAB>reason)",
                     i + 1
                 )));
             }
@@ -208,7 +238,7 @@ impl Expectations {
                 reason: cols[3].trim().into(),
             });
         }
-        Ok(Self { lines })
+        Ok(Self { lines, rule_sets })
     }
 
     /// The line for a cell: its own, else the client's `*` line.
@@ -266,6 +296,35 @@ impl Expectations {
         for (c, reason) in &report.skipped {
             if self.lines.iter().any(|l| &l.client == c) {
                 out.push(format!("{c}: expected in the matrix, not run: {reason}"));
+            }
+        }
+        // A client's failed rules, over all its cells: only a whole matrix has them all.
+        if report.shard.is_none() {
+            for set in &self.rule_sets {
+                let mine: Vec<&ScenarioResult> = report
+                    .results
+                    .iter()
+                    .filter(|r| r.client == set.client)
+                    .collect();
+                if mine.is_empty() {
+                    continue;
+                }
+                let got: std::collections::BTreeSet<String> = mine
+                    .iter()
+                    .filter_map(|r| r.grade.as_ref())
+                    .flat_map(|g| g.failed.iter().map(|f| f.id.clone()))
+                    .collect();
+                if got != set.rules {
+                    let list =
+                        |s: Vec<&String>| s.into_iter().cloned().collect::<Vec<_>>().join(", ");
+                    out.push(format!(
+                        "{}/@rules: now fails [{}]; newly failed: [{}]; no longer failed: [{}]",
+                        set.client,
+                        list(got.iter().collect()),
+                        list(got.difference(&set.rules).collect()),
+                        list(set.rules.difference(&got).collect()),
+                    ));
+                }
             }
         }
         out
@@ -356,6 +415,63 @@ mod tests {
         // A shard's own report plans the whole matrix: its holes are other shards' cells.
         report.shard = Some("1/2".into());
         assert_eq!(e.unexpected(&report).len(), 1);
+    }
+
+    #[test]
+    fn a_clients_failed_rules_are_compared_as_a_set() {
+        use crate::grade::{Grade, RuleFailure};
+        let e = Expectations::parse(
+            "certbot\t*\tpass\tworks\ncertbot\t@rules\tretry-after-honoured\tpolls early\n",
+            "x",
+        )
+        .unwrap();
+        assert_eq!(e.rule_sets.len(), 1);
+        assert_eq!(e.lines.len(), 1, "the rule line is not a cell line");
+        let cell = |rules: &[&str]| {
+            let mut r = crate::run::ScenarioResult::pending(
+                "certbot",
+                None,
+                &crate::Scenario::built_in()[0],
+                std::path::Path::new("/w"),
+                8,
+            );
+            r.outcome.ok = true;
+            r.passed = true;
+            r.outcome.kind = crate::run::OutcomeKind::Issued;
+            r.grade = Some(Grade {
+                exchanges: 5,
+                rules: 20,
+                failed: rules
+                    .iter()
+                    .map(|id| RuleFailure {
+                        id: (*id).into(),
+                        severity: "SHOULD".into(),
+                        count: 1,
+                        first: String::new(),
+                        statement: String::new(),
+                        seqs: vec![3],
+                    })
+                    .collect(),
+            });
+            r
+        };
+        let same = RunReport::new(8, vec![cell(&["retry-after-honoured"]), cell(&[])]);
+        assert!(e.unexpected(&same).is_empty(), "{:?}", e.unexpected(&same));
+        let changed = RunReport::new(8, vec![cell(&["bad-nonce-retried"])]);
+        let u = e.unexpected(&changed);
+        assert_eq!(u.len(), 1, "{u:?}");
+        assert!(
+            u[0].contains("newly failed: [bad-nonce-retried]")
+                && u[0].contains("no longer failed: [retry-after-honoured]"),
+            "{}",
+            u[0]
+        );
+        let mut shard = changed.clone();
+        shard.shard = Some("1/2".into());
+        assert!(
+            e.unexpected(&shard).is_empty(),
+            "a shard has only part of the cells"
+        );
     }
 
     #[test]
