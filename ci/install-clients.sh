@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install the real ACME clients, Pebble (ci/pebble-client.sh) and the tools ci/interop.sh needs from Debian's packages.
+# Install the real ACME clients the matrix runs, Pebble (ci/pebble-client.sh) and the tools vet needs, from Debian's packages.
 # Idempotent: does nothing when every package is already installed. Must run as root.
 set -euo pipefail
 
