@@ -164,6 +164,10 @@ pub struct Adapter {
     /// first unless told otherwise (`--secret-mode`).
     #[serde(default, rename = "other_secret_mode")]
     pub other_secret_modes: Vec<SecretMode>,
+    /// Every way the client takes the key, once it is set to one of them ([`Adapter::in_mode`]
+    /// keeps the list for the reports).
+    #[serde(skip)]
+    pub known_secret_modes: Vec<String>,
 }
 
 fn flag_mode() -> String {
@@ -253,6 +257,9 @@ impl Adapter {
     /// Every secret-passing mode, safest first: the other modes in their order, then the
     /// adapter's own.
     pub fn secret_modes(&self) -> Vec<&str> {
+        if !self.known_secret_modes.is_empty() {
+            return self.known_secret_modes.iter().map(String::as_str).collect();
+        }
         self.other_secret_modes
             .iter()
             .map(|m| m.name.as_str())
@@ -269,9 +276,15 @@ impl Adapter {
 
     /// The adapter as run in the secret-passing mode `name`; an error names the known ones.
     pub fn in_mode(&self, name: &str) -> Result<Self, Error> {
+        let known: Vec<String> = self
+            .secret_modes()
+            .iter()
+            .map(|m| (*m).to_owned())
+            .collect();
         if name == self.secret_mode {
             let mut base = self.clone();
             base.other_secret_modes.clear();
+            base.known_secret_modes = known;
             return Ok(base);
         }
         let mode = self
@@ -296,6 +309,7 @@ impl Adapter {
         out.secret_mode = mode.name.clone();
         out.secret_mode_description = Some(mode.description.clone());
         out.other_secret_modes.clear();
+        out.known_secret_modes = known;
         Ok(out)
     }
 
@@ -377,6 +391,7 @@ impl Adapter {
             secret_mode: "as-given".into(),
             secret_mode_description: Some("as the command template passes it".into()),
             other_secret_modes: Vec::new(),
+            known_secret_modes: Vec::new(),
         }
     }
 

@@ -79,6 +79,9 @@ pub struct Assessment {
     pub version: Option<String>,
     /// How it was given the key.
     pub secret_mode: String,
+    /// Whether that is the only way the client takes the key (its adapter lists no other).
+    #[serde(default)]
+    pub only_way: bool,
     /// Does it work against Sectigo's behaviour?
     pub works: Answer,
     /// Does it speak the protocol properly?
@@ -134,6 +137,7 @@ pub fn assess(results: &[&ScenarioResult], secrets_seen: bool) -> Assessment {
         client: first.map(|r| r.client.clone()).unwrap_or_default(),
         version: first.and_then(|r| r.client_version.clone()),
         secret_mode: first.map(|r| r.secret_mode.clone()).unwrap_or_default(),
+        only_way: first.is_some_and(|r| r.secret_modes.len() == 1),
         works,
         conduct,
         secrets,
@@ -420,17 +424,20 @@ fn recommendation(a: &Assessment, how: Option<&str>) -> String {
                 .map(|f| f.at.as_str())
                 .take(3)
                 .collect();
+            let advice = if a.only_way {
+                "it has no other way to take the key, so do not give it a real one on a machine \
+                 other people use"
+            } else if a.secret_mode == "flag" {
+                "find another way to give it the key (a config file only its owner can read), \
+                 or do not give it a real one"
+            } else {
+                "do not give it a real key"
+            };
             let _ = write!(
                 text,
-                "With the key passed as here ({}), it leaks it ({}): {}. ",
+                "With the key passed as here ({}), it leaks it ({}): {advice}. ",
                 how.unwrap_or("as vet gave it"),
                 places.join(", "),
-                if a.secret_mode == "flag" {
-                    "find another way to give it the key (a config file only its owner can \
-                     read), or do not give it a real one"
-                } else {
-                    "do not give it a real key"
-                }
             );
         }
         _ => text.push_str("Where its host keeps the key was not checked. "),
@@ -539,6 +546,7 @@ mod tests {
             client_version: Some("certbot 2.1.0".into()),
             secret_mode: "config-file".into(),
             secret_mode_how: "in a 0600 cli.ini given with -c".into(),
+            secret_modes: vec!["config-file".into(), "flag".into()],
             scenario: scenario.into(),
             description: format!("the {scenario} scenario"),
             expect: Expect::Issue,
@@ -670,6 +678,7 @@ mod tests {
         let mut r = result("happy-rsa-ov-rsa", false);
         r.secret_mode = "flag".into();
         r.secret_mode_how = "on the command line".into();
+        r.secret_modes = vec!["config-file".into(), "flag".into()];
         r.secrets = vec![Finding {
             level: Level::Fail,
             place: Place::CommandLine,
@@ -695,5 +704,15 @@ mod tests {
             a.recommendation
         );
         assert_eq!(assess(&[&r], false).secrets.verdict, Verdict::NotSeen);
+        // A client whose only way leaks: the report says there is no safer one.
+        r.secret_modes = vec!["flag".into()];
+        let a = assess(&[&r], true);
+        assert!(a.only_way);
+        assert!(
+            a.recommendation
+                .contains("it has no other way to take the key"),
+            "{}",
+            a.recommendation
+        );
     }
 }

@@ -138,6 +138,9 @@ pub struct ScenarioResult {
     /// That way, in words (`eab-hmac-key in a 0600 cli.ini given with -c`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub secret_mode_how: String,
+    /// Every way the client can take the key, safest first (one: it has no other).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secret_modes: Vec<String>,
     /// Scenario id.
     pub scenario: String,
     /// Scenario description.
@@ -174,6 +177,7 @@ impl ScenarioResult {
             client_version: version,
             secret_mode: String::new(),
             secret_mode_how: String::new(),
+            secret_modes: Vec::new(),
             scenario: scenario.id.into(),
             description: scenario.description.into(),
             expect: scenario.expect,
@@ -625,6 +629,11 @@ pub async fn run_one(
     let mut result = ScenarioResult::pending(&adapter.name, version, scenario, &dir, config.seed);
     result.secret_mode = adapter.secret_mode.clone();
     result.secret_mode_how = adapter.secret_mode_how();
+    result.secret_modes = adapter
+        .secret_modes()
+        .iter()
+        .map(|m| (*m).to_owned())
+        .collect();
     match run_inner(adapter, scenario, config, prepared, &dir, &mut result).await {
         Ok(()) => {}
         Err(e) => {

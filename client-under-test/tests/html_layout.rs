@@ -27,6 +27,7 @@ fn long_results() -> Vec<ScenarioResult> {
                 client_version: Some("certbot 2.1.0 (Debian 2.1.0-4, python3-acme 2.1.0-1)".into()),
                 secret_mode: "config-file".into(),
                 secret_mode_how: "eab-hmac-key in a 0600 cli.ini given with -c".into(),
+        secret_modes: vec!["config-file".into(), "flag".into()],
                 scenario: s.id.into(),
                 description: s.description.into(),
                 expect: Expect::Issue,

@@ -15,6 +15,7 @@ fn result(client: &str, scenario: &str, kind: OutcomeKind, ok: bool) -> Scenario
         client_version: Some(format!("{client} 1.0")),
         secret_mode: "config-file".into(),
         secret_mode_how: "eab-hmac-key in a 0600 cli.ini given with -c".into(),
+        secret_modes: vec!["config-file".into(), "flag".into()],
         scenario: scenario.into(),
         description: format!("the {scenario} scenario"),
         expect: Expect::Issue,
