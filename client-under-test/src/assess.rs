@@ -144,6 +144,22 @@ pub fn assess(results: &[&ScenarioResult], secrets_seen: bool) -> Assessment {
         recommendation: String::new(),
     };
     a.recommendation = recommendation(&a, first.map(|r| r.secret_mode_how.as_str()));
+    // Refusals it kept the reason of to itself: an administrator then cannot tell why.
+    let silent: Vec<&str> = results
+        .iter()
+        .filter(|r| r.reason_shown == Some(false))
+        .map(|r| r.scenario.as_str())
+        .collect();
+    let refusals = results.iter().filter(|r| r.reason_shown.is_some()).count();
+    if !silent.is_empty() {
+        let _ = write!(
+            a.recommendation,
+            " When the CA refuses, it does not always say why ({} of {refusals} refusals: {}): \
+             look in its logs or ask the CA.",
+            silent.len(),
+            silent.join(", ")
+        );
+    }
     a
 }
 
@@ -566,6 +582,7 @@ mod tests {
                 failed: Vec::new(),
             }),
             secrets: Vec::new(),
+            reason_shown: None,
             passed: ok,
             seconds: 1.0,
             dir: format!("/w/{scenario}"),
@@ -595,6 +612,18 @@ mod tests {
         assert_eq!(
             (a.works.verdict, a.conduct.verdict, a.secrets.verdict),
             (Verdict::Yes, Verdict::Yes, Verdict::Yes)
+        );
+        assert!(!a.recommendation.contains("does not always say why"));
+        let mut silent = result("undelegated-name", true);
+        silent.reason_shown = Some(false);
+        let mut told = result("eab-revoked", true);
+        told.reason_shown = Some(true);
+        let a = assess(&[&rs[0], &silent, &told], true);
+        assert!(
+            a.recommendation
+                .contains("it does not always say why (1 of 2 refusals: undelegated-name)"),
+            "{}",
+            a.recommendation
         );
         assert!(
             a.recommendation

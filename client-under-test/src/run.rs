@@ -153,6 +153,9 @@ pub struct ScenarioResult {
     pub grade: Option<Grade>,
     /// Secret-scan findings.
     pub secrets: Vec<Finding>,
+    /// On a clean refusal: whether the client showed the CA's reason (in its output or logs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason_shown: Option<bool>,
     /// Outcome ok, no MUST rule failed, no failing secret finding.
     pub passed: bool,
     /// Wall time.
@@ -189,6 +192,7 @@ impl ScenarioResult {
             },
             grade: None,
             secrets: Vec::new(),
+            reason_shown: None,
             passed: false,
             seconds: 0.0,
             dir: dir.display().to_string(),
@@ -525,6 +529,53 @@ fn issued_serials(server: &MockServer) -> Vec<String> {
 
 /// The most telling line of a client's output: the last one mentioning an error, else the
 /// last one, skipping boilerplate (where the log is, where to ask for help, HTML).
+/// The CA's reason for the refusal that ended the run (the last problem document other than a
+/// badNonce), and whether the client's output or logs show it: its detail's first words or its
+/// type's name. `None`: the CA refused nothing (an untrusted server, a local refusal).
+fn reason_shown(
+    server: &MockServer,
+    streams: &[&Path],
+    logs: &[PathBuf],
+) -> Option<(String, bool)> {
+    let exchanges = server.state().store.transcripts.all();
+    let problem = exchanges
+        .iter()
+        .rev()
+        .filter_map(|e| e.problem.as_ref())
+        .find(|p| !p.kind.ends_with(":badNonce"))?;
+    let detail = problem.detail.clone().unwrap_or_default();
+    let words: String = detail.chars().take(30).collect();
+    let name = problem
+        .kind
+        .rsplit(':')
+        .next()
+        .unwrap_or(&problem.kind)
+        .to_owned();
+    let mut texts: Vec<String> = streams
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+        .collect();
+    for log in logs {
+        let files: Vec<PathBuf> = if log.is_dir() {
+            scan::regular_files(log)
+                .into_iter()
+                .map(|(p, _)| p)
+                .collect()
+        } else {
+            vec![log.clone()]
+        };
+        texts.extend(
+            files
+                .iter()
+                .map(|f| std::fs::read_to_string(f).unwrap_or_default()),
+        );
+    }
+    let shown = texts
+        .iter()
+        .any(|t| (!words.is_empty() && t.contains(words.as_str())) || t.contains(name.as_str()));
+    Some((if detail.is_empty() { name } else { detail }, shown))
+}
+
 /// More order polls than this in a WaitOrRefuse scenario is a tight loop.
 const MAX_PATIENT_POLLS: usize = 5;
 
@@ -923,6 +974,21 @@ async fn run_inner(
                         last.map_or("signal".into(), |c| c.to_string()),
                         tail(&stderr)
                     );
+                    let logs: Vec<PathBuf> = adapter
+                        .logs
+                        .iter()
+                        .map(|l| PathBuf::from(values.fill(l)))
+                        .collect();
+                    if let Some((reason, shown)) =
+                        reason_shown(&mock.server, &[&stdout, &stderr], &logs)
+                    {
+                        result.reason_shown = Some(shown);
+                        outcome.detail.push_str(&if shown {
+                            "; it shows the CA's reason".to_owned()
+                        } else {
+                            format!("; it does not show the CA's reason ({reason:?})")
+                        });
+                    }
                 }
             }
         }

@@ -55,6 +55,7 @@ fn long_results() -> Vec<ScenarioResult> {
                     location: format!("{long_path}logs/letsencrypt.log"),
                     detail: "the HMAC key (base64url) is in a log file (mode 0644)".into(),
                 }],
+                reason_shown: None,
                 passed: ok,
                 seconds: 3.3,
                 dir: long_path.clone(),

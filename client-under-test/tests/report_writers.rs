@@ -31,6 +31,7 @@ fn result(client: &str, scenario: &str, kind: OutcomeKind, ok: bool) -> Scenario
             failed: Vec::new(),
         }),
         secrets: Vec::new(),
+        reason_shown: None,
         passed: ok,
         seconds: 2.5,
         dir: format!("/tmp/vet/{client}/{scenario}"),
