@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
+use client_under_test::explore::{self, command::Flags};
 use client_under_test::matrix::{Plan, Shard, merge};
 use client_under_test::report::{self, RunReport};
 use client_under_test::vet::{self, MatrixVerdict, Outputs, VetPlan};
@@ -69,6 +70,9 @@ pub(crate) struct VetArgs {
     #[command(flatten)]
     out: OutArgs,
 
+    #[command(flatten)]
+    explore: ExploreArgs,
+
     /// List the scenarios and the built-in clients (installed or not), then exit.
     #[arg(long)]
     list: bool,
@@ -109,6 +113,27 @@ struct RemoteArgs {
     /// `acme-harness serve` uses the same one. Default: as `serve`'s.
     #[arg(long, value_name = "DIR", requires = "remote")]
     data_dir: Option<PathBuf>,
+}
+
+/// `vet --explore` (property-based vetting, docs/vetting.md) and `vet --faults` (its replay).
+#[derive(Debug, Args)]
+struct ExploreArgs {
+    /// Search generated fault plans instead of running the scenarios; shrink each failure to a
+    /// minimal plan file that --faults replays.
+    #[arg(long, conflicts_with_all = ["remote", "scenarios", "faults"])]
+    explore: bool,
+    /// Cases to generate (--explore). Default: 40.
+    #[arg(long, value_name = "N", requires = "explore")]
+    cases: Option<usize>,
+    /// Bound of the whole --explore run: 90s, 5m, 1h. Default: 5m.
+    #[arg(long, value_name = "D", requires = "explore", value_parser = explore::parse_duration)]
+    max_time: Option<std::time::Duration>,
+    /// Recorded findings (--explore; ci/explore-expectations.tsv): exit 1 when they differ.
+    #[arg(long, value_name = "FILE", requires = "explore")]
+    expectations: Option<PathBuf>,
+    /// A fault plan (TOML or JSON) on the canary credential instead of each scenario's faults.
+    #[arg(long, value_name = "FILE")]
+    faults: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -260,7 +285,7 @@ pub(crate) async fn run(args: VetArgs) -> anyhow::Result<ExitCode> {
         (None, false) => bail!("give --client NAME or `-- COMMAND TEMPLATE`"),
     };
     let harness = harness_bin();
-    let (plan, warning) = VetPlan::new(
+    let (mut plan, warning) = VetPlan::new(
         adapter,
         custom,
         args.secret_mode.as_deref(),
@@ -270,7 +295,14 @@ pub(crate) async fn run(args: VetArgs) -> anyhow::Result<ExitCode> {
     if let Some(why) = warning {
         eprintln!("warning: {why}");
     }
-    let seed = args.run.seed.unwrap_or_else(vet::fresh_seed);
+    if args.explore.explore {
+        return run_explore(&args, &plan, harness).await;
+    }
+    let mut seed = args.run.seed;
+    if let Some(path) = &args.explore.faults {
+        seed = seed.or(explore::command::replay(&mut plan, path)?);
+    }
+    let seed = seed.unwrap_or_else(vet::fresh_seed);
     let base = vet::work_dir(args.run.workdir, "acme-harness-vet-")?;
     eprintln!("{}", plan.describe(seed, &base));
     let cells = plan.cells();
@@ -288,6 +320,45 @@ pub(crate) async fn run(args: VetArgs) -> anyhow::Result<ExitCode> {
     }
     args.out.write(&report)?;
     Ok(exit(plan.passed(&report)))
+}
+
+/// `vet --explore`: the search, its summary and report files, the verdict.
+async fn run_explore(
+    args: &VetArgs,
+    plan: &VetPlan,
+    harness: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let flags = Flags {
+        client: args.client.clone(),
+        template: args.command.clone(),
+        secret_mode: args.secret_mode.clone(),
+        cases: args.explore.cases,
+        seed: args.run.seed,
+        jobs: args.run.jobs,
+        max_time: args.explore.max_time,
+        workdir: args.run.workdir.clone(),
+    };
+    let (adapter, config) = explore::command::config(plan, &flags, harness)?;
+    eprintln!(
+        "{}",
+        explore::start_line(&adapter, plan.version.as_deref(), &config)
+    );
+    let version = plan.version.clone();
+    let report = explore::explore(&adapter, version, &config, &|l| eprintln!("{l}")).await?;
+    print!("\n{}", explore::report::summary(&report));
+    let outputs = Outputs {
+        json: args.out.json.clone(),
+        junit: args.out.junit.clone(),
+        html: args.out.html.clone(),
+    };
+    for path in explore::command::write_outputs(&report, &outputs)? {
+        eprintln!("wrote {}", path.display());
+    }
+    let verdict = explore::command::verdict(&report, args.explore.expectations.as_deref())?;
+    for line in &verdict.lines {
+        println!("{line}");
+    }
+    Ok(exit(verdict.passed))
 }
 
 async fn remote(args: VetArgs, label: String) -> anyhow::Result<ExitCode> {

@@ -9,6 +9,8 @@
 //! - [`assess`]: the three answers per client (works with Sectigo, protocol conduct, secret
 //!   handling) and the recommendation in plain words.
 //! - [`report`]: the verdict table, JSON, JUnit XML, self-contained HTML, Markdown matrix.
+//! - [`explore`]: property-based vetting (`vet --explore`): generated fault plans, properties
+//!   checked on every case, failures shrunk to a minimal replayable plan.
 //! - [`matrix`]: every installed adapter through every scenario, shards, merging, and the
 //!   expectations file CI compares against.
 //! - [`vet`]: the `vet` and `matrix` commands as a library: plans, work directories, report
@@ -20,6 +22,7 @@
 
 pub mod adapter;
 pub mod assess;
+pub mod explore;
 pub mod grade;
 pub mod matrix;
 pub mod remote;
