@@ -78,7 +78,7 @@ fn only<'a>(report: &'a ExploreReport, property: &str) -> &'a explore::Finding {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_crash_on_the_second_bad_nonce_in_a_row_shrinks_to_two_bad_nonces() {
-    let report = run("crash-on-second-bad-nonce", 40, 11, 30).await;
+    let report = run("crash-on-second-bad-nonce", 20, 11, 30).await;
     let f = only(&report, "crash");
     assert_eq!(f.severity, Severity::Failure);
     assert!(f.shrink_complete, "{f:#?}");
@@ -100,7 +100,7 @@ async fn a_crash_on_the_second_bad_nonce_in_a_row_shrinks_to_two_bad_nonces() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ignoring_retry_after_shrinks_to_one_429_with_retry_after_1() {
-    let report = run("ignore-retry-after", 24, 5, 30).await;
+    let report = run("ignore-retry-after", 8, 5, 30).await;
     let f = only(&report, "rule:retry-after-honoured");
     assert_eq!(f.severity, Severity::Fragile);
     assert!(f.shrink_complete, "{f:#?}");
@@ -125,7 +125,7 @@ async fn ignoring_retry_after_shrinks_to_one_429_with_retry_after_1() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hang_on_a_dropped_connection_shrinks_to_one_drop() {
-    let report = run("hang-on-drop", 30, 3, 8).await;
+    let report = run("hang-on-drop", 8, 3, 6).await;
     let f = only(&report, "hang");
     assert_eq!(f.severity, Severity::Failure);
     assert!(f.shrink_complete, "{f:#?}");

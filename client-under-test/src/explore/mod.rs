@@ -317,12 +317,16 @@ pub async fn explore(
                     format!("case-{next_case:04}"),
                 );
                 next_case += 1;
+            } else if st.match_pending() {
+                // A shrink finished without a run (its last steps were known): failures it
+                // held back start their own shrinks.
+                continue;
             } else {
                 break;
             }
         }
         if set.is_empty() {
-            if next_case < total || st.has_work() {
+            if Instant::now() >= deadline && (next_case < total || st.has_work()) {
                 stopped = Some(format!(
                     "--max-time {} s reached",
                     config.max_time.as_secs()
@@ -531,10 +535,12 @@ impl State<'_> {
     /// Matches failing cases to findings: a case whose plan holds a finding's minimal plan
     /// (same property) is one more hit of it; any other starts a new finding and its shrink,
     /// unless a shrink of the same property is still running (its result may explain it).
-    fn match_pending(&mut self) {
+    /// Whether a new shrink started.
+    fn match_pending(&mut self) -> bool {
         if !self.baseline_done {
-            return;
+            return false;
         }
+        let shrinks = self.shrinkers.len();
         let mut keep = VecDeque::new();
         while let Some((n, v, ran)) = self.pending.pop_front() {
             if let Some(f) = self
@@ -567,6 +573,7 @@ impl State<'_> {
             }
         }
         self.pending = keep;
+        self.shrinkers.len() > shrinks && self.shrinkers.iter().any(|s| !s.done)
     }
 }
 
