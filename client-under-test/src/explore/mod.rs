@@ -541,6 +541,8 @@ impl State<'_> {
             return false;
         }
         let shrinks = self.shrinkers.len();
+        // In case order: the baseline's findings (the empty plan) explain later cases.
+        self.pending.make_contiguous().sort_by_key(|(n, _, _)| *n);
         let mut keep = VecDeque::new();
         while let Some((n, v, ran)) = self.pending.pop_front() {
             if let Some(f) = self

@@ -83,11 +83,19 @@ fn read_capped(path: &Path) -> String {
 /// The crash a case's output or exit shows, if any.
 fn crash(result: &ScenarioResult, out: &str, err: &str) -> Option<String> {
     for text in [err, out] {
-        if let Some(line) = text
-            .lines()
-            .find(|l| CRASH_MARKS.iter().any(|m| l.contains(m)))
+        let lines: Vec<&str> = text.lines().map(str::trim).collect();
+        if let Some(i) = lines
+            .iter()
+            .position(|l| CRASH_MARKS.iter().any(|m| l.contains(m)))
         {
-            return Some(format!("crash trace: {}", cut(line.trim(), 160)));
+            // "An unexpected error occurred:" and the like: the error is on the next line.
+            let mut line = lines[i].to_owned();
+            if line.ends_with(':')
+                && let Some(next) = lines[i + 1..].iter().find(|l| !l.is_empty())
+            {
+                line = format!("{line} {next}");
+            }
+            return Some(format!("crash trace: {}", cut(&line, 200)));
         }
     }
     // Killed by a signal (directly, or as a shell reports it) without being timed out.
