@@ -175,13 +175,15 @@ async fn the_reference_client_survives_a_few_hundred_cases() {
     let config = ExploreConfig {
         cases: 200,
         seed: 17,
-        jobs: 4,
+        jobs: 8,
         max_time: Duration::from_secs(600),
         base_dir: dir.path().to_owned(),
         harness: None,
         client_spec: "--client reference".into(),
         base_limit: explore::DEFAULT_BASE_LIMIT,
-        max_shrink_runs: explore::DEFAULT_SHRINK_RUNS,
+        // Cases only: a failure shows its case unshrunk. The reference client gives up on a
+        // 502 while polling an order and on a dropped finalize (fragile, not failures).
+        max_shrink_runs: 0,
     };
     let report = explore::explore(&planted("reference"), None, &config, &|l| eprintln!("{l}"))
         .await
