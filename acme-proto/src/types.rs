@@ -264,9 +264,30 @@ pub struct NewAccount {
     /// The EAB inner JWS (RFC 8555 §7.3.4), kept as JSON so it can be checked byte-exactly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_account_binding: Option<Value>,
-    /// `deactivated` in an account deactivation request (§7.3.6).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// `deactivated` in an account deactivation request (§7.3.6). An empty string counts as
+    /// absent: acmez (Caddy's ACME library) sent `"status":""` in every newAccount until
+    /// v3.1.5 (its commit d34f7bb, "Some strict ACME CAs reject requests that include an empty
+    /// status field"), and Sectigo's ZeroSSL, Caddy's default CA, registered those accounts.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "empty_status_is_none"
+    )]
     pub status: Option<Status>,
+}
+
+fn empty_status_is_none<'de, D>(deserializer: D) -> Result<Option<Status>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let raw: Option<Value> = Option::deserialize(deserializer)?;
+    match raw {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(v) => Status::deserialize(v)
+            .map(Some)
+            .map_err(serde::de::Error::custom),
+    }
 }
 
 /// An order object (RFC 8555 §7.1.3).
@@ -489,6 +510,13 @@ mod tests {
      }"#;
         let a: NewAccount = serde_json::from_str(text).unwrap();
         assert_eq!(a.terms_of_service_agreed, Some(true));
+        // acmez before v3.1.5 (Caddy 2.6) sends an empty status and orders: taken as absent.
+        let a: NewAccount =
+            serde_json::from_str(r#"{"contact":[],"status":"","orders":""}"#).unwrap();
+        assert_eq!(a.status, None);
+        let a: NewAccount = serde_json::from_str(r#"{"status":"deactivated"}"#).unwrap();
+        assert_eq!(a.status, Some(Status::Deactivated));
+        assert!(serde_json::from_str::<NewAccount>(r#"{"status":"sleepy"}"#).is_err());
         // rfc8555#section-7.4
         let text = r#"{
        "identifiers": [
