@@ -34,8 +34,8 @@ killed after the scenario's time limit. Exit status: 0 every scenario passed, 1 
 #[derive(Debug, Args)]
 #[command(after_long_help = VET_HELP)]
 pub(crate) struct VetArgs {
-    /// A built-in client (reference, certbot, lego, dehydrated, uacme) or an adapter file
-    /// (fixtures/clients/*.toml).
+    /// A built-in client (reference, certbot, lego, dehydrated, uacme, caddy, certbot-pypi,
+    /// node-acme-client, acme-tiny) or an adapter file (fixtures/clients/*.toml).
     #[arg(long, value_name = "NAME|FILE", required_unless_present_any = ["command", "list", "remote"])]
     client: Option<String>,
 

@@ -26,6 +26,32 @@ const BUILT_IN: &[(&str, &str)] = &[
         include_str!("../../fixtures/clients/dehydrated.toml"),
     ),
     ("uacme", include_str!("../../fixtures/clients/uacme.toml")),
+    ("caddy", include_str!("../../fixtures/clients/caddy.toml")),
+    (
+        "certbot-pypi",
+        include_str!("../../fixtures/clients/certbot-pypi.toml"),
+    ),
+    (
+        "node-acme-client",
+        include_str!("../../fixtures/clients/node-acme-client.toml"),
+    ),
+    (
+        "acme-tiny",
+        include_str!("../../fixtures/clients/acme-tiny.toml"),
+    ),
+];
+
+/// Support files of the built-in adapters (wrapper scripts, driver programs), compiled in;
+/// an adapter's `[[file]]` names one with `from`.
+const SUPPORT: &[(&str, &str)] = &[
+    (
+        "caddy-run.sh",
+        include_str!("../../fixtures/clients/caddy-run.sh"),
+    ),
+    (
+        "node-acme-client-driver.js",
+        include_str!("../../fixtures/clients/node-acme-client-driver.js"),
+    ),
 ];
 
 /// How a client is told to trust the mock's CA.
@@ -42,7 +68,7 @@ pub enum Trust {
     MountNamespace,
 }
 
-/// A file the adapter writes before the client runs (a config file, a hook script).
+/// A file the adapter writes before the client runs (a config file, a hook script, a wrapper).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InputFile {
@@ -51,8 +77,25 @@ pub struct InputFile {
     /// Unix mode.
     #[serde(default = "default_mode")]
     pub mode: u32,
-    /// Content template.
+    /// Content template (placeholders are filled).
+    #[serde(default)]
     pub content: String,
+    /// Instead of `content`: a support file beside the adapter file (a wrapper script, a
+    /// driver program; for a built-in adapter, one compiled in from fixtures/clients/), copied
+    /// as it is, placeholders not filled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+}
+
+impl InputFile {
+    /// The text to write: a support file as it is, else the content with `values` filled in.
+    pub fn text(&self, values: &Values) -> String {
+        if self.from.is_some() {
+            self.content.clone()
+        } else {
+            values.fill(&self.content)
+        }
+    }
 }
 
 fn default_mode() -> u32 {
@@ -109,6 +152,10 @@ pub struct Adapter {
     pub version: Vec<String>,
     /// How the client trusts the CA.
     pub trust: Trust,
+    /// Files that must exist for the client to count as installed, besides its program: the
+    /// library a driver program loads, a virtualenv's program.
+    #[serde(default)]
+    pub needs: Vec<String>,
     /// Needs root (the mount namespace).
     #[serde(default)]
     pub requires_root: bool,
@@ -168,6 +215,13 @@ pub struct Adapter {
     /// keeps the list for the reports).
     #[serde(skip)]
     pub known_secret_modes: Vec<String>,
+    /// Set when the client cannot be used with Sectigo at all (it has no way to send an
+    /// External Account Binding): why, with the client's documentation or source that shows
+    /// it. `vet` and `matrix` then run it through one issuing scenario only, to confirm the
+    /// CA's refusal from the transcript, and report it as unusable instead of failing every
+    /// scenario.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unusable: Option<String>,
 }
 
 fn flag_mode() -> String {
@@ -239,19 +293,90 @@ pub const PLACEHOLDERS: &[&str] = &[
 ];
 
 impl Adapter {
-    /// Parses an adapter file.
+    /// Parses an adapter file. Support files (`[[file]] from`) are not read yet: see
+    /// [`Adapter::load_support_files`].
     pub fn parse(text: &str, origin: &str) -> Result<Self, Error> {
         let adapter: Self = toml::from_str(text).map_err(|e| Error::Adapter {
             origin: origin.into(),
             message: e.to_string(),
         })?;
+        let bad = |message: &str| Error::Adapter {
+            origin: origin.into(),
+            message: message.into(),
+        };
         if adapter.issue.is_empty() || adapter.issue.iter().any(Vec::is_empty) {
-            return Err(Error::Adapter {
-                origin: origin.into(),
-                message: "`issue` needs at least one non-empty command".into(),
-            });
+            return Err(bad("`issue` needs at least one non-empty command"));
+        }
+        let files = adapter
+            .files
+            .iter()
+            .chain(adapter.other_secret_modes.iter().flat_map(|m| &m.files));
+        for f in files {
+            if f.from.is_some() && !f.content.is_empty() {
+                return Err(bad(&format!(
+                    "[[file]] {}: give `content` or `from`, not both",
+                    f.path
+                )));
+            }
+        }
+        if adapter
+            .unusable
+            .as_deref()
+            .is_some_and(|u| u.trim().is_empty())
+        {
+            return Err(bad("`unusable` needs the reason"));
         }
         Ok(adapter)
+    }
+
+    /// Reads every `[[file]] from` support file: from `dir` (the adapter file's folder) when
+    /// given and present there, else from the support files compiled in.
+    pub fn load_support_files(&mut self, dir: Option<&Path>) -> Result<(), Error> {
+        let origin = self.name.clone();
+        let files = self.files.iter_mut().chain(
+            self.other_secret_modes
+                .iter_mut()
+                .flat_map(|m| &mut m.files),
+        );
+        for f in files {
+            let Some(from) = &f.from else { continue };
+            let on_disk = dir.map(|d| d.join(from)).filter(|p| p.is_file());
+            f.content = match on_disk {
+                Some(p) => std::fs::read_to_string(&p).map_err(|e| Error::Adapter {
+                    origin: origin.clone(),
+                    message: format!("cannot read {}: {e}", p.display()),
+                })?,
+                None => SUPPORT
+                    .iter()
+                    .find(|(n, _)| n == from)
+                    .map(|(_, t)| (*t).to_owned())
+                    .ok_or_else(|| Error::Adapter {
+                        origin: origin.clone(),
+                        message: format!(
+                            "[[file]] {}: no support file {from:?}{}",
+                            f.path,
+                            dir.map(|d| format!(" in {}", d.display()))
+                                .unwrap_or_default()
+                        ),
+                    })?,
+            };
+        }
+        Ok(())
+    }
+
+    /// The scenarios this client is run through, of `selected`: all of them, or for a client
+    /// that cannot be used with Sectigo ([`Adapter::unusable`]) the first one that expects a
+    /// certificate, which confirms the CA's refusal.
+    pub fn scenarios_for(&self, selected: &[crate::Scenario]) -> Vec<crate::Scenario> {
+        if self.unusable.is_none() {
+            return selected.to_vec();
+        }
+        selected
+            .iter()
+            .find(|s| s.expect == crate::scenario::Expect::Issue)
+            .cloned()
+            .into_iter()
+            .collect()
     }
 
     /// Every secret-passing mode, safest first: the other modes in their order, then the
@@ -333,8 +458,13 @@ impl Adapter {
     pub fn built_in() -> Vec<Self> {
         BUILT_IN
             .iter()
-            // The files are part of the binary and covered by a test, so they parse.
-            .filter_map(|(name, text)| Self::parse(text, name).ok())
+            // The files are part of the binary and covered by a test, so they parse and their
+            // support files are there.
+            .filter_map(|(name, text)| {
+                let mut a = Self::parse(text, name).ok()?;
+                a.load_support_files(None).ok()?;
+                Some(a)
+            })
             .collect()
     }
 
@@ -352,7 +482,9 @@ impl Adapter {
                 origin: name_or_path.into(),
                 message: format!("cannot read: {e}"),
             })?;
-            return Self::parse(&text, name_or_path);
+            let mut adapter = Self::parse(&text, name_or_path)?;
+            adapter.load_support_files(path.parent())?;
+            return Ok(adapter);
         }
         let known: Vec<&str> = BUILT_IN.iter().map(|(n, _)| *n).collect();
         Err(Error::Adapter {
@@ -372,6 +504,7 @@ impl Adapter {
             description: format!("command: {}", argv.join(" ")),
             version: Vec::new(),
             trust: Trust::Flag,
+            needs: Vec::new(),
             requires_root: false,
             key_types: KeyTypes {
                 rsa: "rsa".into(),
@@ -392,6 +525,7 @@ impl Adapter {
             secret_mode_description: Some("as the command template passes it".into()),
             other_secret_modes: Vec::new(),
             known_secret_modes: Vec::new(),
+            unusable: None,
         }
     }
 
@@ -414,6 +548,11 @@ impl Adapter {
         }
         if self.trust == Trust::MountNamespace && which("unshare").is_none() {
             return Err("needs `unshare` (util-linux)".into());
+        }
+        if let Some(missing) = self.needs.iter().find(|p| !Path::new(p).exists()) {
+            return Err(format!(
+                "{missing} is not there (ci/install-clients.sh installs it)"
+            ));
         }
         let program = self.issue[0][0].clone();
         let program = fill_harness(&program, harness);
@@ -515,6 +654,136 @@ mod tests {
         let lego = Adapter::find("lego").unwrap();
         assert_eq!(lego.secret_modes(), ["flag"]);
         assert_eq!(lego.safest().issue, lego.issue);
+    }
+
+    #[test]
+    fn new_clients_are_built_in_with_their_support_files() {
+        let names: Vec<String> = Adapter::built_in().into_iter().map(|a| a.name).collect();
+        for n in ["caddy", "certbot-pypi", "node-acme-client", "acme-tiny"] {
+            assert!(names.iter().any(|a| a == n), "{n} missing from {names:?}");
+        }
+        // Caddy's wrapper and the node driver are written into the work dir as they are.
+        let caddy = Adapter::find("caddy").unwrap();
+        let wrapper = caddy
+            .files
+            .iter()
+            .find(|f| f.path == "{workdir}/caddy-run.sh")
+            .unwrap();
+        assert_eq!(wrapper.mode, 0o755);
+        assert!(
+            wrapper
+                .content
+                .contains("certificate (obtained|renewed) successfully")
+        );
+        let node = Adapter::find("node-acme-client").unwrap().safest();
+        assert_eq!(node.secret_mode, "key-file");
+        let driver = node.files.iter().find(|f| f.from.is_some()).unwrap();
+        assert!(driver.content.contains("externalAccountBinding"));
+        // Neither takes the key on its command line in its safest mode.
+        for a in [caddy.safest(), node] {
+            let argv: Vec<&String> = a.issue.iter().flatten().collect();
+            assert!(
+                !argv.iter().any(|x| x.contains("{eab_hmac_key}")),
+                "{}: {argv:?}",
+                a.name
+            );
+        }
+        // certbot from PyPI is run like Debian's: the 0600 cli.ini first.
+        let pypi = Adapter::find("certbot-pypi").unwrap();
+        assert_eq!(pypi.secret_modes(), ["config-file", "flag"]);
+    }
+
+    #[test]
+    fn a_support_file_is_copied_verbatim_and_found_beside_the_adapter_file() {
+        let dir = std::env::temp_dir().join(format!("adapter-support-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("run.sh"), "echo {domain} ${HOME}\n").unwrap();
+        let toml = dir.join("mine.toml");
+        std::fs::write(
+            &toml,
+            "name='mine'\ntrust='env'\nissue=[['sh','{workdir}/run.sh']]\n\
+             key_types={rsa='a',ecdsa='b'}\n[[file]]\npath='{workdir}/run.sh'\nfrom='run.sh'\n",
+        )
+        .unwrap();
+        let a = Adapter::find(toml.to_str().unwrap()).unwrap();
+        let v = Values {
+            directory: "https://127.0.0.1:1/d".into(),
+            eab_kid: "K".into(),
+            eab_hmac_key: "H".into(),
+            domain: "physics.example.edu".into(),
+            ca_bundle: "/ca".into(),
+            workdir: "/w".into(),
+            http_port: 1,
+            key_type: "rsa".into(),
+            harness: None,
+            preferred_chain: String::new(),
+        };
+        // Placeholders in a support file are left alone.
+        assert_eq!(a.files[0].text(&v), "echo {domain} ${HOME}\n");
+        std::fs::remove_file(dir.join("run.sh")).unwrap();
+        let e = Adapter::find(toml.to_str().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no support file \"run.sh\""), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+        let both = Adapter::parse(
+            "name='x'\ntrust='env'\nissue=[['true']]\nkey_types={rsa='a',ecdsa='b'}\n\
+             [[file]]\npath='p'\nfrom='f'\ncontent='c'\n",
+            "x.toml",
+        )
+        .unwrap_err();
+        assert!(both.to_string().contains("not both"), "{both}");
+    }
+
+    #[test]
+    fn an_unusable_client_runs_only_the_scenario_that_confirms_it() {
+        let all = crate::Scenario::built_in();
+        let tiny = Adapter::find("acme-tiny").unwrap();
+        assert!(
+            tiny.unusable
+                .as_deref()
+                .unwrap()
+                .contains("External Account Binding")
+        );
+        let ids: Vec<&str> = tiny.scenarios_for(&all).iter().map(|s| s.id).collect();
+        assert_eq!(ids, ["happy-rsa-ov-rsa"]);
+        // Given only refusal scenarios, there is nothing to confirm it with.
+        let refusals: Vec<_> = all
+            .iter()
+            .filter(|s| s.expect == crate::scenario::Expect::Refuse)
+            .cloned()
+            .collect();
+        assert!(tiny.scenarios_for(&refusals).is_empty());
+        // Any other client runs every scenario.
+        let lego = Adapter::find("lego").unwrap();
+        assert_eq!(lego.scenarios_for(&all).len(), all.len());
+        let empty = Adapter::parse(
+            "name='x'\ntrust='env'\nissue=[['true']]\nkey_types={rsa='a',ecdsa='b'}\nunusable=' '\n",
+            "x.toml",
+        )
+        .unwrap_err();
+        assert!(empty.to_string().contains("needs the reason"), "{empty}");
+    }
+
+    #[test]
+    fn a_client_whose_library_is_missing_is_not_installed() {
+        let mut a = Adapter::custom(vec!["true".into()]);
+        a.version = vec!["sh".into(), "-c".into(), "echo 'tool 1.2'".into()];
+        a.needs = vec!["/nonexistent/acme-harness/node_modules/acme-client".into()];
+        let e = a.detect(None).unwrap_err();
+        assert!(
+            e.contains("/nonexistent/acme-harness/node_modules/acme-client is not there"),
+            "{e}"
+        );
+        a.needs = vec![std::env::temp_dir().display().to_string()];
+        assert_eq!(a.detect(None).unwrap().as_deref(), Some("tool 1.2"));
+        // The library-based client names the library it loads.
+        let node = Adapter::find("node-acme-client").unwrap();
+        assert!(
+            node.needs
+                .iter()
+                .any(|n| n.ends_with("node_modules/acme-client/package.json"))
+        );
     }
 
     #[test]

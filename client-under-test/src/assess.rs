@@ -130,7 +130,13 @@ pub fn assess_all(results: &[ScenarioResult], secrets_seen: bool) -> Vec<Assessm
 /// The three answers for one client's results.
 pub fn assess(results: &[&ScenarioResult], secrets_seen: bool) -> Assessment {
     let first = results.first();
-    let works = works(results);
+    let mut works = works(results);
+    // A client that cannot be used with Sectigo: that is the answer, whatever else it did.
+    let unusable = first.and_then(|r| r.unusable.clone());
+    if let Some(why) = &unusable {
+        works.verdict = Verdict::No;
+        works.summary = format!("cannot be used with Sectigo: {why}");
+    }
     let conduct = conduct(results);
     let secrets = secrets(results, secrets_seen);
     let mut a = Assessment {
@@ -143,22 +149,36 @@ pub fn assess(results: &[&ScenarioResult], secrets_seen: bool) -> Assessment {
         secrets,
         recommendation: String::new(),
     };
-    a.recommendation = recommendation(&a, first.map(|r| r.secret_mode_how.as_str()));
-    // Refusals it kept the reason of to itself: an administrator then cannot tell why.
-    let silent: Vec<&str> = results
-        .iter()
-        .filter(|r| r.reason_shown == Some(false))
-        .map(|r| r.scenario.as_str())
-        .collect();
-    let refusals = results.iter().filter(|r| r.reason_shown.is_some()).count();
-    if !silent.is_empty() {
-        let _ = write!(
-            a.recommendation,
-            " When the CA refuses, it does not always say why ({} of {refusals} refusals: {}): \
-             look in its logs or ask the CA.",
-            silent.len(),
-            silent.join(", ")
-        );
+    a.recommendation = match &unusable {
+        Some(why) => {
+            let name = a.version.clone().unwrap_or_else(|| a.client.clone());
+            let confirmed = first
+                .map(|r| format!("; vet saw it: {}", r.outcome.detail))
+                .unwrap_or_default();
+            format!(
+                "{name} cannot be used with Sectigo's ACME service: {why}{confirmed}. Choose \
+                 another client."
+            )
+        }
+        None => recommendation(&a, first.map(|r| r.secret_mode_how.as_str())),
+    };
+    if unusable.is_none() {
+        // Refusals it kept the reason of to itself: an administrator then cannot tell why.
+        let silent: Vec<&str> = results
+            .iter()
+            .filter(|r| r.reason_shown == Some(false))
+            .map(|r| r.scenario.as_str())
+            .collect();
+        let refusals = results.iter().filter(|r| r.reason_shown.is_some()).count();
+        if !silent.is_empty() {
+            let _ = write!(
+                a.recommendation,
+                " When the CA refuses, it does not always say why ({} of {refusals} refusals: {}): \
+                 look in its logs or ask the CA.",
+                silent.len(),
+                silent.join(", ")
+            );
+        }
     }
     a
 }
@@ -587,6 +607,7 @@ mod tests {
             seconds: 1.0,
             dir: format!("/w/{scenario}"),
             seed: 8,
+            unusable: None,
         }
     }
 
@@ -599,6 +620,31 @@ mod tests {
             statement: statement.into(),
             seqs: seqs.to_vec(),
         }
+    }
+
+    #[test]
+    fn an_unusable_client_is_a_plain_no_with_its_reason_and_no_advice_on_running_it() {
+        let mut r = result("happy-rsa-ov-rsa", false);
+        r.client = "acme-tiny".into();
+        r.client_version = Some("acme-tiny 5.0.1".into());
+        r.outcome.kind = OutcomeKind::Unusable;
+        r.outcome.detail = "its newAccount (seq 3) carried no externalAccountBinding; the CA \
+                            answered 400 externalAccountRequired"
+            .into();
+        r.unusable = Some("it has no way to send an External Account Binding".into());
+        let a = assess(&[&r], true);
+        assert_eq!(a.works.verdict, Verdict::No);
+        assert_eq!(
+            a.works.summary,
+            "cannot be used with Sectigo: it has no way to send an External Account Binding"
+        );
+        assert_eq!(
+            a.recommendation,
+            "acme-tiny 5.0.1 cannot be used with Sectigo's ACME service: it has no way to send \
+             an External Account Binding; vet saw it: its newAccount (seq 3) carried no \
+             externalAccountBinding; the CA answered 400 externalAccountRequired. Choose \
+             another client."
+        );
     }
 
     #[test]

@@ -374,8 +374,11 @@ impl Plan {
         }
         let mut cells = Vec::new();
         for (a, v) in &adapters {
-            for s in scenarios.iter().filter(|s| s.applies_to(a)) {
-                cells.push((a.clone(), v.clone(), s.clone()));
+            // A client that cannot be used with Sectigo: one scenario, the confirmation.
+            for s in a.scenarios_for(scenarios) {
+                if s.applies_to(a) {
+                    cells.push((a.clone(), v.clone(), s));
+                }
             }
         }
         let planned = cells

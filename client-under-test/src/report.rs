@@ -110,6 +110,7 @@ pub(crate) fn outcome_label(kind: OutcomeKind) -> &'static str {
         OutcomeKind::Accepted => "accepted (must fail)",
         OutcomeKind::Hung => "HUNG (killed)",
         OutcomeKind::Error => "harness error",
+        OutcomeKind::Unusable => "unusable with Sectigo",
     }
 }
 
@@ -211,6 +212,22 @@ fn overall_line_in(results: &[ScenarioResult], remote: Option<&RemoteScope>) -> 
         .iter()
         .filter(|r| r.outcome.kind == OutcomeKind::Hung)
         .count();
+    // A client that cannot be used with Sectigo: that is the verdict, with the reason and the
+    // confirmation, not a count of failed scenarios.
+    if results.iter().all(|r| r.unusable.is_some())
+        && let Some(r) = results.first()
+    {
+        let reason = r.unusable.as_deref().unwrap_or_default();
+        let confirmed = if r.outcome.kind == OutcomeKind::Unusable {
+            format!("confirmed by {}: {}", r.scenario, r.outcome.detail)
+        } else {
+            format!("NOT confirmed by {}: {}", r.scenario, r.outcome.detail)
+        };
+        return format!(
+            "UNUSABLE: {}: cannot be used with Sectigo: {reason}; {confirmed}; no other scenario was run",
+            clients.into_iter().collect::<Vec<_>>().join(", ")
+        );
+    }
     let verdict = if passed == results.len() {
         "PASS"
     } else {
@@ -725,6 +742,21 @@ pub fn matrix_markdown(
             }
         }
         out.push('\n');
+    }
+    // Clients that cannot be used with Sectigo ran one scenario only: say why under the table.
+    let mut unusable = Vec::new();
+    for r in results.iter().filter(|r| r.unusable.is_some()) {
+        if !unusable.contains(&r.client.as_str()) {
+            unusable.push(&r.client);
+            let _ = write!(
+                out,
+                "\n**{}** cannot be used with Sectigo: {} ({}: {}); its other scenarios were not run.\n",
+                r.client,
+                r.unusable.as_deref().unwrap_or_default(),
+                r.scenario,
+                r.outcome.detail
+            );
+        }
     }
     out.push_str("\n### Per client: the three answers\n\n");
     out.push_str(&assess::markdown(&assess::assess_all(results, true)));

@@ -26,6 +26,7 @@ const SCRUBBED_ENV: &[&str] = &[
     "REQUESTS_CA_BUNDLE",
     "HTTPLIB2_CA_CERTS",
     "LEGO_CA_CERTIFICATES",
+    "NODE_EXTRA_CA_CERTS",
     "http_proxy",
     "https_proxy",
     "HTTP_PROXY",
@@ -109,6 +110,9 @@ pub enum OutcomeKind {
     Hung,
     /// The harness could not run it.
     Error,
+    /// The client cannot be used with Sectigo (its adapter says why), and the CA refused it as
+    /// the adapter says it would (no certificate).
+    Unusable,
 }
 
 /// The outcome check.
@@ -164,6 +168,10 @@ pub struct ScenarioResult {
     pub dir: String,
     /// The mock's fault seed.
     pub seed: u64,
+    /// Set when the client cannot be used with Sectigo: the adapter's reason
+    /// ([`Adapter::unusable`]); this scenario is then the confirmation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unusable: Option<String>,
 }
 
 impl ScenarioResult {
@@ -197,6 +205,7 @@ impl ScenarioResult {
             seconds: 0.0,
             dir: dir.display().to_string(),
             seed,
+            unusable: None,
         }
     }
 
@@ -757,7 +766,7 @@ async fn run_inner(
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
         }
-        std::fs::write(&path, values.fill(&f.content)).map_err(|e| Error::io(&path, e))?;
+        std::fs::write(&path, f.text(&values)).map_err(|e| Error::io(&path, e))?;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(f.mode))
             .map_err(|e| Error::io(&path, e))?;
         inputs.push(path);
@@ -1029,6 +1038,13 @@ async fn run_inner(
         &format!("{}/{}", adapter.name, scenario.id),
     )?
     .map(|g| g.waive(scenario.waived_rules));
+    if let Some(reason) = &adapter.unusable {
+        result.unusable = Some(reason.clone());
+        confirm_unusable(
+            &mut result.outcome,
+            &mock.server.state().store.transcripts.all(),
+        );
+    }
 
     // The scan.
     for (place, path) in [(Place::Stdout, &stdout), (Place::Stderr, &stderr)] {
@@ -1052,6 +1068,71 @@ async fn run_inner(
     result.secrets = secrets;
     mock.server.shutdown().await;
     Ok(())
+}
+
+/// For a client whose adapter says it cannot be used with Sectigo: the outcome becomes
+/// [`OutcomeKind::Unusable`], with the CA's refusal from the transcript (the exchange's seq),
+/// when it got no certificate; when it did, the adapter's claim is wrong and the outcome says
+/// so. Either way the outcome is not ok: the client is not one to use.
+pub(crate) fn confirm_unusable(
+    outcome: &mut Outcome,
+    exchanges: &[acme_proto::transcript::Exchange],
+) {
+    outcome.ok = false;
+    if outcome.kind == OutcomeKind::Issued {
+        outcome.detail = format!(
+            "its adapter says it cannot be used with Sectigo, but it got a certificate ({}): \
+             the adapter is wrong",
+            outcome.detail
+        );
+        return;
+    }
+    if matches!(outcome.kind, OutcomeKind::Error | OutcomeKind::Hung) {
+        return;
+    }
+    let new_account = exchanges.iter().find(|e| {
+        e.method == "POST"
+            && e.path().ends_with("/newAccount")
+            && e.jws.as_ref().is_some_and(|j| {
+                j.payload.get("onlyReturnExisting") != Some(&serde_json::Value::Bool(true))
+            })
+    });
+    let confirmed = match new_account {
+        None => format!(
+            "it never asked for an account ({} request(s) reached the CA; {})",
+            exchanges.len(),
+            outcome.detail
+        ),
+        Some(e) => {
+            let eab = e
+                .jws
+                .as_ref()
+                .is_some_and(|j| j.payload.get("externalAccountBinding").is_some());
+            let answer = match &e.problem {
+                Some(p) => format!(
+                    "{} {}{}",
+                    e.status,
+                    p.kind.trim_start_matches("urn:ietf:params:acme:error:"),
+                    p.detail
+                        .as_deref()
+                        .map(|d| format!(" ({d})"))
+                        .unwrap_or_default()
+                ),
+                None => e.status.to_string(),
+            };
+            format!(
+                "its newAccount (seq {}) carried {}; the CA answered {answer}",
+                e.seq,
+                if eab {
+                    "an externalAccountBinding"
+                } else {
+                    "no externalAccountBinding"
+                }
+            )
+        }
+    };
+    outcome.kind = OutcomeKind::Unusable;
+    outcome.detail = confirmed;
 }
 
 /// The grade of everything `server` recorded (it served one client only), after saving it
@@ -1155,5 +1236,90 @@ mod tests {
         std::fs::write(&err, "FATAL: internal state\n").unwrap();
         assert!(crash_trace(&own, &out, &err, Some(1), false).is_some());
         assert!(crash_trace(&adapter, &out, &err, Some(1), false).is_none());
+    }
+
+    use acme_proto::transcript::Exchange;
+
+    fn exchange(
+        seq: u64,
+        path: &str,
+        payload: serde_json::Value,
+        problem: Option<(&str, &str)>,
+    ) -> Exchange {
+        serde_json::from_value(serde_json::json!({
+            "v": 1, "seq": seq, "time": "2026-11-29T23:00:00Z", "elapsed_ms": seq * 10,
+            "method": if payload.is_null() { "GET" } else { "POST" },
+            "url": format!("https://127.0.0.1:14000{path}"),
+            "jws": if payload.is_null() { serde_json::Value::Null } else {
+                serde_json::json!({"protected": {}, "payload": payload, "post_as_get": false})
+            },
+            "status": if problem.is_some() { 400 } else { 200 },
+            "problem": problem.map(|(t, d)| serde_json::json!({"type": t, "detail": d})),
+        }))
+        .unwrap()
+    }
+
+    fn refused() -> Outcome {
+        Outcome {
+            kind: OutcomeKind::Failed,
+            ok: false,
+            detail: "exit 1: ValueError: Error registering".into(),
+            exits: vec![Some(0), Some(0), Some(1)],
+        }
+    }
+
+    #[test]
+    fn an_unusable_client_is_confirmed_from_its_new_account() {
+        let exchanges = vec![
+            exchange(1, "/v2/InCommonRSAOV", serde_json::Value::Null, None),
+            exchange(
+                2,
+                "/v2/InCommonRSAOV/newAccount",
+                serde_json::json!({"termsOfServiceAgreed": true, "contact": ["mailto:a@b"]}),
+                Some((
+                    "urn:ietf:params:acme:error:externalAccountRequired",
+                    "External Account Binding is required",
+                )),
+            ),
+        ];
+        let mut o = refused();
+        confirm_unusable(&mut o, &exchanges);
+        assert_eq!(o.kind, OutcomeKind::Unusable);
+        assert!(!o.ok);
+        assert_eq!(
+            o.detail,
+            "its newAccount (seq 2) carried no externalAccountBinding; the CA answered 400 \
+             externalAccountRequired (External Account Binding is required)"
+        );
+        // Nothing reached the CA's newAccount: said so, with the client's own words.
+        let mut o = refused();
+        confirm_unusable(&mut o, &exchanges[..1]);
+        assert_eq!(o.kind, OutcomeKind::Unusable);
+        assert!(
+            o.detail
+                .starts_with("it never asked for an account (1 request(s)"),
+            "{}",
+            o.detail
+        );
+        assert!(o.detail.contains("Error registering"), "{}", o.detail);
+    }
+
+    #[test]
+    fn an_unusable_client_that_got_a_certificate_proves_its_adapter_wrong() {
+        let mut o = Outcome {
+            kind: OutcomeKind::Issued,
+            ok: true,
+            detail: "workdir/chain.pem verifies to the roots".into(),
+            exits: vec![Some(0)],
+        };
+        confirm_unusable(&mut o, &[]);
+        assert_eq!(o.kind, OutcomeKind::Issued);
+        assert!(!o.ok);
+        assert!(o.detail.contains("the adapter is wrong"), "{}", o.detail);
+        // A hang stays a hang: it confirms nothing.
+        let mut o = refused();
+        o.kind = OutcomeKind::Hung;
+        confirm_unusable(&mut o, &[]);
+        assert_eq!(o.kind, OutcomeKind::Hung);
     }
 }

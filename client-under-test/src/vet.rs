@@ -54,7 +54,17 @@ impl VetPlan {
                     .map_err(|e| Error::Invalid(format!("--secret-mode: {e}")))?,
             ],
         };
-        let scenarios = Scenario::select(scenario_ids)?;
+        // A client that cannot be used with Sectigo runs the one scenario that confirms it.
+        let scenarios = adapter.scenarios_for(&Scenario::select(scenario_ids)?);
+        if let Some(why) = &adapter.unusable
+            && scenarios.is_empty()
+        {
+            return Err(Error::Invalid(format!(
+                "{} cannot be used with Sectigo: {why}. (None of the scenarios given expects a \
+                 certificate, so none can confirm it.)",
+                adapter.name
+            )));
+        }
         let plan = Self {
             adapter,
             version,
@@ -101,8 +111,16 @@ impl VetPlan {
             .as_deref()
             .map(|v| format!(" ({v})"))
             .unwrap_or_default();
+        let unusable = match (&self.adapter.unusable, self.scenarios.first()) {
+            (Some(why), Some(first)) => format!(
+                "{} cannot be used with Sectigo: {why}. Running {} only, to confirm the CA's \
+                 refusal.\n",
+                self.adapter.name, first.id
+            ),
+            _ => String::new(),
+        };
         format!(
-            "vetting {} (key passed as: {}){version} over {} scenario(s); seed {seed}; files in {}",
+            "{unusable}vetting {} (key passed as: {}){version} over {} scenario(s); seed {seed}; files in {}",
             self.adapter.name,
             modes.join(", "),
             self.scenarios.len(),
@@ -205,11 +223,17 @@ pub fn listing(harness: Option<&Path>) -> String {
             Ok(None) => "installed".into(),
             Err(why) => format!("not available: {why}"),
         };
-        out.push_str(&format!(
-            "  {:<12} {state}; the key passed as: {} (safest first)\n",
-            a.name,
-            a.secret_modes().join(", ")
-        ));
+        out.push_str(&match &a.unusable {
+            Some(why) => format!(
+                "  {:<16} {state}; cannot be used with Sectigo: {why}\n",
+                a.name
+            ),
+            None => format!(
+                "  {:<16} {state}; the key passed as: {} (safest first)\n",
+                a.name,
+                a.secret_modes().join(", ")
+            ),
+        });
     }
     out
 }

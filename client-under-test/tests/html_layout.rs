@@ -60,6 +60,7 @@ fn long_results() -> Vec<ScenarioResult> {
                 seconds: 3.3,
                 dir: long_path.clone(),
                 seed: 8,
+                unusable: None,
             }
         })
         .collect()

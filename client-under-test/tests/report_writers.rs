@@ -36,6 +36,7 @@ fn result(client: &str, scenario: &str, kind: OutcomeKind, ok: bool) -> Scenario
         seconds: 2.5,
         dir: format!("/tmp/vet/{client}/{scenario}"),
         seed: 8,
+        unusable: None,
     }
 }
 
@@ -203,4 +204,48 @@ fn the_json_report_carries_the_three_answers_and_reads_back() {
     );
     let back: RunReport = serde_json::from_value(value).unwrap();
     assert_eq!(back.assessments, report.assess());
+}
+
+#[test]
+fn an_unusable_client_is_reported_as_such_not_as_failures() {
+    let mut tiny = result(
+        "acme-tiny",
+        "happy-rsa-ov-rsa",
+        OutcomeKind::Unusable,
+        false,
+    );
+    tiny.unusable = Some("it has no way to send an External Account Binding".into());
+    tiny.outcome.detail = "its newAccount (seq 2) carried no externalAccountBinding; the CA \
+                           answered 400 externalAccountRequired"
+        .into();
+    let line = report::overall_line(std::slice::from_ref(&tiny));
+    assert!(
+        line.starts_with(
+            "UNUSABLE: acme-tiny (acme-tiny 1.0): cannot be used with Sectigo: it has no way to \
+             send an External Account Binding; confirmed by happy-rsa-ov-rsa: its newAccount \
+             (seq 2) carried no externalAccountBinding"
+        ),
+        "{line}"
+    );
+    assert!(line.ends_with("no other scenario was run"), "{line}");
+    // Beside other clients the matrix's line is the usual count, and the table says why.
+    let mut all = sample();
+    all.push(tiny.clone());
+    assert!(report::overall_line(&all).starts_with("FAIL: "));
+    let md = report::matrix_markdown(&all, &|_| None);
+    assert!(md.contains("❌ unusable with Sectigo"), "{md}");
+    assert!(
+        md.contains(
+            "**acme-tiny** cannot be used with Sectigo: it has no way to send an External \
+             Account Binding (happy-rsa-ov-rsa: its newAccount (seq 2)"
+        ),
+        "{md}"
+    );
+    // The reason survives the JSON report `matrix merge` reads.
+    let back: ScenarioResult =
+        serde_json::from_str(&serde_json::to_string(&tiny).unwrap()).unwrap();
+    assert_eq!(back, tiny);
+    // Usable clients' JSON has no such field.
+    let json = serde_json::to_string(&sample()[0]).unwrap();
+    assert!(!json.contains("unusable"), "{json}");
 }
