@@ -131,14 +131,20 @@ pub fn assess_all(results: &[ScenarioResult], secrets_seen: bool) -> Vec<Assessm
 pub fn assess(results: &[&ScenarioResult], secrets_seen: bool) -> Assessment {
     let first = results.first();
     let mut works = works(results);
+    let conduct = conduct(results);
+    let mut secrets = secrets(results, secrets_seen);
     // A client that cannot be used with Sectigo: that is the answer, whatever else it did.
     let unusable = first.and_then(|r| r.unusable.clone());
     if let Some(why) = &unusable {
         works.verdict = Verdict::No;
         works.summary = format!("cannot be used with Sectigo: {why}");
+        // It was given no key, so how it keeps one is unknown, not good.
+        secrets = Answer {
+            verdict: Verdict::NotSeen,
+            summary: "not seen: it takes no EAB key at all".into(),
+            findings: Vec::new(),
+        };
     }
-    let conduct = conduct(results);
-    let secrets = secrets(results, secrets_seen);
     let mut a = Assessment {
         client: first.map(|r| r.client.clone()).unwrap_or_default(),
         version: first.and_then(|r| r.client_version.clone()),
@@ -634,6 +640,7 @@ mod tests {
         r.unusable = Some("it has no way to send an External Account Binding".into());
         let a = assess(&[&r], true);
         assert_eq!(a.works.verdict, Verdict::No);
+        assert_eq!(a.secrets.verdict, Verdict::NotSeen);
         assert_eq!(
             a.works.summary,
             "cannot be used with Sectigo: it has no way to send an External Account Binding"
