@@ -688,6 +688,33 @@ mod tests {
                 a.name
             );
         }
+        // Caddy: the JSON config (key in it, persistence off) before the Caddyfile, which
+        // takes the key from the environment; neither mode has the other's key.
+        let caddy = Adapter::find("caddy").unwrap();
+        assert_eq!(caddy.secret_modes(), ["config-file", "env"]);
+        let json = caddy.in_mode("config-file").unwrap();
+        assert_eq!(json.env["CADDY_EAB_MAC_KEY"], "");
+        let config = json
+            .files
+            .iter()
+            .find(|f| f.path.ends_with("caddy.json"))
+            .unwrap();
+        assert_eq!(config.mode, 0o600);
+        assert!(config.content.contains(r#""persist": false"#));
+        let env = caddy.in_mode("env").unwrap();
+        assert_eq!(env.env["CADDY_EAB_MAC_KEY"], "{eab_hmac_key}");
+        assert!(
+            !env.files
+                .iter()
+                .any(|f| f.content.contains("{eab_hmac_key}"))
+        );
+        let caddyfile = env
+            .files
+            .iter()
+            .find(|f| f.path.ends_with("Caddyfile"))
+            .unwrap();
+        assert!(caddyfile.content.contains("mac_key {$CADDY_EAB_MAC_KEY}"));
+        assert!(caddyfile.content.contains("admin off"));
         // certbot from PyPI is run like Debian's: the 0600 cli.ini first.
         let pypi = Adapter::find("certbot-pypi").unwrap();
         assert_eq!(pypi.secret_modes(), ["config-file", "flag"]);

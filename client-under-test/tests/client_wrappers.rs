@@ -20,7 +20,19 @@ fn temp_dir(name: &str) -> PathBuf {
 
 /// Runs caddy-run.sh with a stand-in `caddy` that runs `body` (sh) with its log on stderr.
 fn caddy_run(name: &str, body: &str) -> (Output, String) {
+    caddy_run_with(name, body, "{}", &[]).0
+}
+
+/// The same with a config and environment; also returns what the stand-in read on its
+/// standard input (the renewal's config).
+fn caddy_run_with(
+    name: &str,
+    body: &str,
+    config: &str,
+    env: &[(&str, &str)],
+) -> ((Output, String), String) {
     let dir = temp_dir(name);
+    std::fs::write(dir.join("caddy.json"), config).unwrap();
     let bin = dir.join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     let fake = bin.join("caddy");
@@ -38,13 +50,34 @@ fn caddy_run(name: &str, body: &str) -> (Output, String) {
         .arg(&log)
         .env("PATH", path)
         .env("CADDY_RUN_TIMEOUT", "5")
+        .env("STDIN_COPY", dir.join("stdin.json"))
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     let mode = std::fs::metadata(&log).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "Caddy's log must be the owner's only");
+    let stdin = std::fs::read_to_string(dir.join("stdin.json")).unwrap_or_default();
     let _ = std::fs::remove_dir_all(&dir);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    (out, stderr)
+    ((out, stderr), stdin)
+}
+
+#[test]
+fn caddy_run_renews_by_handing_caddy_its_config_with_the_certificate_due() {
+    let ((out, stderr), stdin) = caddy_run_with(
+        "renew",
+        r#"[ "$3" = - ] && cat > "$STDIN_COPY"
+echo '{"level":"info","msg":"certificate renewed successfully","identifier":"physics.example.edu"}' >&2
+sleep 30"#,
+        r#"{"apps":{"tls":{"automation":{"policies":[{"subjects":["physics.example.edu"]}]}}}}"#,
+        &[("CADDY_RUN_RENEW", "1")],
+    );
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let config: serde_json::Value = serde_json::from_str(&stdin).unwrap();
+    assert_eq!(
+        config["apps"]["tls"]["automation"]["policies"][0]["renewal_window_ratio"],
+        1
+    );
 }
 
 #[test]
