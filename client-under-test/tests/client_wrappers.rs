@@ -29,7 +29,7 @@ fn caddy_run_with(
     name: &str,
     body: &str,
     config: &str,
-    env: &[(&str, &str)],
+    args: &[&str],
 ) -> ((Output, String), String) {
     let dir = temp_dir(name);
     std::fs::write(dir.join("caddy.json"), config).unwrap();
@@ -48,14 +48,17 @@ fn caddy_run_with(
         .arg(fixtures().join("caddy-run.sh"))
         .arg(dir.join("caddy.json"))
         .arg(&log)
+        .args(args)
         .env("PATH", path)
         .env("CADDY_RUN_TIMEOUT", "5")
         .env("STDIN_COPY", dir.join("stdin.json"))
-        .envs(env.iter().copied())
         .output()
         .unwrap();
-    let mode = std::fs::metadata(&log).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode, 0o600, "Caddy's log must be the owner's only");
+    // A usage error stops before the log is made.
+    if let Ok(meta) = std::fs::metadata(&log) {
+        let mode = meta.permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "Caddy's log must be the owner's only");
+    }
     let stdin = std::fs::read_to_string(dir.join("stdin.json")).unwrap_or_default();
     let _ = std::fs::remove_dir_all(&dir);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -63,21 +66,40 @@ fn caddy_run_with(
 }
 
 #[test]
-fn caddy_run_renews_by_handing_caddy_its_config_with_the_certificate_due() {
+fn caddy_run_edits_the_config_on_its_way_to_caddy_renew_preferred_chain() {
     let ((out, stderr), stdin) = caddy_run_with(
         "renew",
         r#"[ "$3" = - ] && cat > "$STDIN_COPY"
 echo '{"level":"info","msg":"certificate renewed successfully","identifier":"physics.example.edu"}' >&2
 sleep 30"#,
-        r#"{"apps":{"tls":{"automation":{"policies":[{"subjects":["physics.example.edu"]}]}}}}"#,
-        &[("CADDY_RUN_RENEW", "1")],
+        r#"{"apps":{"tls":{"automation":{"policies":[{"subjects":["physics.example.edu"],
+            "issuers":[{"module":"acme","external_account":{"key_id":"K","mac_key":"M"}}]}]}}}}"#,
+        &[
+            "--renew",
+            "--preferred-chain",
+            "Mock USERTrust RSA Certification Authority",
+        ],
     );
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     let config: serde_json::Value = serde_json::from_str(&stdin).unwrap();
+    let policy = &config["apps"]["tls"]["automation"]["policies"][0];
+    assert_eq!(policy["renewal_window_ratio"], 1);
+    assert_eq!(policy["issuers"][0]["external_account"]["key_id"], "K");
     assert_eq!(
-        config["apps"]["tls"]["automation"]["policies"][0]["renewal_window_ratio"],
-        1
+        policy["issuers"][0]["preferred_chains"]["root_common_name"][0],
+        "Mock USERTrust RSA Certification Authority"
     );
+    // Without options Caddy reads the file itself; an unknown option is a usage error.
+    let ((out, _), stdin) = caddy_run_with(
+        "plain",
+        "echo '{\"msg\":\"certificate obtained successfully\"}' >&2; sleep 30",
+        "{}",
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stdin.is_empty());
+    let ((out, stderr), _) = caddy_run_with("usage", "sleep 30", "{}", &["--sideways"]);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
 }
 
 #[test]
