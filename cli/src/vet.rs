@@ -338,6 +338,7 @@ async fn run_explore(
         max_time: args.explore.max_time,
         workdir: args.run.workdir.clone(),
     };
+    let expected = explore::command::load_expectations(args.explore.expectations.as_deref())?;
     let (adapter, config) = explore::command::config(plan, &flags, harness)?;
     eprintln!(
         "{}",
@@ -354,7 +355,7 @@ async fn run_explore(
     for path in explore::command::write_outputs(&report, &outputs)? {
         eprintln!("wrote {}", path.display());
     }
-    let verdict = explore::command::verdict(&report, args.explore.expectations.as_deref())?;
+    let verdict = explore::command::verdict(&report, expected.as_ref());
     for line in &verdict.lines {
         println!("{line}");
     }

@@ -90,36 +90,42 @@ pub struct Verdict {
     pub passed: bool,
 }
 
-/// Without expectations: passed when no finding is a failure. With them (`--expectations
-/// FILE`): passed when the findings are the recorded ones, each difference a line.
-pub fn verdict(r: &ExploreReport, expectations: Option<&Path>) -> Result<Verdict, Error> {
-    let Some(path) = expectations else {
-        return Ok(Verdict {
-            lines: Vec::new(),
-            passed: r.passed(),
-        });
+/// Reads `--expectations FILE` (before the run, so that a wrong path or line fails at once).
+pub fn load_expectations(path: Option<&Path>) -> Result<Option<ExploreExpectations>, Error> {
+    let Some(path) = path else {
+        return Ok(None);
     };
     let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
         path: format!("--expectations {}", path.display()),
         message: e.to_string(),
     })?;
-    let expected = ExploreExpectations::parse(&text, &path.display().to_string())?;
+    ExploreExpectations::parse(&text, &path.display().to_string()).map(Some)
+}
+
+/// Without expectations: passed when no finding is a failure. With them: passed when the
+/// findings are the recorded ones, each difference a line.
+pub fn verdict(r: &ExploreReport, expected: Option<&ExploreExpectations>) -> Verdict {
+    let Some(expected) = expected else {
+        return Verdict {
+            lines: Vec::new(),
+            passed: r.passed(),
+        };
+    };
     let mut lines: Vec<String> = expected
         .unexpected(r)
         .into_iter()
         .map(|d| format!("explore: {d}"))
         .collect();
-    let passed = lines.is_empty() && r.errors.is_empty();
+    let passed = lines.is_empty() && r.errors.is_empty() && r.cases_run > 0;
     lines.push(format!(
-        "explore: {} {}",
+        "explore: findings {} the expectations",
         if lines.is_empty() {
-            "findings as recorded in"
+            "as recorded in"
         } else {
-            "findings differ from"
-        },
-        path.display()
+            "differ from"
+        }
     ));
-    Ok(Verdict { lines, passed })
+    Verdict { lines, passed }
 }
 
 /// Reads the plan of `vet --faults FILE`.

@@ -581,11 +581,12 @@ impl State<'_> {
 
 fn verdict(ran: &Ran) -> String {
     if ran.violations.is_empty() {
-        return format!(
-            "ok, {} ({:.1} s)",
-            crate::report::outcome_label(ran.result.outcome.kind),
-            ran.result.seconds
-        );
+        // A non-zero exit passes when the plan gave the client a reason to stop.
+        let how = match ran.result.outcome.exits.last() {
+            Some(Some(c)) if *c != 0 => format!("exit {c}"),
+            _ => crate::report::outcome_label(ran.result.outcome.kind).to_owned(),
+        };
+        return format!("ok, {how} ({:.1} s)", ran.result.seconds);
     }
     let names: Vec<&str> = ran.violations.iter().map(|v| v.property.as_str()).collect();
     let worst = if ran

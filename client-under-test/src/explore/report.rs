@@ -126,10 +126,10 @@ pub struct ExploreReport {
 }
 
 impl ExploreReport {
-    /// Whether no finding is a failure (fragile findings do not fail the run) and the
-    /// harness ran every case it started.
+    /// Whether cases ran, no finding is a failure (fragile findings do not fail the run) and
+    /// the harness ran every case it started.
     pub fn passed(&self) -> bool {
-        self.errors.is_empty() && self.failures().next().is_none()
+        self.cases_run > 0 && self.errors.is_empty() && self.failures().next().is_none()
     }
 
     /// The findings that are failures.
