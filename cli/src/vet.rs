@@ -338,28 +338,21 @@ async fn run_explore(
         max_time: args.explore.max_time,
         workdir: args.run.workdir.clone(),
     };
-    let expected = explore::command::load_expectations(args.explore.expectations.as_deref())?;
-    let (adapter, config) = explore::command::config(plan, &flags, harness)?;
-    eprintln!(
-        "{}",
-        explore::start_line(&adapter, plan.version.as_deref(), &config)
-    );
-    let version = plan.version.clone();
-    let report = explore::explore(&adapter, version, &config, &|l| eprintln!("{l}")).await?;
-    print!("\n{}", explore::report::summary(&report));
     let outputs = Outputs {
         json: args.out.json.clone(),
         junit: args.out.junit.clone(),
         html: args.out.html.clone(),
     };
-    for path in explore::command::write_outputs(&report, &outputs)? {
-        eprintln!("wrote {}", path.display());
-    }
-    let verdict = explore::command::verdict(&report, expected.as_ref());
-    for line in &verdict.lines {
-        println!("{line}");
-    }
-    Ok(exit(verdict.passed))
+    let expectations = args.explore.expectations.as_deref();
+    let progress = |l: &str| eprintln!("{l}");
+    let done =
+        explore::command::run(plan, &flags, harness, expectations, &outputs, &progress).await?;
+    print!("\n{}", done.summary);
+    done.written
+        .iter()
+        .for_each(|p| eprintln!("wrote {}", p.display()));
+    done.verdict.lines.iter().for_each(|l| println!("{l}"));
+    Ok(exit(done.verdict.passed))
 }
 
 async fn remote(args: VetArgs, label: String) -> anyhow::Result<ExitCode> {

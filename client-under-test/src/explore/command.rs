@@ -146,3 +146,44 @@ pub fn replay(plan: &mut VetPlan, path: &Path) -> Result<Option<u64>, Error> {
     plan.scenarios = super::with_plan(std::mem::take(&mut plan.scenarios), &faults);
     Ok(faults.seed)
 }
+
+/// What `vet --explore` prints at the end.
+#[derive(Debug)]
+pub struct Done {
+    /// The report.
+    pub report: ExploreReport,
+    /// The summary ([`report::summary`]).
+    pub summary: String,
+    /// Report files written.
+    pub written: Vec<PathBuf>,
+    /// The exit verdict.
+    pub verdict: Verdict,
+}
+
+/// All of `vet --explore` after parsing: reads the expectations, explores (the start line
+/// and a line per run go to `progress`), writes the report files and decides the verdict.
+pub async fn run(
+    plan: &VetPlan,
+    flags: &Flags,
+    harness: Option<PathBuf>,
+    expectations: Option<&Path>,
+    outputs: &Outputs,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<Done, Error> {
+    let expected = load_expectations(expectations)?;
+    let (adapter, config) = config(plan, flags, harness)?;
+    progress(&super::start_line(
+        &adapter,
+        plan.version.as_deref(),
+        &config,
+    ));
+    let report = super::explore(&adapter, plan.version.clone(), &config, progress).await?;
+    let written = write_outputs(&report, outputs)?;
+    let verdict = verdict(&report, expected.as_ref());
+    Ok(Done {
+        summary: report::summary(&report),
+        report,
+        written,
+        verdict,
+    })
+}
