@@ -235,14 +235,17 @@ ACME_HARNESS_EAB_HMAC_KEY = "{{eab_hmac_key}}"
     )
 }
 
-/// eab-missing: a client that says it succeeded without any credential.
+/// eab-missing and eab-missing-unadvertised: a client that says it succeeded without any
+/// credential.
 #[test]
 fn a_client_that_claims_success_without_eab_fails() {
-    let r = vet_planted(
-        &planted_reference("no-eab-optimist", &[], "\"true\""),
-        "eab-missing",
-    );
-    assert_eq!(r["outcome"]["kind"], "accepted", "{r:#}");
+    for scenario in ["eab-missing", "eab-missing-unadvertised"] {
+        let r = vet_planted(
+            &planted_reference("no-eab-optimist", &[], "\"true\""),
+            scenario,
+        );
+        assert_eq!(r["outcome"]["kind"], "accepted", "{scenario}: {r:#}");
+    }
 }
 
 /// dcv-http-01: a client with no http-01 solver cannot prove the name.
