@@ -22,6 +22,7 @@
 
 pub mod adapter;
 pub mod assess;
+pub mod audit;
 pub mod explore;
 pub mod grade;
 pub mod matrix;

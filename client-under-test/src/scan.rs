@@ -440,7 +440,7 @@ pub fn scan_exec_trace(needles: &Needles, path: &Path) -> Vec<Finding> {
 
 /// The program a command line runs: the script for an interpreter (`python3 /usr/bin/certbot`
 /// is certbot).
-fn program_name(cmdline: &[u8]) -> String {
+pub(crate) fn program_name(cmdline: &[u8]) -> String {
     let args: Vec<String> = cmdline
         .split(|b| *b == 0)
         .filter(|a| !a.is_empty())
