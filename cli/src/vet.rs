@@ -150,6 +150,25 @@ struct RunArgs {
     /// Scenarios run at once (each with its own mock and ports).
     #[arg(long, default_value_t = 2, value_name = "N")]
     jobs: usize,
+
+    /// Run clients unconfined, as today's user with the machine's network and files, for
+    /// machines where namespaces are not permitted. Default: each client command runs in a
+    /// bubblewrap sandbox (private loopback-only network, its work dir, a private /tmp).
+    #[arg(long)]
+    no_sandbox: bool,
+}
+
+impl RunArgs {
+    /// Re-runs the command inside a private network namespace when the sandbox needs one
+    /// (returns that run's exit code), and says which mode the run is in.
+    fn confine(&self) -> anyhow::Result<Option<ExitCode>> {
+        let sandbox = !self.no_sandbox;
+        if let Some(code) = vet::enter_private_network(sandbox)? {
+            return Ok(Some(ExitCode::from(u8::try_from(code).unwrap_or(2))));
+        }
+        eprintln!("{}", vet::sandbox_line(sandbox));
+        Ok(None)
+    }
 }
 
 #[derive(Debug, Args)]
@@ -278,6 +297,9 @@ pub(crate) async fn run(args: VetArgs) -> anyhow::Result<ExitCode> {
              go with --remote (a client on another host)"
         );
     }
+    if let Some(code) = args.run.confine()? {
+        return Ok(code);
+    }
     let custom = !args.command.is_empty();
     let adapter = match (&args.client, custom) {
         (_, true) => Adapter::custom(args.command.clone()),
@@ -311,6 +333,7 @@ pub(crate) async fn run(args: VetArgs) -> anyhow::Result<ExitCode> {
         seed,
         base_dir: base,
         jobs: args.run.jobs,
+        sandbox: !args.run.no_sandbox,
     };
     let progress = vet::numbered_progress(cells.len(), report::progress_line, |l| eprintln!("{l}"));
     let report = RunReport::new(seed, run_all(cells, &config, progress).await?);
@@ -337,6 +360,7 @@ async fn run_explore(
         jobs: args.run.jobs,
         max_time: args.explore.max_time,
         workdir: args.run.workdir.clone(),
+        sandbox: !args.run.no_sandbox,
     };
     let outputs = Outputs {
         json: args.out.json.clone(),
@@ -457,6 +481,9 @@ pub(crate) async fn matrix(args: MatrixArgs) -> anyhow::Result<ExitCode> {
         }
         return finish_matrix(&report, &merge(reports)?);
     }
+    if let Some(code) = args.run.confine()? {
+        return Ok(code);
+    }
     let harness = harness_bin();
     let scenarios = Scenario::select(&args.scenarios)?;
     let Plan {
@@ -481,6 +508,7 @@ pub(crate) async fn matrix(args: MatrixArgs) -> anyhow::Result<ExitCode> {
         seed,
         base_dir: base,
         jobs: args.run.jobs,
+        sandbox: !args.run.no_sandbox,
     };
     let progress = vet::numbered_progress(cells.len(), report::progress_line, |l| eprintln!("{l}"));
     let mut report = RunReport::new(seed, run_all(cells, &config, progress).await?);

@@ -201,6 +201,15 @@ pub struct Adapter {
     /// Environment for every command (templates).
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Network traffic the client is known to attempt besides the mock, each with the reason
+    /// (`[[expected_egress]]`: `to` a DNS name, an address or `address:port`, and `reason`):
+    /// still listed in what it touched, but not held against it.
+    #[serde(default, rename = "expected_egress")]
+    pub expected_egress: Vec<crate::audit::ExpectedEgress>,
+    /// Files or directories (templates) the sandbox lets the client read besides the system,
+    /// its work dir and its own install (a program named by path brings its directory).
+    #[serde(default)]
+    pub sandbox_read_only: Vec<String>,
     /// How `issue` passes the EAB key (default `flag`: on the command line).
     #[serde(default = "flag_mode")]
     pub secret_mode: String,
@@ -521,6 +530,8 @@ impl Adapter {
             cert: None,
             logs: Vec::new(),
             env: BTreeMap::new(),
+            expected_egress: Vec::new(),
+            sandbox_read_only: Vec::new(),
             secret_mode: "as-given".into(),
             secret_mode_description: Some("as the command template passes it".into()),
             other_secret_modes: Vec::new(),

@@ -1,4 +1,4 @@
-//! The three answers an administrator needs about a client, kept apart, and a recommendation
+//! The four answers an administrator needs about a client, kept apart, and a recommendation
 //! in plain words:
 //!
 //! - **works with Sectigo**: did it end as each scenario requires (a certificate, or a clean
@@ -8,6 +8,9 @@
 //!   or what Sectigo needs is "partly").
 //! - **secret handling**: where the EAB HMAC key ended up when the client was given it the
 //!   way vet ran it (its safest way, unless told otherwise).
+//! - **what it touched**: every network attempt besides the mock (a DNS lookup, a connection
+//!   to a vendor's host), every file it wrote or read outside its work dir, and the programs
+//!   it ran; and whether it ran in the sandbox, where none of that reached the machine.
 //!
 //! Every finding names its evidence: the scenario and the exchanges (`seq` in its
 //! transcript.jsonl), the file or the process.
@@ -22,7 +25,7 @@ use crate::scan::Place;
 use crate::scenario::{EabState, Expect, Scenario};
 
 /// How an answer comes out.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Verdict {
     /// Yes.
@@ -32,6 +35,7 @@ pub enum Verdict {
     /// No.
     No,
     /// Not checked (a remote vet's secret scan, nothing recorded).
+    #[default]
     NotSeen,
 }
 
@@ -58,8 +62,8 @@ pub struct Evidence {
     pub at: String,
 }
 
-/// One of the three answers.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// One of the answers.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Answer {
     /// The verdict.
     pub verdict: Verdict,
@@ -69,7 +73,7 @@ pub struct Answer {
     pub findings: Vec<Evidence>,
 }
 
-/// The three answers about one client (one row name: a client, or a client in one secret
+/// The four answers about one client (one row name: a client, or a client in one secret
 /// mode), and the recommendation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Assessment {
@@ -88,6 +92,9 @@ pub struct Assessment {
     pub conduct: Answer,
     /// Can it be run so the key stays secret?
     pub secrets: Answer,
+    /// What did it touch besides the mock and its work dir?
+    #[serde(default)]
+    pub touched: Answer,
     /// The recommendation, in plain words for an IT administrator.
     pub recommendation: String,
 }
@@ -109,7 +116,7 @@ fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-/// The three answers for every client of `results`, in report order. `remote`: the secret
+/// The four answers for every client of `results`, in report order. `remote`: the secret
 /// scan did not run (a client on another host, nothing copied back).
 pub fn assess_all(results: &[ScenarioResult], secrets_seen: bool) -> Vec<Assessment> {
     let mut clients: Vec<&str> = Vec::new();
@@ -127,7 +134,7 @@ pub fn assess_all(results: &[ScenarioResult], secrets_seen: bool) -> Vec<Assessm
         .collect()
 }
 
-/// The three answers for one client's results.
+/// The four answers for one client's results.
 pub fn assess(results: &[&ScenarioResult], secrets_seen: bool) -> Assessment {
     let first = results.first();
     let mut works = works(results);
@@ -145,6 +152,7 @@ pub fn assess(results: &[&ScenarioResult], secrets_seen: bool) -> Assessment {
             findings: Vec::new(),
         };
     }
+    let touched = touched(results);
     let mut a = Assessment {
         client: first.map(|r| r.client.clone()).unwrap_or_default(),
         version: first.and_then(|r| r.client_version.clone()),
@@ -153,6 +161,7 @@ pub fn assess(results: &[&ScenarioResult], secrets_seen: bool) -> Assessment {
         works,
         conduct,
         secrets,
+        touched,
         recommendation: String::new(),
     };
     a.recommendation = match &unusable {
@@ -397,6 +406,133 @@ fn secrets(results: &[&ScenarioResult], seen: bool) -> Answer {
     }
 }
 
+/// Whether reading `path` is reading someone's home (keys, other tools' credentials).
+fn in_a_home(path: &str) -> bool {
+    path.starts_with("/root/")
+        || path.starts_with("/home/")
+        || path.contains("/.ssh/")
+        || path.contains("/.gnupg/")
+}
+
+fn touched(results: &[&ScenarioResult]) -> Answer {
+    let traced: Vec<&&ScenarioResult> = results.iter().filter(|r| r.touched.traced).collect();
+    if traced.is_empty() {
+        return Answer {
+            verdict: Verdict::NotSeen,
+            summary: if results.iter().any(|r| r.touched.sandboxed) {
+                "ran sandboxed, but strace is not installed: what it did was not traced".into()
+            } else {
+                "not traced (strace is not installed, or the client ran on another host)".into()
+            },
+            findings: Vec::new(),
+        };
+    }
+    let sandboxed = traced.iter().all(|r| r.touched.sandboxed);
+    let mut findings: Vec<Evidence> = Vec::new();
+    let mut add = |r: &ScenarioResult, text: String| {
+        if !findings.iter().any(|e| e.text == text) {
+            findings.push(Evidence {
+                scenario: r.scenario.clone(),
+                text,
+                at: format!("{}/exec-*.trace", r.dir),
+            });
+        }
+    };
+    let (mut undeclared, mut declared, mut writes, mut home_reads, mut tmp, mut reads) =
+        (0, 0, 0, 0, 0, 0);
+    let mut programs: Vec<&str> = Vec::new();
+    for r in &traced {
+        for n in &r.touched.network {
+            if n.expected.is_some() {
+                declared += 1;
+            } else {
+                undeclared += 1;
+            }
+            add(r, n.sentence());
+        }
+        for f in &r.touched.files {
+            let in_tmp = f.path.starts_with("/tmp/") || f.path.starts_with("/var/tmp/");
+            match f.access {
+                crate::audit::Access::Write if in_tmp && !in_a_home(&f.path) => tmp += 1,
+                crate::audit::Access::Write => writes += 1,
+                crate::audit::Access::Read if in_a_home(&f.path) => home_reads += 1,
+                crate::audit::Access::Read => reads += 1,
+            }
+            add(r, f.sentence());
+        }
+        for p in &r.touched.processes {
+            if !programs.contains(&p.as_str()) {
+                programs.push(p);
+            }
+        }
+    }
+    let mut parts = Vec::new();
+    if undeclared + declared == 0 {
+        parts.push("no network but the mock".to_owned());
+    } else {
+        let mut p = plural(
+            undeclared + declared,
+            "network attempt besides the mock",
+            "network attempts besides the mock",
+        );
+        if declared > 0 {
+            let _ = write!(p, " ({declared} declared by its adapter)");
+        }
+        parts.push(p);
+    }
+    let outside = writes + tmp + home_reads + reads;
+    if outside == 0 {
+        parts.push("no file outside its work dir".into());
+    } else {
+        let mut kinds = Vec::new();
+        if writes > 0 {
+            kinds.push(plural(writes, "write", "writes"));
+        }
+        if tmp > 0 {
+            kinds.push(format!("{} in /tmp", plural(tmp, "write", "writes")));
+        }
+        if home_reads > 0 {
+            kinds.push(format!(
+                "{} in a home directory",
+                plural(home_reads, "read", "reads")
+            ));
+        }
+        if reads > 0 {
+            kinds.push(plural(reads, "read", "reads"));
+        }
+        parts.push(format!(
+            "{} outside its work dir ({})",
+            plural(outside, "file access", "file accesses"),
+            kinds.join(", ")
+        ));
+    }
+    parts.push(format!(
+        "ran {}",
+        if programs.is_empty() {
+            "no traced program".to_owned()
+        } else {
+            programs.join(", ")
+        }
+    ));
+    let mode = if sandboxed {
+        "sandboxed: nothing left the machine"
+    } else {
+        "NOT sandboxed (--no-sandbox): these really happened"
+    };
+    let verdict = if undeclared > 0 || writes > 0 || home_reads > 0 {
+        Verdict::No
+    } else if declared + tmp + reads > 0 {
+        Verdict::Partly
+    } else {
+        Verdict::Yes
+    };
+    Answer {
+        verdict,
+        summary: format!("{} ({mode})", parts.join("; ")),
+        findings,
+    }
+}
+
 /// Scenario descriptions of the findings, at most three, for a sentence.
 fn some(findings: &[Evidence], results_text: impl Fn(&Evidence) -> String) -> String {
     let mut seen: Vec<String> = Vec::new();
@@ -518,6 +654,24 @@ fn recommendation(a: &Assessment, how: Option<&str>) -> String {
         Verdict::Yes => text.push_str("It follows the protocol rules the judge checks."),
         Verdict::NotSeen => text.push_str("Its protocol conduct could not be graded."),
     }
+    match a.touched.verdict {
+        Verdict::No | Verdict::Partly => {
+            let _ = write!(
+                text,
+                " Beyond the CA and its own directory it {}: {}.",
+                if a.touched.verdict == Verdict::No {
+                    "reaches out"
+                } else {
+                    "touches little"
+                },
+                some(&a.touched.findings, |e| e.text.clone())
+            );
+        }
+        Verdict::Yes => {
+            text.push_str(" It touched nothing but the CA and its own directory.");
+        }
+        Verdict::NotSeen => {}
+    }
     text
 }
 
@@ -530,7 +684,7 @@ fn quoted(items: &[String]) -> String {
         .join("; ")
 }
 
-/// The three answers of every client, as text: the recommendation, then one line per answer.
+/// The four answers of every client, as text: the recommendation, then one line per answer.
 pub fn text(assessments: &[Assessment]) -> String {
     let mut out = String::new();
     for a in assessments {
@@ -540,6 +694,7 @@ pub fn text(assessments: &[Assessment]) -> String {
             ("works with Sectigo", &a.works),
             ("protocol conduct  ", &a.conduct),
             ("secret handling   ", &a.secrets),
+            ("what it touched   ", &a.touched),
         ] {
             let _ = writeln!(
                 out,
@@ -552,20 +707,21 @@ pub fn text(assessments: &[Assessment]) -> String {
     out
 }
 
-/// The three answers as a Markdown table, then each recommendation.
+/// The four answers as a Markdown table, then each recommendation.
 pub fn markdown(assessments: &[Assessment]) -> String {
     let mut out = String::from(
-        "| client | works with Sectigo | protocol conduct | secret handling |\n| --- | --- | --- | --- |\n",
+        "| client | works with Sectigo | protocol conduct | secret handling | what it touched |\n| --- | --- | --- | --- | --- |\n",
     );
     let cell = |a: &Answer| format!("**{}**: {}", a.verdict.label(), a.summary.replace('|', "/"));
     for a in assessments {
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} |",
             a.client,
             cell(&a.works),
             cell(&a.conduct),
-            cell(&a.secrets)
+            cell(&a.secrets),
+            cell(&a.touched)
         );
     }
     out.push('\n');
@@ -609,6 +765,7 @@ mod tests {
             }),
             secrets: Vec::new(),
             reason_shown: None,
+            touched: crate::audit::Touched::default(),
             passed: ok,
             seconds: 1.0,
             dir: format!("/w/{scenario}"),

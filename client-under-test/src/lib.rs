@@ -6,7 +6,10 @@
 //!   untrusted TLS).
 //! - [`run`]: one client through one scenario: fresh mock, canary credential, time limit,
 //!   outcome check ([`verify`]), the judge's grade ([`grade`]), the secret scan ([`scan`]).
-//! - [`assess`]: the three answers per client (works with Sectigo, protocol conduct, secret
+//! - [`sandbox`]: the bubblewrap sandbox each client command runs in (private loopback-only
+//!   network, a filesystem view of its work dir and the system), and [`audit`]: what it
+//!   touched (network attempts, files outside its work dir, programs), read from its trace.
+//! - [`assess`]: the four answers per client (works with Sectigo, protocol conduct, secret
 //!   handling) and the recommendation in plain words.
 //! - [`report`]: the verdict table, JSON, JUnit XML, self-contained HTML, Markdown matrix.
 //! - [`explore`]: property-based vetting (`vet --explore`): generated fault plans, properties
@@ -29,6 +32,7 @@ pub mod matrix;
 pub mod remote;
 pub mod report;
 pub mod run;
+pub mod sandbox;
 pub mod scan;
 pub mod scenario;
 pub mod verify;

@@ -39,7 +39,7 @@ pub struct RunReport {
     /// Set by `vet --remote`: the client ran on another host, and these checks were not run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote: Option<RemoteScope>,
-    /// The three answers per client (filled in when the report is written; recomputed from
+    /// The four answers per client (filled in when the report is written; recomputed from
     /// the results when read back).
     #[serde(default)]
     pub assessments: Vec<Assessment>,
@@ -67,7 +67,7 @@ impl RunReport {
         self.remote.as_ref().is_none_or(RemoteScope::scanned)
     }
 
-    /// The three answers per client, from the results.
+    /// The four answers per client, from the results.
     pub fn assess(&self) -> Vec<Assessment> {
         assess::assess_all(&self.results, self.secrets_seen())
     }
@@ -347,6 +347,8 @@ fn verdict_table(results: &[ScenarioResult], remote: Option<&RemoteScope>) -> St
     for r in results {
         let noisy = !r.outcome.ok
             || !r.secrets.is_empty()
+            || !r.touched.network.is_empty()
+            || !r.touched.files.is_empty()
             || r.grade.as_ref().is_some_and(|g| !g.failed.is_empty());
         if !noisy {
             continue;
@@ -379,6 +381,12 @@ fn verdict_table(results: &[ScenarioResult], remote: Option<&RemoteScope>) -> St
                 f.location,
                 f.detail
             );
+        }
+        for n in &r.touched.network {
+            let _ = writeln!(details, "  network: {}", n.sentence());
+        }
+        for f in &r.touched.files {
+            let _ = writeln!(details, "  file: {}", f.sentence());
         }
         let _ = writeln!(details, "  files: {}", r.dir);
     }
@@ -485,6 +493,7 @@ fn junit_in(results: &[ScenarioResult], secrets_seen: bool) -> String {
                 ("works-with-sectigo", &a.works),
                 ("protocol-conduct", &a.conduct),
                 ("secret-handling", &a.secrets),
+                ("what-it-touched", &a.touched),
             ] {
                 let _ = writeln!(
                     out,
@@ -527,7 +536,7 @@ fn junit_in(results: &[ScenarioResult], secrets_seen: bool) -> String {
 }
 
 /// A self-contained HTML page (inline CSS, no scripts, nothing fetched). It leads with each
-/// client's recommendation and three answers; the evidence and the scenario table are folded
+/// client's recommendation and four answers; the evidence and the scenario table are folded
 /// below. The layout wraps long values, so it fits a laptop screen (1,400 px) without
 /// sideways scrolling.
 pub fn html(report: &RunReport) -> String {
@@ -566,6 +575,7 @@ pub fn html(report: &RunReport) -> String {
             ("Works with Sectigo", &a.works),
             ("Protocol conduct", &a.conduct),
             ("Secret handling", &a.secrets),
+            ("What it touched", &a.touched),
         ] {
             let class = match answer.verdict {
                 assess::Verdict::Yes => "yes",

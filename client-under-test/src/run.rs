@@ -11,7 +11,9 @@ use mock_server::{MockServer, Profile, ServerConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::adapter::{Adapter, Trust, Values};
+use crate::audit::{self, Touched};
 use crate::grade::{Grade, grade_transcript};
+use crate::sandbox::{self, View};
 use crate::scan::{self, Finding, Level, Needles, Place};
 use crate::scenario::{EabState, Expect, KeyKind, Scenario};
 use crate::verify;
@@ -49,6 +51,9 @@ pub struct RunConfig {
     pub base_dir: PathBuf,
     /// Scenarios run at once.
     pub jobs: usize,
+    /// Run every client command in the sandbox (`sandbox`); the run itself must then be in a
+    /// private network namespace. `false`: `--no-sandbox`, clients run unconfined.
+    pub sandbox: bool,
 }
 
 /// Shared, made once per run: the mock's CA (copied into each mock, so a run does not make
@@ -160,6 +165,10 @@ pub struct ScenarioResult {
     /// On a clean refusal: whether the client showed the CA's reason (in its output or logs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason_shown: Option<bool>,
+    /// What it touched: network attempts besides the mock, files outside its work dir,
+    /// the programs it ran; and whether it ran sandboxed.
+    #[serde(default)]
+    pub touched: Touched,
     /// Outcome ok, no MUST rule failed, no failing secret finding.
     pub passed: bool,
     /// Wall time.
@@ -201,6 +210,7 @@ impl ScenarioResult {
             grade: None,
             secrets: Vec::new(),
             reason_shown: None,
+            touched: Touched::default(),
             passed: false,
             seconds: 0.0,
             dir: dir.display().to_string(),
@@ -373,7 +383,9 @@ fn traces_before(stdout: &Path) -> usize {
         .count()
 }
 
-/// Runs `commands` in order until one fails; the whole sequence has `deadline`.
+/// Runs `commands` in order until one fails; the whole sequence has `deadline`. With a
+/// `view`, each runs in the sandbox.
+#[allow(clippy::too_many_arguments)]
 async fn run_commands(
     adapter: &Adapter,
     commands: &[Vec<String>],
@@ -382,6 +394,7 @@ async fn run_commands(
     stderr: &Path,
     deadline: Instant,
     watch: &scan::CmdlineWatch,
+    view: Option<&View>,
 ) -> Ran {
     let mut ran = Ran {
         exits: Vec::new(),
@@ -390,7 +403,25 @@ async fn run_commands(
     };
     for template in commands {
         let mut argv: Vec<String> = template.iter().map(|a| values.fill(a)).collect();
-        if adapter.trust == Trust::MountNamespace {
+        if let Some(view) = view {
+            // The client's own install and the files its command names, read-only.
+            let mut view = view.clone();
+            for p in sandbox::named_paths(&argv, &values.workdir) {
+                if !view.read_only.contains(&p) {
+                    view.read_only.push(p);
+                }
+            }
+            if let Some(program) = crate::adapter::which(&argv[0])
+                .filter(|_| !argv[0].contains('/'))
+                .and_then(|p| sandbox::install_of(&p))
+                && !view.read_only.contains(&program)
+            {
+                view.read_only.push(program);
+            }
+            let mut wrapped = view.bwrap_args();
+            wrapped.append(&mut argv);
+            argv = wrapped;
+        } else if adapter.trust == Trust::MountNamespace {
             let mut wrapped = vec![
                 "unshare".to_owned(),
                 "-m".to_owned(),
@@ -404,13 +435,17 @@ async fn run_commands(
         }
         // Every exec of the client's process tree, for the command-line check (the /proc
         // poll alone can miss a process living a few milliseconds).
-        if let Some(trace) = trace_path(stdout, ran.exits.len() + traces_before(stdout)) {
+        if let Some(trace) = trace_path(stdout, traces_before(stdout)) {
             let mut wrapped = vec![
                 "strace".to_owned(),
                 "-f".to_owned(),
                 "-qq".to_owned(),
+                "-yy".to_owned(),
+                // Only the traced calls stop the client (a filter in the kernel): without
+                // it every syscall of every process would.
+                "--seccomp-bpf".to_owned(),
                 "-e".to_owned(),
-                "trace=execve".to_owned(),
+                audit::TRACED.to_owned(),
                 "-e".to_owned(),
                 "signal=none".to_owned(),
                 "-s".to_owned(),
@@ -797,7 +832,16 @@ async fn run_inner(
         last.extend(adapter.preferred_chain_args.iter().cloned());
     }
     let issue = &issue;
-    let mut ran = run_commands(adapter, issue, &values, &stdout, &stderr, deadline, &watch).await;
+    let view = if config.sandbox {
+        Some(sandbox_view(adapter, dir, &values, config)?)
+    } else {
+        None
+    };
+    let view = view.as_ref();
+    let mut ran = run_commands(
+        adapter, issue, &values, &stdout, &stderr, deadline, &watch, view,
+    )
+    .await;
     let mut rerun_note = String::new();
     let failed = |r: &Ran| r.error.is_none() && !r.hung && r.exits.iter().any(|c| *c != Some(0));
     if scenario.rerun && failed(&ran) {
@@ -811,7 +855,10 @@ async fn run_inner(
                 .map_or("signal".into(), |c| c.to_string()),
             tail(&stderr)
         );
-        ran = run_commands(adapter, issue, &values, &stdout, &stderr, deadline, &watch).await;
+        ran = run_commands(
+            adapter, issue, &values, &stdout, &stderr, deadline, &watch, view,
+        )
+        .await;
     }
     let issued_ok = ran.error.is_none() && !ran.hung && ran.exits.iter().all(|c| *c == Some(0));
     let mut first_serial = None;
@@ -833,6 +880,7 @@ async fn run_inner(
                 &stderr,
                 deadline,
                 &watch,
+                view,
             )
             .await;
             ran.exits.extend(more.exits);
@@ -1063,6 +1111,52 @@ async fn run_inner(
         .map(|l| PathBuf::from(values.fill(l)))
         .collect();
     secrets.extend(scan::scan_tree(&needles, &workdir, &logs, &inputs));
+
+    // What it touched, from the traces; and the secret scan of every file it wrote outside
+    // its work dir (the sandbox's private /tmp; unconfined, wherever the trace says).
+    let scope = audit::Scope {
+        workdir: workdir.clone(),
+        mock: authority(&values.directory),
+        inputs: [
+            Some(values.ca_bundle.clone()),
+            config.harness.clone(),
+            Some(dir.join("sandbox").join("resolv.conf")),
+            Some(dir.join("sandbox").join("hosts")),
+        ]
+        .into_iter()
+        .flatten()
+        .chain(own_install(adapter, &values))
+        .collect(),
+        expected: adapter.expected_egress.clone(),
+    };
+    let mut touched = Touched {
+        sandboxed: view.is_some(),
+        ..Touched::default()
+    };
+    for n in 0.. {
+        let trace = dir.join(format!("exec-{n}.trace"));
+        if !trace.exists() {
+            break;
+        }
+        touched.merge(audit::read_trace(&trace, &scope));
+    }
+    let written: Vec<(String, PathBuf)> = match view {
+        Some(v) => scan::regular_files(&v.tmp)
+            .into_iter()
+            .map(|(p, _)| {
+                let inside = Path::new("/tmp").join(p.strip_prefix(&v.tmp).unwrap_or(&p));
+                (format!("{} (the sandbox's /tmp)", inside.display()), p)
+            })
+            .collect(),
+        None => touched
+            .files
+            .iter()
+            .filter(|f| f.access == audit::Access::Write && f.result == "done")
+            .map(|f| (f.path.clone(), PathBuf::from(&f.path)))
+            .collect(),
+    };
+    secrets.extend(scan::scan_outside(&needles, &written));
+    result.touched = touched;
     let mut secrets = scan::dedup_cmdline(secrets);
     secrets.sort();
     result.secrets = secrets;
@@ -1135,6 +1229,74 @@ pub(crate) fn confirm_unusable(
     outcome.detail = confirmed;
 }
 
+/// The sandbox of a scenario: its private /tmp and resolv.conf under `dir/sandbox`, the CA
+/// bundle and the harness binary readable.
+fn sandbox_view(
+    adapter: &Adapter,
+    dir: &Path,
+    values: &Values,
+    config: &RunConfig,
+) -> Result<View, Error> {
+    let root = dir.join("sandbox");
+    let tmp = root.join("tmp");
+    std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    let resolv = root.join("resolv.conf");
+    std::fs::write(&resolv, sandbox::RESOLV_CONF).map_err(|e| Error::io(&resolv, e))?;
+    let hosts = root.join("hosts");
+    std::fs::write(&hosts, sandbox::hosts_file()).map_err(|e| Error::io(&hosts, e))?;
+    let mut read_only = vec![values.ca_bundle.clone()];
+    if let Some(h) = &config.harness {
+        read_only.push(h.clone());
+    }
+    read_only.extend(
+        adapter
+            .sandbox_read_only
+            .iter()
+            .map(|p| PathBuf::from(values.fill(p))),
+    );
+    Ok(View {
+        workdir: values.workdir.clone(),
+        tmp,
+        resolv,
+        hosts,
+        read_only,
+        system_bundle: (adapter.trust == Trust::MountNamespace).then(|| values.ca_bundle.clone()),
+    })
+}
+
+/// The client's own install and the files its commands name (read-only in the sandbox):
+/// reading them is expected.
+fn own_install(adapter: &Adapter, values: &Values) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = adapter
+        .sandbox_read_only
+        .iter()
+        .map(|p| PathBuf::from(values.fill(p)))
+        .collect();
+    for template in adapter
+        .issue
+        .iter()
+        .chain(&adapter.renew)
+        .chain(&adapter.issue_without_eab)
+    {
+        let argv: Vec<String> = template.iter().map(|a| values.fill(a)).collect();
+        out.extend(sandbox::named_paths(&argv, &values.workdir));
+        if let Some(first) = argv.first()
+            && !first.contains('/')
+            && let Some(install) =
+                crate::adapter::which(first).and_then(|p| sandbox::install_of(&p))
+        {
+            out.push(install);
+        }
+    }
+    out
+}
+
+/// `host:port` of a URL.
+fn authority(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.split('/').next().unwrap_or(rest).to_owned()
+}
+
 /// The grade of everything `server` recorded (it served one client only), after saving it
 /// as `dir/transcript.jsonl`.
 pub(crate) fn save_and_grade(
@@ -1160,6 +1322,19 @@ pub async fn run_all(
     config: &RunConfig,
     progress: Arc<dyn Fn(&ScenarioResult) + Send + Sync>,
 ) -> Result<Vec<ScenarioResult>, Error> {
+    if config.sandbox {
+        if let Some(why) = sandbox::unavailable() {
+            return Err(Error::Setup(format!("sandbox: {why}")));
+        }
+        if !sandbox::loopback_only() {
+            return Err(Error::Setup(
+                "sandbox: this process is not in a private network namespace with loopback \
+                 only (`acme-harness vet` and `matrix` enter one themselves); give \
+                 --no-sandbox to run clients unconfined"
+                    .into(),
+            ));
+        }
+    }
     std::fs::create_dir_all(&config.base_dir).map_err(|e| Error::io(&config.base_dir, e))?;
     let prepared = prepare(&config.base_dir).await?;
     let limit = Arc::new(tokio::sync::Semaphore::new(config.jobs.max(1)));

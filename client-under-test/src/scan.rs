@@ -218,6 +218,48 @@ pub fn scan_tree(
     out
 }
 
+/// Scans files the client wrote outside its work dir (`shown`, `path`): the key there is a
+/// failure when other users could read the file, else reported.
+pub fn scan_outside(needles: &Needles, files: &[(String, PathBuf)]) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for (shown, path) in files {
+        let Ok(meta) = std::fs::symlink_metadata(path) else {
+            continue;
+        };
+        if !meta.is_file() {
+            continue;
+        }
+        let Some(bytes) = read_capped(path) else {
+            continue;
+        };
+        let Some(form) = needles.find(&bytes) else {
+            continue;
+        };
+        let mode = meta.permissions().mode() & 0o777;
+        out.push(if mode & 0o077 != 0 {
+            Finding {
+                level: Level::Fail,
+                place: Place::File,
+                location: shown.clone(),
+                detail: format!(
+                    "the HMAC key ({form}) is in a file outside its work dir that other users \
+                     can read (mode {mode:04o})"
+                ),
+            }
+        } else {
+            Finding {
+                level: Level::Info,
+                place: Place::File,
+                location: shown.clone(),
+                detail: format!(
+                    "the client stored the HMAC key ({form}) outside its work dir, mode {mode:04o}"
+                ),
+            }
+        });
+    }
+    out
+}
+
 /// Every regular file under `root`, depth first in name order, with its metadata; symlinks
 /// are not followed (a client's link to /etc is not the client's file).
 pub(crate) fn regular_files(root: &Path) -> Vec<(PathBuf, std::fs::Metadata)> {
@@ -321,12 +363,18 @@ impl Drop for CmdlineWatch {
     }
 }
 
-/// The harness's own `strace -e trace=execve` wrapper, which carries the client's arguments.
+/// The harness's own wrappers, which carry the client's arguments: the `strace -e
+/// trace=execve,...` that records it, and the `bwrap` that sandboxes it.
 fn is_exec_tracer(cmdline: &[u8]) -> bool {
     let mut args = cmdline.split(|b| *b == 0);
-    args.next()
-        .is_some_and(|a| a == b"strace" || a.ends_with(b"/strace"))
-        && contains(cmdline, b"\0trace=execve\0")
+    let first = args.next().unwrap_or_default();
+    let named = |n: &[u8]| first == n || first.ends_with(&[b"/", n].concat());
+    (named(b"strace") && contains(cmdline, b"\0trace=execve"))
+        || (named(b"bwrap")
+            && contains(
+                cmdline,
+                format!("\0--hostname\0{}\0", crate::sandbox::HOSTNAME).as_bytes(),
+            ))
 }
 
 /// The process group of `pid`, from /proc/PID/stat (field 5, after the parenthesised name).
@@ -415,7 +463,8 @@ pub fn scan_exec_trace(needles: &Needles, path: &Path) -> Vec<Finding> {
         let Some(form) = needles.find(argv.as_bytes()) else {
             continue;
         };
-        if argv.contains("mount --bind \\\"$0\\\" /etc/ssl/certs/ca-certificates.crt")
+        if argv.contains(&format!("\"--hostname\", \"{}\"", crate::sandbox::HOSTNAME))
+            || argv.contains("mount --bind \\\"$0\\\" /etc/ssl/certs/ca-certificates.crt")
             || argv.contains("/etc/ssl/certs/ca-certificates.crt && exec")
         {
             continue;

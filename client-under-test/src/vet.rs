@@ -154,6 +154,47 @@ impl VetPlan {
     }
 }
 
+/// The line that says how clients are run: sandboxed, or (`--no-sandbox`) unconfined.
+pub fn sandbox_line(sandbox: bool) -> String {
+    if sandbox {
+        "sandbox: each client command runs in bubblewrap: a private network with loopback only \
+         (the scenario's mock is there, nothing has a route out), its work dir read-write, the \
+         system and its own install read-only, a private /tmp, no home directory"
+            .into()
+    } else {
+        "warning: --no-sandbox: clients run unconfined, as you, with this machine's network \
+         and files; what they touch is still traced and reported, but it really happens"
+            .into()
+    }
+}
+
+/// Moves a sandboxed run into a private network namespace: when this process is not in one,
+/// runs this program again with the same arguments inside one (bwrap --unshare-net), waits
+/// for it and returns its exit code; `None` when the run can go on here (already inside, or
+/// `--no-sandbox`). A machine where namespaces are not permitted gets an error naming
+/// `--no-sandbox`.
+pub fn enter_private_network(sandbox: bool) -> Result<Option<i32>, Error> {
+    if !sandbox || crate::sandbox::loopback_only() {
+        return Ok(None);
+    }
+    if std::env::var_os(crate::sandbox::NETNS_ENV).is_some() {
+        return Err(Error::Setup(
+            "sandbox: re-run in a private network namespace, but it has more than loopback; \
+             give --no-sandbox"
+                .into(),
+        ));
+    }
+    if let Some(why) = crate::sandbox::unavailable() {
+        return Err(Error::Setup(format!("sandbox: {why}")));
+    }
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let mut cmd = crate::sandbox::in_private_network(&args).map_err(Error::Setup)?;
+    let status = cmd
+        .status()
+        .map_err(|e| Error::Setup(format!("sandbox: cannot run bwrap: {e}")))?;
+    Ok(Some(status.code().unwrap_or(2)))
+}
+
 /// The work directory: `given` (created, made absolute: clients run in their own
 /// directories), or a fresh one under the system's temporary directory.
 pub fn work_dir(given: Option<PathBuf>, prefix: &str) -> Result<PathBuf, Error> {

@@ -50,6 +50,7 @@ async fn run(flaw: &str, cases: usize, seed: u64, base_limit: u64) -> ExploreRep
         client_spec: format!("--client planted-{flaw}"),
         base_limit,
         max_shrink_runs: explore::DEFAULT_SHRINK_RUNS,
+        sandbox: false,
     };
     let report = explore::explore(&planted(flaw), None, &config, &|l| eprintln!("{l}"))
         .await
@@ -148,6 +149,7 @@ async fn a_sound_client_has_no_finding_and_the_time_bound_holds() {
         client_spec: "--client planted-none".into(),
         base_limit: 30,
         max_shrink_runs: explore::DEFAULT_SHRINK_RUNS,
+        sandbox: false,
     };
     let started = std::time::Instant::now();
     let report = explore::explore(&planted("none"), None, &config, &|l| eprintln!("{l}"))
@@ -185,6 +187,7 @@ async fn the_reference_client_survives_a_few_hundred_cases() {
         // Cases only: a failure shows its case unshrunk. The reference client gives up on a
         // 502 while polling an order and on a dropped finalize (fragile, not failures).
         max_shrink_runs: 0,
+        sandbox: false,
     };
     let report = explore::explore(&planted("reference"), None, &config, &|l| eprintln!("{l}"))
         .await

@@ -37,6 +37,7 @@ fn long_results() -> Vec<ScenarioResult> {
                     detail: format!("{long_path}fullchain.pem verifies to the roots, SAN [\"physics.example.edu\"]"),
                     exits: vec![Some(0)],
                 },
+                touched: Default::default(),
                 grade: Some(Grade {
                     exchanges: 40,
                     rules: 20,

@@ -36,6 +36,8 @@ async fn vet_in(adapter: Adapter, scenario: Scenario) -> ScenarioResult {
         seed: 1,
         base_dir: dir.path().to_owned(),
         jobs: 1,
+        // The leaks planted here do not depend on the sandbox (tests/sandbox.rs covers it).
+        sandbox: false,
     };
     let cells = vec![(adapter, None, scenario)];
     let mut results = run_all(cells, &config, Arc::new(|_| {})).await.unwrap();
@@ -153,4 +155,42 @@ async fn a_hanging_client_is_killed_and_reported() {
         r.outcome
     );
     assert_eq!(r.outcome.exits, vec![None]);
+}
+
+#[tokio::test]
+async fn every_commands_trace_is_read_unsandboxed_too() {
+    // Two commands: the programs, files and key of the second are seen as well as the
+    // first's (each command has its own trace file).
+    let dir = tempfile::tempdir().unwrap();
+    let outside = dir.path().join("outside.txt");
+    let a = Adapter::parse(
+        &format!(
+            r#"
+name = "two-steps"
+trust = "flag"
+key_types = {{ rsa = "rsa", ecdsa = "ecdsa" }}
+issue = [["true"], ["sh", "-c", "uname > /dev/null; echo x > {}; exit 1"]]
+"#,
+            outside.display()
+        ),
+        "two-steps",
+    )
+    .unwrap();
+    let r = vet(a).await;
+    assert!(r.touched.traced && !r.touched.sandboxed, "{:?}", r.touched);
+    assert!(
+        r.touched.processes.iter().any(|p| p == "uname"),
+        "{:?}",
+        r.touched.processes
+    );
+    // Unconfined, the write really happened, and it is listed.
+    assert!(outside.exists());
+    assert!(
+        r.touched
+            .files
+            .iter()
+            .any(|f| std::path::Path::new(&f.path) == outside && f.result == "done"),
+        "{:#?}",
+        r.touched.files
+    );
 }

@@ -2,6 +2,7 @@
 //! the Markdown matrix, and the JSON round trip `matrix merge` relies on.
 #![allow(clippy::unwrap_used)]
 
+use client_under_test::audit::{Access, FileAccess, NetAttempt, NetKind, Touched};
 use client_under_test::grade::{Grade, RuleFailure};
 use client_under_test::matrix::{Expectations, merge};
 use client_under_test::report::{self, RunReport};
@@ -32,6 +33,13 @@ fn result(client: &str, scenario: &str, kind: OutcomeKind, ok: bool) -> Scenario
         }),
         secrets: Vec::new(),
         reason_shown: None,
+        touched: Touched {
+            sandboxed: true,
+            traced: true,
+            mock_connections: 3,
+            processes: vec![client.into()],
+            ..Touched::default()
+        },
         passed: ok,
         seconds: 2.5,
         dir: format!("/tmp/vet/{client}/{scenario}"),
@@ -72,6 +80,19 @@ fn sample() -> Vec<ScenarioResult> {
             detail: "the HMAC key <&> at rest, mode 0600".into(),
         },
     ];
+    leaky.touched.network = vec![NetAttempt {
+        program: "certbot".into(),
+        kind: NetKind::Dns,
+        to: "supporters.eff.org".into(),
+        result: "no answer: nothing leaves the sandbox".into(),
+        expected: None,
+    }];
+    leaky.touched.files = vec![FileAccess {
+        access: Access::Read,
+        path: "/etc/letsencrypt/cli.ini".into(),
+        program: "certbot".into(),
+        result: "not there".into(),
+    }];
     let mut untrusted = result("certbot", "untrusted-tls", OutcomeKind::Refused, true);
     untrusted.grade = None;
     untrusted.expect = Expect::Refuse;
@@ -188,6 +209,11 @@ fn the_json_report_carries_the_three_answers_and_reads_back() {
     assert_eq!(a["works"]["verdict"], "partly");
     assert_eq!(a["conduct"]["verdict"], "partly");
     assert_eq!(a["secrets"]["verdict"], "no");
+    assert_eq!(a["touched"]["verdict"], "no");
+    assert_eq!(
+        a["touched"]["findings"][0]["text"],
+        "certbot tried to resolve supporters.eff.org (no answer: nothing leaves the sandbox)"
+    );
     assert_eq!(
         a["conduct"]["findings"][0]["at"],
         "transcript.jsonl seq 7: badNonce was the end of the conversation"

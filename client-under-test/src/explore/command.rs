@@ -31,6 +31,8 @@ pub struct Flags {
     pub max_time: Option<Duration>,
     /// `--workdir`.
     pub workdir: Option<PathBuf>,
+    /// Not `--no-sandbox`: each case's client runs in the sandbox.
+    pub sandbox: bool,
 }
 
 /// The adapter to explore (the plan's one secret mode) and the configuration.
@@ -60,6 +62,7 @@ pub fn config(
         ),
         base_limit: super::DEFAULT_BASE_LIMIT,
         max_shrink_runs: super::DEFAULT_SHRINK_RUNS,
+        sandbox: flags.sandbox,
     };
     Ok((adapter.clone(), config))
 }

@@ -58,6 +58,9 @@ pub struct ExploreConfig {
     pub base_limit: u64,
     /// Client runs one shrink may take.
     pub max_shrink_runs: usize,
+    /// Run each case's client in the sandbox (the run must then be in a private network
+    /// namespace, as `vet` makes sure); `false`: `--no-sandbox`.
+    pub sandbox: bool,
 }
 
 /// The defaults of `vet --explore`: 40 cases, at most 5 minutes.
@@ -400,6 +403,7 @@ impl State<'_> {
             seed: self.config.seed,
             base_dir: self.config.base_dir.join(sub),
             jobs: 1,
+            sandbox: self.config.sandbox,
         };
         let (adapter, version, prepared) = (
             self.adapter.clone(),
