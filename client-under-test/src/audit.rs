@@ -213,6 +213,8 @@ const SYSTEM_READS: &[&str] = &[
     "/etc/debian_version",
     "/etc/inputrc",
     "/etc/ldap/",
+    "/etc/netsvc.conf",
+    "/etc/svc.conf",
     "/proc/self/",
     "/proc/thread-self/",
     "/proc/filesystems",
@@ -414,7 +416,16 @@ pub fn parse_trace(text: &str, scope: &Scope) -> Touched {
                     // `mkdir -p` on a directory that is there changes nothing.
                     let no_change = access == Access::Write
                         && failed.as_deref().is_some_and(|e| e.contains("File exists"));
-                    if !library_search && !no_change && outside(scope, access, &path) {
+                    // A runtime looking for a file up the directories above its script
+                    // (Node's package.json), none of them there.
+                    let walk_up = access == Access::Read
+                        && failed
+                            .as_deref()
+                            .is_some_and(|e| e.contains("No such file"))
+                        && Path::new(&path)
+                            .parent()
+                            .is_some_and(|d| scope.workdir.starts_with(d));
+                    if !library_search && !no_change && !walk_up && outside(scope, access, &path) {
                         let result = match &failed {
                             None => "done".to_owned(),
                             Some(e) if e.contains("No such file") => {
