@@ -768,7 +768,7 @@ pub fn matrix_markdown(
             );
         }
     }
-    out.push_str("\n### Per client: the three answers\n\n");
+    out.push_str("\n### Per client: the four answers\n\n");
     out.push_str(&assess::markdown(&assess::assess_all(results, true)));
     out
 }
