@@ -623,16 +623,7 @@ fn judge(
             }
         }
     };
-    let ok = matches!(
-        (scenario.expect, kind),
-        (
-            Expect::Issue | Expect::IssueOrRefuse | Expect::WaitOrRefuse,
-            OutcomeKind::Issued
-        ) | (
-            Expect::Refuse | Expect::IssueOrRefuse | Expect::WaitOrRefuse,
-            OutcomeKind::Refused
-        ) | (Expect::WaitOrRefuse, OutcomeKind::Hung)
-    );
+    let ok = scenario.expect.accepts(kind);
     run::Outcome {
         kind,
         ok,

@@ -1069,16 +1069,7 @@ async fn run_inner(
     if !rerun_note.is_empty() {
         outcome.detail = format!("{rerun_note}{}", outcome.detail);
     }
-    outcome.ok = matches!(
-        (scenario.expect, outcome.kind),
-        (
-            Expect::Issue | Expect::IssueOrRefuse | Expect::WaitOrRefuse,
-            OutcomeKind::Issued
-        ) | (
-            Expect::Refuse | Expect::IssueOrRefuse | Expect::WaitOrRefuse,
-            OutcomeKind::Refused
-        ) | (Expect::WaitOrRefuse, OutcomeKind::Hung)
-    );
+    outcome.ok = scenario.expect.accepts(outcome.kind);
 
     result.grade = save_and_grade(
         &mock.server,

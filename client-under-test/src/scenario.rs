@@ -29,6 +29,23 @@ pub enum Expect {
     WaitOrRefuse,
 }
 
+impl Expect {
+    /// Whether a client that ended as `kind` did what this expectation asks.
+    pub fn accepts(self, kind: crate::run::OutcomeKind) -> bool {
+        use crate::run::OutcomeKind::{Hung, Issued, Refused};
+        matches!(
+            (self, kind),
+            (
+                Self::Issue | Self::IssueOrRefuse | Self::WaitOrRefuse,
+                Issued
+            ) | (
+                Self::Refuse | Self::IssueOrRefuse | Self::WaitOrRefuse,
+                Refused
+            ) | (Self::WaitOrRefuse, Hung)
+        )
+    }
+}
+
 /// The certificate key type asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -100,7 +117,8 @@ pub struct Scenario {
     pub profile_edit: Option<fn(&mut mock_server::Profile)>,
 }
 
-fn rule(endpoint: Endpoint, fault: FaultKind, nth: &[u64]) -> FaultRule {
+/// A rule firing `fault` on the `nth` requests to `endpoint`, nothing else set.
+pub(crate) fn rule(endpoint: Endpoint, fault: FaultKind, nth: &[u64]) -> FaultRule {
     FaultRule {
         endpoint,
         fault,
@@ -423,5 +441,36 @@ impl Scenario {
                 })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::OutcomeKind as K;
+
+    #[test]
+    fn each_expectation_accepts_only_its_endings() {
+        let all = [
+            K::Issued,
+            K::Refused,
+            K::NoCertificate,
+            K::BadCertificate,
+            K::Failed,
+            K::Crashed,
+            K::Accepted,
+            K::Hung,
+            K::Error,
+            K::Unusable,
+        ];
+        let accepted =
+            |e: Expect| -> Vec<K> { all.into_iter().filter(|k| e.accepts(*k)).collect() };
+        assert_eq!(accepted(Expect::Issue), [K::Issued]);
+        assert_eq!(accepted(Expect::Refuse), [K::Refused]);
+        assert_eq!(accepted(Expect::IssueOrRefuse), [K::Issued, K::Refused]);
+        assert_eq!(
+            accepted(Expect::WaitOrRefuse),
+            [K::Issued, K::Refused, K::Hung]
+        );
     }
 }

@@ -380,15 +380,7 @@ mod tests {
 
     #[test]
     fn inside_and_signature() {
-        let rule = |endpoint, fault, nth: &[u64]| FaultRule {
-            endpoint,
-            fault,
-            probability: None,
-            nth: nth.to_vec(),
-            retry_after: None,
-            delay_ms: None,
-            seconds: None,
-        };
+        let rule = crate::scenario::rule;
         let minimal = Case {
             base: "happy-rsa-ov-rsa".into(),
             rules: vec![rule(Endpoint::NewOrder, FaultKind::BadNonce, &[1, 2])],
