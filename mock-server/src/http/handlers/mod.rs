@@ -6,6 +6,7 @@
 mod account;
 mod authz;
 mod cert;
+mod identifiers;
 mod order;
 
 use std::sync::Arc;

@@ -1,0 +1,235 @@
+//! The checks of a newOrder's identifiers: one pure function over the request, the account's
+//! credential and the organisation model, so that every refusal text is unit-tested here.
+
+use std::collections::BTreeSet;
+
+use acme_proto::{Identifier, IdentifierType, NewOrder, ProblemType};
+use http::StatusCode;
+
+use super::super::AcmeError;
+use crate::state::org::{EabCredential, Orgs};
+
+/// Whether `name` is a syntactically valid DNS name (optionally `*.`-prefixed).
+fn valid_dns_name(name: &str) -> bool {
+    let name = name.strip_prefix("*.").unwrap_or(name);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.contains('.')
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+/// The checks of a newOrder's identifiers, in Sectigo's order and with its texts (§3):
+/// identifiers present, no notBefore/notAfter, DNS names only, valid and not duplicated;
+/// where delegation is required, every name delegated to the account's credential and all of
+/// them of one organisation. The names, lower case, in request order.
+pub(super) fn checked_names(
+    req: &NewOrder,
+    credential: Option<&EabCredential>,
+    orgs: &Orgs,
+    delegation_required: bool,
+) -> Result<Vec<String>, AcmeError> {
+    if req.identifiers.is_empty() {
+        return Err(AcmeError::malformed(
+            "The order must contain at least one identifier",
+        ));
+    }
+    if req.not_before.is_some() || req.not_after.is_some() {
+        // §7: notBefore/notAfter in newOrder are not supported.
+        return Err(AcmeError::malformed(
+            "notBefore and notAfter are not supported",
+        ));
+    }
+    let mut names = Vec::with_capacity(req.identifiers.len());
+    for id in &req.identifiers {
+        match &id.kind {
+            IdentifierType::Dns => {}
+            // §3 [Z] (lego #2222, acme.sh #4022).
+            IdentifierType::Ip => {
+                return Err(AcmeError::new(
+                    ProblemType::UnsupportedIdentifier,
+                    StatusCode::BAD_REQUEST,
+                    "IPv4 and IPv6 identifier types are not yet supported",
+                ));
+            }
+            other => {
+                return Err(AcmeError::new(
+                    ProblemType::UnsupportedIdentifier,
+                    StatusCode::BAD_REQUEST,
+                    format!("Identifier type {:?} is not supported", other.as_str()),
+                ));
+            }
+        }
+        let name = id.value.to_ascii_lowercase();
+        if !valid_dns_name(&name) {
+            return Err(AcmeError::rejected_identifier(format!(
+                "{:?} is not a valid DNS name",
+                id.value
+            )));
+        }
+        names.push(name);
+    }
+    let unique: BTreeSet<&String> = names.iter().collect();
+    if unique.len() != names.len() {
+        // §3 [Z] (acme.sh #3268).
+        return Err(AcmeError::rejected_identifier(
+            "One or more identifiers are duplicated",
+        ));
+    }
+    let undelegated: Vec<&String> = names
+        .iter()
+        .filter(|n| delegation_required && !credential.is_some_and(|c| c.covers(n)))
+        .collect();
+    if !undelegated.is_empty() {
+        // §3 [S]: Sectigo's sentence, then the names so that the administrator knows which.
+        let list: Vec<&str> = undelegated.iter().map(|s| s.as_str()).collect();
+        let mut err = AcmeError::rejected_identifier(format!(
+            "A requested identifier has not been delegated. Not delegated to this ACME account: {}",
+            list.join(", ")
+        ));
+        err.problem_mut().subproblems = undelegated
+            .iter()
+            .map(|n| {
+                let mut p = acme_proto::Problem::new(
+                    ProblemType::RejectedIdentifier,
+                    400,
+                    format!("{n} has not been delegated to this ACME account"),
+                );
+                p.identifier = Some(Identifier::dns(n.as_str()));
+                p
+            })
+            .collect();
+        return Err(err);
+    }
+    let owners: BTreeSet<Option<usize>> = names.iter().map(|n| orgs.owner_of(n)).collect();
+    if delegation_required && owners.len() > 1 {
+        // §3 [S] (win-acme #1644 #2374).
+        return Err(AcmeError::rejected_identifier(
+            "The identifiers are not all linked to the same preauthorized Subject organization name/address",
+        ));
+    }
+
+    Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order(names: &[&str]) -> NewOrder {
+        serde_json::from_value(serde_json::json!({
+            "identifiers": names.iter().map(|n| serde_json::json!({"type": "dns", "value": n})).collect::<Vec<_>>()
+        }))
+        .expect("a newOrder payload")
+    }
+
+    fn check(names: &[&str], delegation: bool) -> Result<Vec<String>, String> {
+        let orgs = Orgs::demo();
+        let credential = orgs.credentials.first().map(|c| &**c);
+        checked_names(&order(names), credential, &orgs, delegation)
+            .map_err(|e| e.problem().detail.clone().unwrap_or_default())
+    }
+
+    #[test]
+    fn delegated_names_pass_lower_cased_in_order() {
+        assert_eq!(
+            check(&["WWW.Physics.example.edu", "*.physics.example.edu"], true),
+            Ok(vec![
+                "www.physics.example.edu".into(),
+                "*.physics.example.edu".into()
+            ])
+        );
+    }
+
+    #[test]
+    fn undelegated_names_are_listed() {
+        let err = check(&["physics.example.edu", "chemistry.example.edu"], true).unwrap_err();
+        assert!(
+            err.starts_with("A requested identifier has not been delegated"),
+            "{err}"
+        );
+        assert!(err.ends_with("chemistry.example.edu"), "{err}");
+        // Without delegation (plain RFC 8555 profiles) any valid name passes.
+        assert!(check(&["chemistry.example.edu"], false).is_ok());
+    }
+
+    #[test]
+    fn bad_requests_get_sectigo_texts() {
+        assert_eq!(
+            check(&[], true).unwrap_err(),
+            "The order must contain at least one identifier"
+        );
+        assert_eq!(
+            check(&["physics.example.edu", "PHYSICS.example.edu"], true).unwrap_err(),
+            "One or more identifiers are duplicated"
+        );
+        assert!(
+            check(&["-bad-.example.edu"], false)
+                .unwrap_err()
+                .contains("not a valid DNS name")
+        );
+        assert!(
+            check(&["localhost"], false)
+                .unwrap_err()
+                .contains("not a valid DNS name")
+        );
+        let ip = serde_json::from_value(serde_json::json!({
+            "identifiers": [{"type": "ip", "value": "192.0.2.1"}]
+        }))
+        .expect("payload");
+        let orgs = Orgs::demo();
+        let err = checked_names(&ip, None, &orgs, false).unwrap_err();
+        assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(err.problem().kind, ProblemType::UnsupportedIdentifier);
+    }
+
+    #[test]
+    fn names_of_two_organisations_are_refused_together() {
+        let mut orgs = Orgs::demo();
+        // A credential that (wrongly) covers names of two organisations.
+        let both = orgs
+            .add_credential(
+                0,
+                "both".into(),
+                vec![1],
+                &["physics.example.edu".into()],
+                false,
+                vec![],
+            )
+            .expect("credential");
+        let mut domains = both.domains.clone();
+        domains.insert("institute.example.org".into());
+        let cred = EabCredential {
+            kid: "both".into(),
+            hmac_key: acme_proto::Secret::new(vec![1]),
+            org: 0,
+            department_id: 0,
+            department: "Physics".into(),
+            profiles: vec![],
+            faults: arc_swap::ArcSwapOption::empty(),
+            domains,
+            reusable: false,
+            bindings: std::sync::atomic::AtomicU64::new(0),
+            revoked: std::sync::atomic::AtomicBool::new(false),
+        };
+        let err = checked_names(
+            &order(&["physics.example.edu", "institute.example.org"]),
+            Some(&cred),
+            &orgs,
+            true,
+        )
+        .unwrap_err();
+        let detail = err.problem().detail.clone().unwrap_or_default();
+        assert!(
+            detail.contains("same preauthorized Subject organization"),
+            "{detail}"
+        );
+    }
+}
