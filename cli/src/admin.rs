@@ -3,15 +3,11 @@
 
 use std::path::PathBuf;
 
-use acme_proto::transcript::Exchange;
-use anyhow::Context as _;
 use clap::{Args, Subcommand};
-use mock_server::ReadyInfo;
-use mock_server::admin::api::{
-    CertificateView, Created, CredentialView, FaultEventsView, MintedView, OrganizationView,
-};
-use sectigo_acme_mock::AdminClient;
-use serde_json::{Value, json};
+use mock_server::admin::api::{NewDomain, NewEab, NewOrganization};
+use mock_server::dns::{Caa, Records};
+use sectigo_acme_mock::{AdminClient, Locate};
+use serde_json::Value;
 
 /// Arguments of `acme-harness admin`.
 #[derive(Debug, Args)]
@@ -240,45 +236,18 @@ enum DnsCommand {
 
 /// The admin API of the server the flags or the data directory's ready.json name.
 fn connect(args: &AdminArgs) -> anyhow::Result<AdminClient> {
-    let dir = match &args.data_dir {
+    let data_dir = match &args.data_dir {
         Some(d) => d.clone(),
         None => crate::serve::default_data_dir()?,
     };
-    let ready_path = dir.join("ready.json");
-    let ready: Option<ReadyInfo> = match std::fs::read_to_string(&ready_path) {
-        Ok(text) => Some(serde_json::from_str(&text).with_context(|| {
-            format!(
-                "{} is not the ready.json `serve` writes",
-                ready_path.display()
-            )
-        })?),
-        Err(_) => None,
-    };
-    let missing = |what: &str, flag: &str| {
-        anyhow::anyhow!(
-            "no {what}: start `acme-harness serve` (it writes {}), or pass --data-dir or {flag}",
-            ready_path.display()
-        )
-    };
-    let url = args
-        .url
-        .clone()
-        .or_else(|| ready.as_ref().and_then(|r| r.admin_url.clone()))
-        .ok_or_else(|| missing("admin URL", "--url"))?;
-    let token = args
-        .token
-        .clone()
-        .or_else(|| ready.as_ref().and_then(|r| r.admin_token.clone()))
-        .ok_or_else(|| missing("admin token", "--token"))?;
-    let ca = args
-        .ca_file
-        .clone()
-        .or_else(|| ready.as_ref().map(|r| r.ca_bundle.clone()))
-        .ok_or_else(|| missing("CA bundle", "--ca-file"))?;
-    AdminClient::new(url, Some(token), &ca).with_context(|| format!("--ca-file {}", ca.display()))
+    Ok(AdminClient::locate(&Locate {
+        data_dir,
+        url: args.url.clone(),
+        token: args.token.clone(),
+        ca_file: args.ca_file.clone(),
+    })?)
 }
 
-/// Lines of text, one view each, or `empty` when there are none.
 fn lines<T: std::fmt::Display>(items: &[T], empty: &str) -> String {
     if items.is_empty() {
         return empty.to_owned();
@@ -290,62 +259,70 @@ fn lines<T: std::fmt::Display>(items: &[T], empty: &str) -> String {
         .join("\n")
 }
 
+/// An answer as JSON (for --json) and as text.
+fn shown<T: serde::Serialize>(answer: &T, text: String) -> anyhow::Result<(Value, String)> {
+    Ok((serde_json::to_value(answer)?, text))
+}
+
+fn pretty<T: serde::Serialize>(answer: &T) -> anyhow::Result<(Value, String)> {
+    let value = serde_json::to_value(answer)?;
+    let text = serde_json::to_string_pretty(&value)?;
+    Ok((value, text))
+}
+
 pub(crate) async fn run(args: AdminArgs) -> anyhow::Result<()> {
-    use reqwest::Method as M;
     let api = connect(&args)?;
-    let (value, text): (Value, String) = match &args.command {
+    let (value, text) = match &args.command {
         AdminCommand::Org(OrgCommand::Add {
             name,
             country,
             state,
             locality,
         }) => {
-            let body =
-                json!({"name": name, "country": country, "state": state, "locality": locality});
-            let (created, v): (Created, _) = api.call_as(M::POST, "/organizations", body).await?;
-            (v, format!("organisation {} added: {name}", created.id))
+            let org = NewOrganization {
+                name: name.clone(),
+                country: country.clone(),
+                state: state.clone(),
+                locality: locality.clone(),
+            };
+            let created = api.add_organization(&org).await?;
+            shown(
+                &created,
+                format!("organisation {} added: {name}", created.id),
+            )?
         }
         AdminCommand::Org(OrgCommand::List) => {
-            let (orgs, v): (Vec<OrganizationView>, _) =
-                api.call_as(M::GET, "/organizations", None).await?;
-            (v, lines(&orgs, ""))
+            let orgs = api.organizations().await?;
+            shown(&orgs, lines(&orgs, ""))?
         }
         AdminCommand::Domain(DomainCommand::Add {
             org,
             name,
             unvalidated,
         }) => {
-            let body = json!({"name": name, "validated": !unvalidated});
-            let v = api
-                .call(M::POST, &format!("/organizations/{org}/domains"), body)
-                .await?;
-            let how = if *unvalidated {
-                "not validated"
-            } else {
-                "validated"
+            let domain = NewDomain {
+                name: name.clone(),
+                validated: !unvalidated,
             };
-            (
-                v,
-                format!("domain {name} added to organisation {org} ({how})"),
-            )
+            let added = api.add_domain(*org, &domain).await?;
+            let how = if *unvalidated { "not " } else { "" };
+            let text = format!("domain {name} added to organisation {org} ({how}validated)");
+            shown(&added, text)?
         }
         AdminCommand::Domain(DomainCommand::Validate { name, no }) => {
-            let body = json!({"validated": !no});
-            let v = api
-                .call(M::PUT, &format!("/domains/{name}/validation"), body)
-                .await?;
-            (v, format!("domain {name}: validated = {}", !no))
+            let domain = api.set_validated(name, !no).await?;
+            shown(&domain, format!("domain {name}: validated = {}", !no))?
         }
         AdminCommand::Dept(DeptCommand::Add { org, name }) => {
-            let path = format!("/organizations/{org}/departments");
-            let (created, v): (Created, _) =
-                api.call_as(M::POST, &path, json!({"name": name})).await?;
-            (v, format!("department {} added: {name}", created.id))
+            let created = api.add_department(*org, name).await?;
+            shown(&created, format!("department {} added: {name}", created.id))?
         }
         AdminCommand::Delegate { dept, domain } => {
-            let path = format!("/departments/{dept}/delegations");
-            let v = api.call(M::POST, &path, json!({"domain": domain})).await?;
-            (v, format!("{domain} delegated to department {dept}"))
+            let delegation = api.delegate(*dept, domain).await?;
+            shown(
+                &delegation,
+                format!("{domain} delegated to department {dept}"),
+            )?
         }
         AdminCommand::Eab(EabCommand::Create {
             dept,
@@ -353,72 +330,57 @@ pub(crate) async fn run(args: AdminArgs) -> anyhow::Result<()> {
             reusable,
             profiles,
         }) => {
-            let body = json!({"department": dept, "domains": domains, "reusable": reusable, "profiles": profiles});
-            let (minted, v): (MintedView, _) = api.call_as(M::POST, "/eab", body).await?;
-            (v, minted.to_string())
+            let request = NewEab {
+                department: *dept,
+                domains: domains.clone(),
+                reusable: *reusable,
+                profiles: profiles.clone(),
+            };
+            let minted = api.create_eab(&request).await?;
+            shown(&minted, minted.to_string())?
         }
         AdminCommand::Eab(EabCommand::List) => {
-            let (credentials, v): (Vec<CredentialView>, _) =
-                api.call_as(M::GET, "/eab", None).await?;
-            (v, lines(&credentials, ""))
+            let credentials = api.credentials().await?;
+            shown(&credentials, lines(&credentials, ""))?
         }
         AdminCommand::Eab(EabCommand::Revoke { kid }) => {
-            let v = api
-                .call(M::POST, &format!("/eab/{kid}/revoke"), None)
-                .await?;
-            (
-                v,
-                format!("EAB credential {kid} revoked: its accounts are refused from now on"),
-            )
+            let revoked = api.revoke_eab(kid).await?;
+            let text =
+                format!("EAB credential {kid} revoked: its accounts are refused from now on");
+            shown(&revoked, text)?
         }
         AdminCommand::Certs(CertsCommand::List { kid }) => {
-            let path = format!("/eab/{kid}/certificates");
-            let (certs, v): (Vec<CertificateView>, _) = api.call_as(M::GET, &path, None).await?;
-            (v, lines(&certs, "no certificates"))
+            let certs = api.certificates(kid).await?;
+            shown(&certs, lines(&certs, "no certificates"))?
         }
         AdminCommand::Certs(CertsCommand::Revoke { id, reason }) => {
-            let path = format!("/certificates/{id}/revoke");
-            let v = api.call(M::POST, &path, json!({"reason": reason})).await?;
-            (v, format!("certificate {id} revoked"))
+            let revoked = api.revoke_certificate(id, *reason).await?;
+            shown(&revoked, format!("certificate {id} revoked"))?
         }
         AdminCommand::Requests { kid, jsonl } => {
-            let path = format!("/eab/{kid}/requests");
-            let (exchanges, v): (Vec<Exchange>, _) = api.call_as(M::GET, &path, None).await?;
+            let exchanges = api.requests(kid).await?;
             if *jsonl {
                 for e in &exchanges {
                     println!("{}", serde_json::to_string(e)?);
                 }
                 return Ok(());
             }
-            (v, lines(&exchanges, ""))
+            shown(&exchanges, lines(&exchanges, ""))?
         }
         AdminCommand::Faults(FaultsCommand::Set { kid, file }) => {
             let plan = mock_server::faults::FaultPlan::from_file(file)?;
-            let body = serde_json::to_value(&plan)?;
-            let v = api
-                .call(M::PUT, &format!("/eab/{kid}/faults"), body)
-                .await?;
-            (
-                v,
-                format!("fault plan of {kid} set ({} rules)", plan.rules.len()),
-            )
+            let credential = api.set_faults(kid, &plan).await?;
+            let text = format!("fault plan of {kid} set ({} rules)", plan.rules.len());
+            shown(&credential, text)?
         }
-        AdminCommand::Faults(FaultsCommand::Show { kid }) => {
-            let v = api
-                .call(M::GET, &format!("/eab/{kid}/faults"), None)
-                .await?;
-            let t = serde_json::to_string_pretty(&v)?;
-            (v, t)
-        }
+        AdminCommand::Faults(FaultsCommand::Show { kid }) => pretty(&api.faults(kid).await?)?,
         AdminCommand::Faults(FaultsCommand::Clear { kid }) => {
-            api.call(M::DELETE, &format!("/eab/{kid}/faults"), None)
-                .await?;
+            api.clear_faults(kid).await?;
             (Value::Null, format!("fault plan of {kid} cleared"))
         }
         AdminCommand::Faults(FaultsCommand::Events) => {
-            let (fired, v): (FaultEventsView, _) =
-                api.call_as(M::GET, "/faults/events", None).await?;
-            (v, fired.to_string())
+            let fired = api.fault_events().await?;
+            shown(&fired, fired.to_string())?
         }
         AdminCommand::Dns(DnsCommand::Set {
             name,
@@ -427,21 +389,24 @@ pub(crate) async fn run(args: AdminArgs) -> anyhow::Result<()> {
             txt,
             caa_issue,
         }) => {
-            let caa: Vec<Value> = caa_issue
-                .iter()
-                .map(|v| json!({"tag": "issue", "value": v}))
-                .collect();
-            let body = json!({"a": a, "aaaa": aaaa, "txt": txt, "caa": caa});
-            let v = api.call(M::PUT, &format!("/dns/{name}"), body).await?;
-            (v, format!("records of {name} set"))
+            let records = Records {
+                a: a.clone(),
+                aaaa: aaaa.clone(),
+                txt: txt.clone(),
+                caa: (caa_issue.iter())
+                    .map(|v| Caa {
+                        critical: false,
+                        tag: "issue".into(),
+                        value: v.clone(),
+                    })
+                    .collect(),
+            };
+            let set = api.set_dns(name, &records).await?;
+            shown(&set, format!("records of {name} set"))?
         }
-        AdminCommand::Dns(DnsCommand::Show { name }) => {
-            let v = api.call(M::GET, &format!("/dns/{name}"), None).await?;
-            let t = serde_json::to_string_pretty(&v)?;
-            (v, t)
-        }
+        AdminCommand::Dns(DnsCommand::Show { name }) => pretty(&api.dns(name).await?)?,
         AdminCommand::Dns(DnsCommand::Clear { name }) => {
-            api.call(M::DELETE, &format!("/dns/{name}"), None).await?;
+            api.clear_dns(name).await?;
             (Value::Null, format!("records of {name} cleared"))
         }
     };

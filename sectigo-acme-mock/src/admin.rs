@@ -2,12 +2,37 @@
 //! `acme-harness serve`, and tests use against any mock (organisations, departments,
 //! delegations, EAB credentials, certificates, fault plans, recorded requests, DNS records).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use acme_proto::transcript::Exchange;
+use mock_server::ReadyInfo;
+use mock_server::admin::api::{
+    CertificateView, Created, CredentialView, DelegationView, DomainView, FaultEventsView,
+    MintedView, NewDelegation, NewDepartment, NewDomain, NewEab, NewOrganization, OrganizationView,
+    RevokeCertificate, RevokedView, SetValidation,
+};
+use mock_server::dns::Records;
+use mock_server::faults::FaultPlan as PlanFile;
+use reqwest::Method;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::Error;
+
+/// Where to find a running `acme-harness serve`'s admin API: what is given overrides what its
+/// data directory's `ready.json` says.
+#[derive(Clone, Debug, Default)]
+pub struct Locate {
+    /// The server's data directory (its `ready.json`).
+    pub data_dir: PathBuf,
+    /// The admin URL (`--url`).
+    pub url: Option<String>,
+    /// The admin token (`--token`).
+    pub token: Option<String>,
+    /// The CA bundle to trust (`--ca-file`).
+    pub ca_file: Option<PathBuf>,
+}
 
 /// Talks to the admin API at one URL with its bearer token, trusting the mock's listener CA.
 /// Its `Debug` output hides the token.
@@ -49,6 +74,39 @@ impl AdminClient {
             url: url.into(),
             token,
         })
+    }
+
+    /// The admin API of a running `acme-harness serve`, found through `ready.json` in its data
+    /// directory, with the URL, token and CA file overridden where `at` gives them. The
+    /// error names what is missing and the flag that would give it.
+    pub fn locate(at: &Locate) -> Result<Self, Error> {
+        let ready_path = at.data_dir.join("ready.json");
+        let ready: Option<ReadyInfo> = match std::fs::read_to_string(&ready_path) {
+            Ok(text) => Some(serde_json::from_str(&text).map_err(|e| {
+                Error::Admin(format!(
+                    "{} is not the ready.json `serve` writes: {e}",
+                    ready_path.display()
+                ))
+            })?),
+            Err(_) => None,
+        };
+        let missing = |what: &str, flag: &str| {
+            Error::Admin(format!(
+                "no {what}: start `acme-harness serve` (it writes {}), or pass --data-dir or {flag}",
+                ready_path.display()
+            ))
+        };
+        let url = (at.url.clone())
+            .or_else(|| ready.as_ref().and_then(|r| r.admin_url.clone()))
+            .ok_or_else(|| missing("admin URL", "--url"))?;
+        let token = (at.token.clone())
+            .or_else(|| ready.as_ref().and_then(|r| r.admin_token.clone()))
+            .ok_or_else(|| missing("admin token", "--token"))?;
+        let ca = (at.ca_file.clone())
+            .or_else(|| ready.as_ref().map(|r| r.ca_bundle.clone()))
+            .ok_or_else(|| missing("CA bundle", "--ca-file"))?;
+        Self::new(url, Some(token), &ca)
+            .map_err(|e| Error::Admin(format!("--ca-file {}: {e}", ca.display())))
     }
 
     /// The same API without the token.
@@ -123,5 +181,145 @@ impl AdminClient {
             ))
         })?;
         Ok((typed, value))
+    }
+
+    async fn typed<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<T, Error> {
+        Ok(self.call_as(method, path, body).await?.0)
+    }
+
+    async fn with_body<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: &B,
+    ) -> Result<T, Error> {
+        let body = serde_json::to_value(body)
+            .map_err(|e| Error::Admin(format!("cannot encode the request to {path}: {e}")))?;
+        self.typed(method, path, Some(body)).await
+    }
+
+    /// Every organisation with its domains, departments and delegations.
+    pub async fn organizations(&self) -> Result<Vec<OrganizationView>, Error> {
+        self.typed(Method::GET, "/organizations", None).await
+    }
+
+    /// Adds an organisation; answers its id.
+    pub async fn add_organization(&self, org: &NewOrganization) -> Result<Created, Error> {
+        self.with_body(Method::POST, "/organizations", org).await
+    }
+
+    /// Adds a domain to organisation `org`.
+    pub async fn add_domain(&self, org: usize, domain: &NewDomain) -> Result<DomainView, Error> {
+        let path = format!("/organizations/{org}/domains");
+        self.with_body(Method::POST, &path, domain).await
+    }
+
+    /// Marks a domain's validation done or undone.
+    pub async fn set_validated(&self, name: &str, validated: bool) -> Result<DomainView, Error> {
+        let path = format!("/domains/{name}/validation");
+        self.with_body(Method::PUT, &path, &SetValidation { validated })
+            .await
+    }
+
+    /// Adds a department to organisation `org`; answers its id.
+    pub async fn add_department(&self, org: usize, name: &str) -> Result<Created, Error> {
+        let path = format!("/organizations/{org}/departments");
+        let body = NewDepartment { name: name.into() };
+        self.with_body(Method::POST, &path, &body).await
+    }
+
+    /// Delegates one of the organisation's domains to department `dept`.
+    pub async fn delegate(&self, dept: usize, domain: &str) -> Result<DelegationView, Error> {
+        let path = format!("/departments/{dept}/delegations");
+        let body = NewDelegation {
+            domain: domain.into(),
+        };
+        self.with_body(Method::POST, &path, &body).await
+    }
+
+    /// Mints an EAB credential: the answer is the only place its HMAC key is ever shown.
+    pub async fn create_eab(&self, request: &NewEab) -> Result<MintedView, Error> {
+        self.with_body(Method::POST, "/eab", request).await
+    }
+
+    /// Every EAB credential (without HMAC keys).
+    pub async fn credentials(&self) -> Result<Vec<CredentialView>, Error> {
+        self.typed(Method::GET, "/eab", None).await
+    }
+
+    /// Revokes a credential: its accounts are refused on every later request.
+    pub async fn revoke_eab(&self, kid: &str) -> Result<CredentialView, Error> {
+        self.typed(Method::POST, &format!("/eab/{kid}/revoke"), None)
+            .await
+    }
+
+    /// The certificates issued to a credential's accounts.
+    pub async fn certificates(&self, kid: &str) -> Result<Vec<CertificateView>, Error> {
+        self.typed(Method::GET, &format!("/eab/{kid}/certificates"), None)
+            .await
+    }
+
+    /// Revokes a certificate (by the id `certificates` lists) with an RFC 5280 reason code.
+    pub async fn revoke_certificate(
+        &self,
+        id: &str,
+        reason: Option<u8>,
+    ) -> Result<RevokedView, Error> {
+        let path = format!("/certificates/{id}/revoke");
+        self.with_body(Method::POST, &path, &RevokeCertificate { reason })
+            .await
+    }
+
+    /// The exchanges recorded for a credential's accounts, in order.
+    pub async fn requests(&self, kid: &str) -> Result<Vec<Exchange>, Error> {
+        self.typed(Method::GET, &format!("/eab/{kid}/requests"), None)
+            .await
+    }
+
+    /// Sets a credential's fault plan (as read from a plan file).
+    pub async fn set_faults(&self, kid: &str, plan: &PlanFile) -> Result<CredentialView, Error> {
+        self.with_body(Method::PUT, &format!("/eab/{kid}/faults"), plan)
+            .await
+    }
+
+    /// A credential's fault plan, if it has one.
+    pub async fn faults(&self, kid: &str) -> Result<Option<PlanFile>, Error> {
+        self.typed(Method::GET, &format!("/eab/{kid}/faults"), None)
+            .await
+    }
+
+    /// Removes a credential's fault plan.
+    pub async fn clear_faults(&self, kid: &str) -> Result<(), Error> {
+        self.call(Method::DELETE, &format!("/eab/{kid}/faults"), None)
+            .await
+            .map(drop)
+    }
+
+    /// The server's fault seed and every fault injected so far.
+    pub async fn fault_events(&self) -> Result<FaultEventsView, Error> {
+        self.typed(Method::GET, "/faults/events", None).await
+    }
+
+    /// Sets the mock DNS's records of `name`.
+    pub async fn set_dns(&self, name: &str, records: &Records) -> Result<Records, Error> {
+        self.with_body(Method::PUT, &format!("/dns/{name}"), records)
+            .await
+    }
+
+    /// The mock DNS's records of `name` (empty when it has none).
+    pub async fn dns(&self, name: &str) -> Result<Records, Error> {
+        self.typed(Method::GET, &format!("/dns/{name}"), None).await
+    }
+
+    /// Removes the mock DNS's records of `name`.
+    pub async fn clear_dns(&self, name: &str) -> Result<(), Error> {
+        self.call(Method::DELETE, &format!("/dns/{name}"), None)
+            .await
+            .map(drop)
     }
 }

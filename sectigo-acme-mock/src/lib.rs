@@ -65,9 +65,14 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 pub use acme_proto::transcript::Exchange;
-pub use admin::AdminClient;
+pub use admin::{AdminClient, Locate};
 pub use faults::{Endpoint, Fault, FaultPlan};
 pub use judge::{Failure, Grade, Rules, Severity};
+/// The admin API's request and answer bodies, as the typed [`AdminClient`] calls take and
+/// return them.
+pub use mock_server::admin::api as admin_api;
+/// The mock DNS's records of a name, as [`AdminClient::set_dns`] takes them.
+pub use mock_server::dns::{Caa, Records as DnsRecords};
 
 use mock_server::ca::Ca;
 use mock_server::control::NewCredential;
@@ -129,6 +134,16 @@ impl std::fmt::Debug for Credential {
 }
 
 impl Credential {
+    /// A credential from its parts: one minted through [`AdminClient::create_eab`], say, for
+    /// the names given to it.
+    pub fn new(kid: &str, hmac_key: &str, names: &[&str]) -> Self {
+        Self {
+            kid: kid.to_owned(),
+            hmac_key: hmac_key.to_owned(),
+            names: names.iter().map(|n| (*n).to_owned()).collect(),
+        }
+    }
+
     /// The EAB key identifier.
     pub fn key_id(&self) -> &str {
         &self.kid

@@ -376,6 +376,76 @@ async fn the_admin_client_lists_refuses_and_hides_its_token() {
     assert!(err.contains("refused (404") && err.contains("999"), "{err}");
 }
 
+/// The typed admin calls walk Sectigo's administrator workflow end to end: a new
+/// organisation, its domain, a department, a delegation, a credential that issues, its
+/// certificate listed and revoked, and the credential revoked; refusals keep the API's words.
+#[tokio::test]
+async fn the_typed_admin_calls_run_the_administrators_workflow() {
+    use sectigo_acme_mock::admin_api::{NewDomain, NewEab, NewOrganization};
+    let ca = MockCa::builder()
+        .processing_delay(Duration::ZERO)
+        .start()
+        .await;
+    let admin = ca.admin();
+    let org = admin
+        .add_organization(&NewOrganization {
+            name: "Example College".into(),
+            country: "US".into(),
+            state: "Ohio".into(),
+            locality: None,
+        })
+        .await
+        .unwrap();
+    let domain = NewDomain {
+        name: "College.example".into(),
+        validated: true,
+    };
+    let added = admin.add_domain(org.id, &domain).await.unwrap();
+    assert_eq!(added.name, "college.example");
+    let dept = admin.add_department(org.id, "Library").await.unwrap();
+    admin.delegate(dept.id, "college.example").await.unwrap();
+    let minted = admin
+        .create_eab(&NewEab {
+            department: dept.id,
+            domains: vec!["college.example".into()],
+            reusable: false,
+            profiles: vec![],
+        })
+        .await
+        .unwrap();
+    let listed = admin.credentials().await.unwrap();
+    assert!(listed.iter().any(|c| c.eab_kid == minted.eab_kid));
+    let eab = Credential::new(&minted.eab_kid, &minted.eab_hmac_key, &["college.example"]);
+    issue(&ca, &eab, "college.example").await.unwrap();
+    let certs = admin.certificates(&minted.eab_kid).await.unwrap();
+    assert_eq!(certs.len(), 1, "{certs:?}");
+    let revoked = admin
+        .revoke_certificate(&certs[0].id, Some(4))
+        .await
+        .unwrap();
+    assert!(revoked.revoked);
+    let again = admin
+        .revoke_certificate(&certs[0].id, None)
+        .await
+        .unwrap_err();
+    assert!(again.to_string().contains("409"), "{again}");
+    assert!(!admin.requests(&minted.eab_kid).await.unwrap().is_empty());
+    admin.revoke_eab(&minted.eab_kid).await.unwrap();
+    let missing = admin.add_department(999, "Physics").await.unwrap_err();
+    assert!(missing.to_string().contains("refused (404"), "{missing}");
+    let bad = NewOrganization {
+        name: "X".into(),
+        country: "USA".into(),
+        state: "Ohio".into(),
+        locality: None,
+    };
+    let err = admin.add_organization(&bad).await.unwrap_err().to_string();
+    assert!(
+        err.contains("refused (400") && err.contains("country"),
+        "{err}"
+    );
+}
+
 /// A client that gives up before a held answer still sent its request: the transcript has
 /// it, with status 0 and no answer, so the judge does not think it never asked.
 #[tokio::test]

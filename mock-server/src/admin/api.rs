@@ -7,6 +7,84 @@ use serde::{Deserialize, Serialize};
 
 use crate::faults::{FaultEvent, FaultPlan};
 
+/// `POST /organizations`: a new organisation (its validated subject).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewOrganization {
+    /// The organisation's name (O).
+    pub name: String,
+    /// Two-letter ISO 3166 country code (C).
+    pub country: String,
+    /// State or province (ST).
+    pub state: String,
+    /// Locality (L).
+    #[serde(default)]
+    pub locality: Option<String>,
+}
+
+/// `POST /organizations/{org}/domains`: a domain of an organisation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewDomain {
+    /// The name (`*.` for a wildcard entry).
+    pub name: String,
+    /// Whether its validation (DCV) is done; default true.
+    #[serde(default = "yes")]
+    pub validated: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `PUT /domains/{name}/validation`: a domain's validation done or undone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetValidation {
+    /// Whether its validation is done.
+    pub validated: bool,
+}
+
+/// `POST /organizations/{org}/departments`: a department of an organisation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewDepartment {
+    /// The department's name.
+    pub name: String,
+}
+
+/// `POST /departments/{dept}/delegations`: a domain delegated to a department.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewDelegation {
+    /// The domain, one of the organisation's.
+    pub domain: String,
+}
+
+/// `POST /eab`: mint an EAB credential (an ACME account's key id and HMAC key).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewEab {
+    /// The department whose domains it covers.
+    pub department: usize,
+    /// The delegated domains it covers.
+    pub domains: Vec<String>,
+    /// Whether it binds more than one ACME account.
+    #[serde(default)]
+    pub reusable: bool,
+    /// The profiles (directory names) it may be used with; empty: every one.
+    #[serde(default)]
+    pub profiles: Vec<String>,
+}
+
+/// `POST /certificates/{id}/revoke`: the reason (RFC 5280 code), default 0.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokeCertificate {
+    /// The CRL reason code.
+    #[serde(default)]
+    pub reason: Option<u8>,
+}
+
 /// `{"id": N}`: what creating an organisation or a department answers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Created {

@@ -173,18 +173,8 @@ async fn list_orgs(State(state): State<Arc<AppState>>) -> AdminResult {
     Ok(Json(out).into_response())
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewOrg {
-    name: String,
-    country: String,
-    state: String,
-    #[serde(default)]
-    locality: Option<String>,
-}
-
 async fn add_org(State(state): State<Arc<AppState>>, body: Bytes) -> AdminResult {
-    let req: NewOrg = parse_json(&body)?;
+    let req: api::NewOrganization = parse_json(&body)?;
     if req.country.len() != 2 {
         return Err(AdminError::bad(
             "country must be a two-letter ISO 3166 code",
@@ -196,24 +186,12 @@ async fn add_org(State(state): State<Arc<AppState>>, body: Bytes) -> AdminResult
     Ok((StatusCode::CREATED, Json(api::Created { id })).into_response())
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewDomain {
-    name: String,
-    #[serde(default = "yes")]
-    validated: bool,
-}
-
-fn yes() -> bool {
-    true
-}
-
 async fn add_domain(
     State(state): State<Arc<AppState>>,
     Path(org): Path<usize>,
     body: Bytes,
 ) -> AdminResult {
-    let req: NewDomain = parse_json(&body)?;
+    let req: api::NewDomain = parse_json(&body)?;
     update(&state, |o| o.add_domain(org, &req.name, req.validated))?;
     Ok((
         StatusCode::CREATED,
@@ -225,18 +203,12 @@ async fn add_domain(
         .into_response())
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Validation {
-    validated: bool,
-}
-
 async fn set_validation(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
     body: Bytes,
 ) -> AdminResult {
-    let req: Validation = parse_json(&body)?;
+    let req: api::SetValidation = parse_json(&body)?;
     update(&state, |o| o.set_validated(&name, req.validated))?;
     Ok(Json(api::DomainView {
         name,
@@ -245,26 +217,14 @@ async fn set_validation(
     .into_response())
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewDepartment {
-    name: String,
-}
-
 async fn add_department(
     State(state): State<Arc<AppState>>,
     Path(org): Path<usize>,
     body: Bytes,
 ) -> AdminResult {
-    let req: NewDepartment = parse_json(&body)?;
+    let req: api::NewDepartment = parse_json(&body)?;
     let id = update(&state, |o| o.add_department(org, &req.name))?;
     Ok((StatusCode::CREATED, Json(api::Created { id })).into_response())
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Delegation {
-    domain: String,
 }
 
 async fn delegate(
@@ -272,7 +232,7 @@ async fn delegate(
     Path(dept): Path<usize>,
     body: Bytes,
 ) -> AdminResult {
-    let req: Delegation = parse_json(&body)?;
+    let req: api::NewDelegation = parse_json(&body)?;
     update(&state, |o| o.delegate(dept, &req.domain))?;
     Ok((
         StatusCode::CREATED,
@@ -284,21 +244,10 @@ async fn delegate(
         .into_response())
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewEab {
-    department: usize,
-    domains: Vec<String>,
-    #[serde(default)]
-    reusable: bool,
-    #[serde(default)]
-    profiles: Vec<String>,
-}
-
 /// Mints a credential: a 22-character key id and an 86-character HMAC key, as Sectigo's (§2).
 /// The HMAC key is in this response only.
 async fn create_eab(State(state): State<Arc<AppState>>, body: Bytes) -> AdminResult {
-    let req: NewEab = parse_json(&body)?;
+    let req: api::NewEab = parse_json(&body)?;
     let minted = state.mint_credential(&NewCredential {
         department: req.department,
         domains: req.domains,
@@ -382,19 +331,13 @@ async fn list_orders(State(state): State<Arc<AppState>>, Path(kid): Path<String>
     Ok(Json(out).into_response())
 }
 
-#[derive(Deserialize)]
-struct RevokeBody {
-    #[serde(default)]
-    reason: Option<u8>,
-}
-
 async fn revoke_cert(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> AdminResult {
-    let req: RevokeBody = if body.is_empty() {
-        RevokeBody { reason: None }
+    let req: api::RevokeCertificate = if body.is_empty() {
+        api::RevokeCertificate::default()
     } else {
         parse_json(&body)?
     };
