@@ -17,7 +17,7 @@ use reference_client::manage::{CertRequest, Registration, Workspace, secret_from
 use reference_client::solver::{
     Dns01Hook, Http01Standalone, Http01Webroot, Solver, TlsAlpn01Standalone,
 };
-use reference_client::{Client, ClientConfig, Error, ErrorClass, Progress};
+use reference_client::{Client, ClientConfig, Error, Progress};
 use serde_json::{Value, json};
 
 /// Environment variable holding the EAB HMAC key (instead of --eab-hmac-key-file).
@@ -306,12 +306,7 @@ pub(crate) async fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
             0
         }
         Err(e) => {
-            let (code, class) = match e.class() {
-                ErrorClass::Usage => (2, "usage"),
-                ErrorClass::Refused => (3, "refused"),
-                ErrorClass::Transport => (4, "transport"),
-                _ => (1, "local"),
-            };
+            let (code, class) = (e.class().exit_code(), e.class().name());
             if json_mode {
                 let problem = e.problem().and_then(|p| serde_json::to_value(p).ok());
                 let error = json!({"class": class, "exit_code": code, "message": e.to_string(), "problem": problem});

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 use client_under_test::explore::{self, command::Flags};
-use client_under_test::matrix::{Plan, Shard, merge};
+use client_under_test::matrix::{Plan, Shard, merge_files};
 use client_under_test::report::{self, RunReport};
 use client_under_test::vet::{self, MatrixVerdict, Outputs, VetPlan};
 use client_under_test::{Adapter, RunConfig, Scenario, run_all};
@@ -418,19 +418,9 @@ async fn remote(args: VetArgs, label: String) -> anyhow::Result<ExitCode> {
         config.base_dir.display()
     );
     // Enter ends a scenario's wait when a person is at the terminal.
-    let mut enter = std::io::stdin().is_terminal().then(|| {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            while std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {
-                line.clear();
-                if tx.send(()).is_err() {
-                    break;
-                }
-            }
-        });
-        rx
-    });
+    let mut enter = std::io::stdin()
+        .is_terminal()
+        .then(client_under_test::remote::enter_presses);
     let say = |text: &str| println!("{text}");
     let progress = vet::numbered_progress(
         scenarios.len(),
@@ -471,15 +461,7 @@ fn finish_matrix(args: &MatrixReportArgs, report: &RunReport) -> anyhow::Result<
 
 pub(crate) async fn matrix(args: MatrixArgs) -> anyhow::Result<ExitCode> {
     if let Some(MatrixAction::Merge { files, report }) = args.action {
-        let mut reports = Vec::new();
-        for f in &files {
-            let text = std::fs::read_to_string(f)
-                .with_context(|| format!("cannot read {}", f.display()))?;
-            let r: RunReport = serde_json::from_str(&text)
-                .with_context(|| format!("{} is not a `matrix --json` report", f.display()))?;
-            reports.push(r);
-        }
-        return finish_matrix(&report, &merge(reports)?);
+        return finish_matrix(&report, &merge_files(&files)?);
     }
     if let Some(code) = args.run.confine()? {
         return Ok(code);

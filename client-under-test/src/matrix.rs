@@ -57,6 +57,24 @@ impl Shard {
     }
 }
 
+/// [`merge`] of the shard reports in `files` (`matrix merge FILE...`); an unreadable file or
+/// one that is not a `matrix --json` report is an error naming it.
+pub fn merge_files(files: &[std::path::PathBuf]) -> Result<RunReport, Error> {
+    let mut reports = Vec::with_capacity(files.len());
+    for f in files {
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| Error::Invalid(format!("cannot read {}: {e}", f.display())))?;
+        let report: RunReport = serde_json::from_str(&text).map_err(|e| {
+            Error::Invalid(format!(
+                "{} is not a `matrix --json` report: {e}",
+                f.display()
+            ))
+        })?;
+        reports.push(report);
+    }
+    merge(reports)
+}
+
 /// Combines shard reports into one, in client then scenario order of the first appearance;
 /// a cell present twice is an error (two shards ran it). The plans are joined, so that
 /// [`RunReport::missing`] names the cells no shard reported.
@@ -397,6 +415,30 @@ impl Plan {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn merging_files_names_the_file_that_is_not_a_shard_report() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("shard-1.json");
+        let mut shard = RunReport::new(8, Vec::new());
+        shard.shard = Some("1/1".into());
+        std::fs::write(&good, serde_json::to_string(&shard).unwrap()).unwrap();
+        assert_eq!(merge_files(std::slice::from_ref(&good)).unwrap().seed, 8);
+        let other = dir.path().join("other.json");
+        std::fs::write(&other, "{\"not\": \"a report\"}").unwrap();
+        let err = merge_files(&[good.clone(), other.clone()]).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("other.json") && text.contains("is not a `matrix --json` report"),
+            "{text}"
+        );
+        let missing = dir.path().join("shard-2.json");
+        let text = merge_files(&[good, missing]).unwrap_err().to_string();
+        assert!(
+            text.contains("cannot read") && text.contains("shard-2.json"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn unexpected_names_differing_missing_and_skipped_clients() {

@@ -804,6 +804,22 @@ pub async fn run_remote(
     Ok(results)
 }
 
+/// A channel that receives one message each time Enter is pressed on standard input (read
+/// on a thread of its own): what [`run_remote`] takes to end a scenario's wait early.
+pub fn enter_presses() -> UnboundedReceiver<()> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        while std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {
+            line.clear();
+            if tx.send(()).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
 /// The line printed when a remote scenario finishes: its secret findings come at the end of
 /// the run, if at all.
 pub fn progress_line(r: &ScenarioResult) -> String {

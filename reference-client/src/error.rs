@@ -146,6 +146,29 @@ pub enum ErrorClass {
     Local,
 }
 
+impl ErrorClass {
+    /// The exit status of `acme-harness client` for this class: 1 local, 2 usage, 3 refused
+    /// by the CA, 4 network or transport.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Self::Local => 1,
+            Self::Usage => 2,
+            Self::Refused => 3,
+            Self::Transport => 4,
+        }
+    }
+
+    /// The class's name in `--json` output: `local`, `usage`, `refused`, `transport`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Usage => "usage",
+            Self::Refused => "refused",
+            Self::Transport => "transport",
+        }
+    }
+}
+
 impl Error {
     /// The class of this error.
     pub fn class(&self) -> ErrorClass {
