@@ -376,6 +376,30 @@ fn trace_path(stdout: &Path, n: usize) -> Option<PathBuf> {
     Some(stdout.with_file_name(format!("exec-{n}.trace")))
 }
 
+/// `strace` and its options, writing to `trace`, to be followed by the client's argv.
+fn strace_args(trace: &Path) -> Vec<String> {
+    [
+        "strace",
+        "-f",
+        "-qq",
+        "-yy",
+        // Only the traced calls stop the client (a filter in the kernel): without it every
+        // syscall of every process would.
+        "--seccomp-bpf",
+        "-e",
+        audit::TRACED,
+        "-e",
+        "signal=none",
+        "-s",
+        "65535",
+        "-o",
+        &trace.display().to_string(),
+        "--",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
 /// How many traces exist already (the renew commands follow the issue commands).
 fn traces_before(stdout: &Path) -> usize {
     (0..)
@@ -403,6 +427,12 @@ async fn run_commands(
     };
     for template in commands {
         let mut argv: Vec<String> = template.iter().map(|a| values.fill(a)).collect();
+        // Every exec, connection and file access of the client's process tree, for the
+        // command-line check and the audit (the /proc poll alone can miss a process living a
+        // few milliseconds). Sandboxed, strace runs inside the sandbox's PID namespace, so
+        // the pids it reports are the namespace's own and it traces the client, not bwrap.
+        let trace = trace_path(stdout, traces_before(stdout));
+        let strace = trace.as_deref().map(strace_args).unwrap_or_default();
         if let Some(view) = view {
             // The client's own install and the files its command names, read-only.
             let mut view = view.clone();
@@ -418,42 +448,32 @@ async fn run_commands(
             {
                 view.read_only.push(program);
             }
-            let mut wrapped = view.bwrap_args();
+            if let Some(trace) = &trace {
+                // strace writes it from inside: the one file outside the work dir bound
+                // writable (created first, so that there is something to bind).
+                if let Err(e) = std::fs::File::create(trace) {
+                    ran.error = Some(format!("cannot create {}: {e}", trace.display()));
+                    return ran;
+                }
+            }
+            let mut wrapped = view.bwrap_args(trace.as_deref());
+            wrapped.extend(strace);
             wrapped.append(&mut argv);
             argv = wrapped;
-        } else if adapter.trust == Trust::MountNamespace {
-            let mut wrapped = vec![
-                "unshare".to_owned(),
-                "-m".to_owned(),
-                "sh".to_owned(),
-                "-c".to_owned(),
-                format!(r#"{} && exec "$@""#, scan::MOUNT_WRAPPER),
-                values.ca_bundle.display().to_string(),
-            ];
-            wrapped.append(&mut argv);
-            argv = wrapped;
-        }
-        // Every exec of the client's process tree, for the command-line check (the /proc
-        // poll alone can miss a process living a few milliseconds).
-        if let Some(trace) = trace_path(stdout, traces_before(stdout)) {
-            let mut wrapped = vec![
-                "strace".to_owned(),
-                "-f".to_owned(),
-                "-qq".to_owned(),
-                "-yy".to_owned(),
-                // Only the traced calls stop the client (a filter in the kernel): without
-                // it every syscall of every process would.
-                "--seccomp-bpf".to_owned(),
-                "-e".to_owned(),
-                audit::TRACED.to_owned(),
-                "-e".to_owned(),
-                "signal=none".to_owned(),
-                "-s".to_owned(),
-                "65535".to_owned(),
-                "-o".to_owned(),
-                trace.display().to_string(),
-                "--".to_owned(),
-            ];
+        } else {
+            if adapter.trust == Trust::MountNamespace {
+                let mut wrapped = vec![
+                    "unshare".to_owned(),
+                    "-m".to_owned(),
+                    "sh".to_owned(),
+                    "-c".to_owned(),
+                    format!(r#"{} && exec "$@""#, scan::MOUNT_WRAPPER),
+                    values.ca_bundle.display().to_string(),
+                ];
+                wrapped.append(&mut argv);
+                argv = wrapped;
+            }
+            let mut wrapped = strace;
             wrapped.append(&mut argv);
             argv = wrapped;
         }

@@ -12,10 +12,12 @@
 //!   directory of the scenario, kept so its files can be scanned). Home directories, other
 //!   clients' key stores (/etc/letsencrypt, /var/lib) and the rest of the machine are not
 //!   there at all; the root is read-only, so a write anywhere else is refused.
-//! - **processes**: its own IPC and UTS namespaces, every capability dropped, killed with the
-//!   harness. Not a PID namespace: the trace follows the client's processes by the pids its
-//!   `clone` calls return, and translating them out of a PID namespace doubled the cost of
-//!   tracing.
+//! - **processes**: its own PID, IPC and UTS namespaces (a /proc of its own: the harness's and
+//!   other scenarios' processes are not there), every capability dropped, killed with the
+//!   harness. The tracer (strace) runs inside the PID namespace, above the client, so the
+//!   pids it reports need no translation and bwrap's own calls are not in the trace. The
+//!   trace file is bound writable for it: a client that went looking for that file could
+//!   edit it (nothing else of the harness is writable there).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -161,12 +163,14 @@ pub(crate) fn hosts_file() -> String {
 }
 
 impl View {
-    /// `bwrap` and its options, to be followed by the client's argv.
-    pub(crate) fn bwrap_args(&self) -> Vec<String> {
+    /// `bwrap` and its options, to be followed by the client's argv; `trace`, the file the
+    /// tracer inside writes, is bound writable.
+    pub(crate) fn bwrap_args(&self, trace: Option<&Path>) -> Vec<String> {
         let mut a: Vec<String> = [
             "bwrap",
             "--die-with-parent",
             "--unshare-ipc",
+            "--unshare-pid",
             "--unshare-uts",
             "--unshare-cgroup-try",
             "--hostname",
@@ -193,15 +197,18 @@ impl View {
         let s = |p: &Path| p.display().to_string();
         push(&["--ro-bind", &s(&self.resolv), "/etc/resolv.conf"]);
         push(&["--ro-bind", &s(&self.hosts), "/etc/hosts"]);
-        // The host's /proc, read-only: without a PID namespace of its own a sandbox cannot
-        // mount a fresh one as an ordinary user.
-        push(&["--ro-bind", "/proc", "/proc", "--dev", "/dev"]);
+        // A /proc of its own PID namespace: the client sees its own processes only, not the
+        // harness's or other scenarios' command lines.
+        push(&["--proc", "/proc", "--dev", "/dev"]);
         push(&["--bind", &s(&self.tmp), "/tmp"]);
         push(&["--symlink", "../tmp", "/var/tmp"]);
         for p in &self.read_only {
             if !p.starts_with(&self.workdir) {
                 push(&["--ro-bind-try", &s(p), &s(p)]);
             }
+        }
+        if let Some(trace) = trace {
+            push(&["--bind", &s(trace), &s(trace)]);
         }
         push(&["--bind", &s(&self.workdir), &s(&self.workdir)]);
         if let Some(bundle) = &self.system_bundle {
@@ -287,7 +294,7 @@ mod tests {
             read_only: vec!["/w/x/mock/ca-bundle.pem".into()],
             system_bundle: None,
         };
-        let a = v.bwrap_args().join(" ");
+        let a = v.bwrap_args(Some(Path::new("/w/x/exec-0.trace"))).join(" ");
         assert!(
             a.starts_with("bwrap --die-with-parent --unshare-ipc"),
             "{a}"
@@ -295,6 +302,15 @@ mod tests {
         assert!(
             !a.contains("--unshare-net"),
             "the run's namespace is shared: {a}"
+        );
+        assert!(
+            a.contains("--unshare-pid") && a.contains("--proc /proc"),
+            "{a}"
+        );
+        assert!(!a.contains("--ro-bind /proc"), "not the host's /proc: {a}");
+        assert!(
+            a.contains("--bind /w/x/exec-0.trace /w/x/exec-0.trace"),
+            "{a}"
         );
         assert!(a.contains("--bind /w/x/sandbox/tmp /tmp"), "{a}");
         assert!(a.contains("--ro-bind-try /w/x/mock/ca-bundle.pem /w/x/mock/ca-bundle.pem"));

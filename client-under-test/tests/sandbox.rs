@@ -241,6 +241,59 @@ async fn a_write_to_the_users_home_is_refused_and_named() {
     assert_eq!(a.touched.verdict, client_under_test::assess::Verdict::No);
 }
 
+/// The client has a PID namespace and a /proc of its own: the harness (this test process)
+/// and every process outside the sandbox are not there to read command lines from, and the
+/// trace, written from inside, still names what the client ran.
+#[tokio::test]
+async fn the_client_sees_only_its_own_processes() {
+    if !inside_private_network("the_client_sees_only_its_own_processes") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let harness = std::process::id();
+    let a = planted(
+        dir.path(),
+        "process-lister",
+        &format!(
+            r#"echo "pids: $(ls /proc | grep -c '^[0-9]')"; if [ -e /proc/{harness}/cmdline ] && grep -q sandbox /proc/{harness}/cmdline; then echo "HARNESS VISIBLE"; fi; cat /proc/1/comm; exit 1"#
+        ),
+        "",
+    );
+    let r = vet(a, &dir.path().join("runs")).await;
+    let out = stdout(&r);
+    assert!(!out.contains("HARNESS VISIBLE"), "{out}");
+    // bwrap as the namespace's init, strace, the shell and what it runs: a handful.
+    let pids: usize = out
+        .lines()
+        .find_map(|l| l.strip_prefix("pids: "))
+        .unwrap_or_else(|| panic!("{out}"))
+        .trim()
+        .parse()
+        .unwrap();
+    assert!((2..=8).contains(&pids), "{pids} processes visible:\n{out}");
+    assert!(
+        out.contains("bwrap"),
+        "pid 1 is the sandbox's own init: {out}"
+    );
+    // Traced from inside: the client's own programs, none of the harness's wrappers.
+    assert!(r.touched.traced, "{:?}", r.touched);
+    for program in ["ls", "grep", "cat"] {
+        assert!(
+            r.touched.processes.iter().any(|p| p == program),
+            "{program}: {:?}",
+            r.touched.processes
+        );
+    }
+    assert!(
+        !r.touched
+            .processes
+            .iter()
+            .any(|p| p == "bwrap" || p == "strace"),
+        "{:?}",
+        r.touched.processes
+    );
+}
+
 fn home_of_this_user() -> String {
     let out = std::process::Command::new("sh")
         .args(["-c", "getent passwd \"$(id -u)\" | cut -d: -f6"])
