@@ -51,6 +51,22 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Stand-ins dispatch on the program name (a link named `pebble`) or the first argument,
+    // before clap: their command lines are Go `flag` syntax, not ours.
+    let args: Vec<String> = std::env::args().collect();
+    let program = args.first().map(std::path::Path::new);
+    let name = program
+        .and_then(|p| p.file_stem())
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    let code = match (name, args.get(1).map(String::as_str)) {
+        ("pebble", _) => Some(mock_server::pebble::main("pebble", &args[1..])),
+        (_, Some("pebble")) => Some(mock_server::pebble::main("pebble", &args[2..])),
+        _ => None,
+    };
+    if let Some(code) = code {
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

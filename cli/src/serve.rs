@@ -136,6 +136,9 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         http01_port: args.http01_port,
         tlsalpn01_port: args.tlsalpn01_port,
         persist: args.persist.clone(),
+        tls_identity: None,
+        validation_dns: None,
+        dir_alias: false,
         limits: mock_server::Limits {
             max_connections: args.max_connections,
             max_body_bytes: args.max_body_bytes,

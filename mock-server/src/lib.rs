@@ -13,6 +13,7 @@ pub mod control;
 pub mod dns;
 pub mod faults;
 pub mod http;
+pub mod pebble;
 pub mod profile;
 pub mod server;
 pub mod state;

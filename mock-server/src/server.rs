@@ -55,6 +55,14 @@ pub struct ServerConfig {
     /// A SQLite file that keeps organisations, accounts, orders, certificates and transcripts
     /// across restarts; `None` keeps everything in memory.
     pub persist: Option<PathBuf>,
+    /// The listener's certificate chain and key, instead of one the embedded CA makes (the
+    /// Pebble stand-in serves the certificate its configuration names).
+    pub tls_identity: Option<crate::ca::ListenerIdentity>,
+    /// The DNS server challenge validation resolves through, instead of the mock's own
+    /// (`pebble -dnsserver`: pebble-challtestsrv's DNS).
+    pub validation_dns: Option<SocketAddr>,
+    /// Also serve the default profile's directory at `/dir`, where Pebble serves its own.
+    pub dir_alias: bool,
 }
 
 /// Limits that keep hostile or broken clients from exhausting the server.
@@ -125,6 +133,9 @@ impl ServerConfig {
             tlsalpn01_port: 5001,
             limits: Limits::default(),
             persist: None,
+            tls_identity: None,
+            validation_dns: None,
+            dir_alias: false,
         }
     }
 }
@@ -338,7 +349,10 @@ impl MockServer {
         if !addr.ip().is_unspecified() {
             names.push(addr.ip().to_string());
         }
-        let identity = ca.listener_identity(&names)?;
+        let identity = match config.tls_identity {
+            Some(identity) => identity,
+            None => ca.listener_identity(&names)?,
+        };
 
         let ca_bundle = dir.join("ca-bundle.pem");
         let roots = dir.join("roots.pem");
@@ -355,6 +369,7 @@ impl MockServer {
 
         let profiles = config.profiles;
         let default_name = profiles[0].name.clone();
+        let profiles_first_slug = profiles[0].slug().to_owned();
         let seed = config.seed.unwrap_or_else(rand::random);
         let admin_token = load_or_create_token(&dir.join("admin-token"))?;
         let dns = Arc::new(crate::dns::MockDns::default());
@@ -365,7 +380,7 @@ impl MockServer {
                 source,
             })?;
         let validator = crate::validate::Validator::new(
-            dns_server.addr,
+            config.validation_dns.unwrap_or(dns_server.addr),
             config.http01_port,
             config.tlsalpn01_port,
         )
@@ -375,7 +390,7 @@ impl MockServer {
             store.attach(path).map_err(StartError::Profiles)?;
         }
         let demo = demo_info(&store.orgs.load());
-        let state = Arc::new(AppState::new(
+        let mut state = AppState::new(
             store,
             ca,
             profiles,
@@ -388,7 +403,11 @@ impl MockServer {
                 dns,
                 validator: Arc::new(validator),
             },
-        ));
+        );
+        if config.dir_alias {
+            state.dir_alias = state.profiles.get(profiles_first_slug.as_str()).cloned();
+        }
+        let state = Arc::new(state);
         let directories: BTreeMap<String, String> = state
             .profiles
             .values()
@@ -596,7 +615,7 @@ fn demo_info(orgs: &Orgs) -> Option<DemoInfo> {
     })
 }
 
-async fn accept_loop(
+pub(crate) async fn accept_loop(
     listener: TcpListener,
     acceptor: tokio_rustls::TlsAcceptor,
     app: axum::Router,

@@ -67,6 +67,9 @@ pub struct Ca {
     ecc: IssuingPath,
     /// PEM of every root issued certificates chain to.
     pub roots_pem: String,
+    /// The root(s) each chain of [`Ca::chain`] ends at: the AAA root for chain 0, the two
+    /// USERTrust roots (RSA, then ECC) for chain 1.
+    chain_roots: [String; Self::CHAINS],
     /// PEM of the CA that signs the HTTPS listener's certificate (what clients must trust).
     pub listener_ca_pem: String,
     listener_ca: Issuer<'static, KeyPair>,
@@ -264,6 +267,7 @@ impl Ca {
                 cross_pem: ecc_cross,
             },
             roots_pem: format!("{aaa}{rsa_root}{ecc_root}"),
+            chain_roots: [aaa.clone(), format!("{rsa_root}{ecc_root}")],
             listener_ca_pem,
             listener_ca,
         })
@@ -355,6 +359,18 @@ impl Ca {
             1 => Some(format!("{leaf_pem}{}", path.issuing_pem)),
             _ => None,
         }
+    }
+
+    /// The PEM of the root(s) chain `index` ends at (Pebble's `/roots/N`): one certificate
+    /// for chain 0, the RSA and the ECC root for chain 1.
+    pub fn chain_roots_pem(&self, index: usize) -> Option<&str> {
+        self.chain_roots.get(index).map(String::as_str)
+    }
+
+    /// The PEM of the CAs that sign leaves, RSA then ECC (Pebble's `/intermediates/N`): the
+    /// same two in both chains.
+    pub fn issuing_pem(&self, index: usize) -> Option<String> {
+        (index < Self::CHAINS).then(|| format!("{}{}", self.rsa.issuing_pem, self.ecc.issuing_pem))
     }
 
     /// How many chains [`Ca::chain`] offers.

@@ -100,6 +100,11 @@ pub struct AppState {
     pub validator: Arc<crate::validate::Validator>,
     /// Request limits.
     pub limits: crate::server::Limits,
+    /// The profile whose directory is also served at `/dir` (the Pebble stand-in).
+    pub dir_alias: Option<Arc<ProfileCtx>>,
+    /// renewalInfo answers set through Pebble's `/set-renewal-info/`, by certificate serial
+    /// (lower-case hex), served verbatim instead of the computed window.
+    pub renewal_overrides: dashmap::DashMap<String, String>,
 }
 
 /// What [`AppState::new`] needs besides the store, the CA and the profiles.
@@ -153,6 +158,8 @@ impl AppState {
             dns: extras.dns,
             validator: extras.validator,
             limits: extras.limits,
+            dir_alias: None,
+            renewal_overrides: dashmap::DashMap::new(),
         }
     }
 
@@ -301,7 +308,15 @@ pub(crate) struct SentPath(pub String);
 /// URLs instead of taking them from the directory and Location headers: 404.
 async fn unprefix(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
     use axum::response::IntoResponse as _;
-    let path = req.uri().path().to_owned();
+    let mut path = req.uri().path().to_owned();
+    // Pebble serves its directory at `/dir`; suites written for it poll that path.
+    if path == "/dir"
+        && let Some(ctx) = &state.dir_alias
+        && let Ok(uri) = ctx.profile.directory_path.parse()
+    {
+        *req.uri_mut() = uri;
+        path = ctx.profile.directory_path.clone();
+    }
     let mut parts = path.splitn(5, '/');
     let (_, v2, slug, segment) = (parts.next(), parts.next(), parts.next(), parts.next());
     let ctx = (v2 == Some("v2"))

@@ -183,6 +183,15 @@ pub(crate) async fn renewal_info(
         return Err(not_found());
     }
     let cert = state.store.cert_by_ari(&id).ok_or_else(not_found)?;
+    if let Some(answer) = state.renewal_overrides.get(&cert.serial) {
+        // Pebble's /set-renewal-info/: the answer given, verbatim, even if it is not JSON.
+        let mut response = (StatusCode::OK, answer.value().clone()).into_response();
+        response.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json; charset=utf-8"),
+        );
+        return Ok(with_retry_after(response, 21600));
+    }
     let lifetime = cert.not_after - cert.not_before;
     let (start, end) = if cert.revoked.is_some() {
         let now = now_utc();
