@@ -123,6 +123,48 @@ impl Touched {
         self.network.iter().filter(|n| n.expected.is_none())
     }
 
+    /// Adds the names the scenario's DNS watcher at `resolver` (`127.53.X.Y:53`) received and
+    /// the trace did not name (Go's resolver writes its queries to a connected socket, which
+    /// the trace does not follow): each a lookup by the programs that sent to the resolver,
+    /// whose bare resolver entries they replace.
+    pub fn add_lookups(&mut self, names: &[String], resolver: &str, scope: &Scope) {
+        let mut senders: Vec<String> = Vec::new();
+        for n in &self.network {
+            if n.to == resolver && n.kind != NetKind::Dns && !senders.contains(&n.program) {
+                senders.push(n.program.clone());
+            }
+        }
+        if senders.is_empty() {
+            senders.push("a process the trace did not follow".into());
+        }
+        for name in names {
+            if self
+                .network
+                .iter()
+                .any(|n| n.kind == NetKind::Dns && n.to == *name)
+            {
+                continue;
+            }
+            for program in &senders {
+                let mut a = NetAttempt {
+                    program: program.clone(),
+                    kind: NetKind::Dns,
+                    to: name.clone(),
+                    result: "refused: nothing leaves the sandbox".into(),
+                    expected: None,
+                };
+                a.expected = (scope.expected.iter())
+                    .find(|e| e.covers(&a))
+                    .map(|e| e.reason.clone());
+                self.network.push(a);
+            }
+        }
+        if !names.is_empty() {
+            self.network
+                .retain(|n| n.kind == NetKind::Dns || n.to != resolver);
+        }
+    }
+
     /// Adds what another command of the same scenario touched.
     pub fn merge(&mut self, other: Touched) {
         self.traced |= other.traced;

@@ -26,6 +26,7 @@
 pub mod adapter;
 pub mod assess;
 pub mod audit;
+mod dns_watch;
 pub mod explore;
 pub mod grade;
 pub mod matrix;

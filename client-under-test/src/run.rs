@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::adapter::{Adapter, Trust, Values};
 use crate::audit::{self, Touched};
+use crate::dns_watch::DnsWatch;
 use crate::grade::{Grade, grade_transcript};
 use crate::sandbox::{self, View};
 use crate::scan::{self, Finding, Level, Needles, Place};
@@ -852,8 +853,13 @@ async fn run_inner(
         last.extend(adapter.preferred_chain_args.iter().cloned());
     }
     let issue = &issue;
+    // Sandboxed, the scenario's own resolver address records every lookup.
+    let dns = match config.sandbox {
+        true => DnsWatch::start().await,
+        false => None,
+    };
     let view = if config.sandbox {
-        Some(sandbox_view(adapter, dir, &values, config)?)
+        Some(sandbox_view(adapter, dir, &values, config, dns.as_ref())?)
     } else {
         None
     };
@@ -1151,6 +1157,9 @@ async fn run_inner(
         }
         touched.merge(audit::read_trace(&trace, &scope));
     }
+    if let Some(dns) = &dns {
+        touched.add_lookups(&dns.names(), &dns.authority(), &scope);
+    }
     let written: Vec<(String, PathBuf)> = match view {
         Some(v) => scan::regular_files(&v.tmp)
             .into_iter()
@@ -1240,19 +1249,21 @@ pub(crate) fn confirm_unusable(
     outcome.detail = confirmed;
 }
 
-/// The sandbox of a scenario: its private /tmp and resolv.conf under `dir/sandbox`, the CA
-/// bundle and the harness binary readable.
+/// The sandbox of a scenario: its private /tmp and resolv.conf (naming `dns`, its watcher)
+/// under `dir/sandbox`, the CA bundle and the harness binary readable.
 fn sandbox_view(
     adapter: &Adapter,
     dir: &Path,
     values: &Values,
     config: &RunConfig,
+    dns: Option<&DnsWatch>,
 ) -> Result<View, Error> {
     let root = dir.join("sandbox");
     let tmp = root.join("tmp");
     std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
     let resolv = root.join("resolv.conf");
-    std::fs::write(&resolv, sandbox::RESOLV_CONF).map_err(|e| Error::io(&resolv, e))?;
+    let resolver = dns.map_or(std::net::IpAddr::from([127, 0, 0, 1]), DnsWatch::ip);
+    std::fs::write(&resolv, sandbox::resolv_conf(resolver)).map_err(|e| Error::io(&resolv, e))?;
     let hosts = root.join("hosts");
     std::fs::write(&hosts, sandbox::hosts_file()).map_err(|e| Error::io(&hosts, e))?;
     let mut read_only = vec![values.ca_bundle.clone()];

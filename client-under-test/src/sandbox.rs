@@ -4,8 +4,10 @@
 //! - **network**: the whole vet or matrix run happens in a private network namespace whose
 //!   only interface is loopback ([`in_private_network`] re-runs the harness there), so each
 //!   scenario's in-process mock and its client share that loopback and nothing has a route
-//!   off the machine. Every client sees a `resolv.conf` naming 127.0.0.1, so a DNS lookup is
-//!   a query on loopback that the trace reads the name from, and that nobody answers.
+//!   off the machine. Every client's `resolv.conf` names its scenario's DNS watcher, an
+//!   address of its own on loopback (`127.53.X.Y`), which records each query's name and
+//!   refuses it: a lookup is seen whichever call sent it (the trace reads names from
+//!   `sendto`; Go's resolver writes to a connected socket), and nothing is resolved.
 //! - **filesystem**: a view with the system's programs and libraries and the few /etc files
 //!   programs need, read-only; the client's work dir, read-write; its own install and the
 //!   files the harness gives it (CA bundle, harness binary), read-only; a private /tmp (a
@@ -151,8 +153,11 @@ pub(crate) struct View {
     pub system_bundle: Option<PathBuf>,
 }
 
-/// The resolv.conf every sandbox gets: lookups go to loopback, where nothing answers, fast.
-pub(crate) const RESOLV_CONF: &str = "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n";
+/// The resolv.conf a sandbox gets: lookups go to `resolver` on loopback (the scenario's DNS
+/// watcher, which records and refuses them, or 127.0.0.1, where nothing answers), fast.
+pub(crate) fn resolv_conf(resolver: std::net::IpAddr) -> String {
+    format!("nameserver {resolver}\noptions timeout:1 attempts:1\n")
+}
 
 /// The hosts file every sandbox gets: loopback, and the sandbox's own name (which a client
 /// looking up its host's name finds here, not in DNS).

@@ -163,6 +163,70 @@ issue = [["/usr/bin/python3", "{}"]]
     );
 }
 
+/// A resolver that writes its query to a connected socket, as Go's does (`write`, which the
+/// trace does not follow): the scenario's DNS watcher names the lookup, and refuses it.
+const CONNECTED_LOOKUP: &str = r#"
+import os, socket, struct, sys
+server = [l.split()[1] for l in open("/etc/resolv.conf") if l.startswith("nameserver")][0]
+q = struct.pack(">HHHHHH", 0x1234, 0x0100, 1, 0, 0, 0)
+for label in "update.vendor.example".split("."):
+    q += bytes([len(label)]) + label.encode()
+q += b"\x00\x00\x01\x00\x01"
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(3)
+s.connect((server, 53))
+os.write(s.fileno(), q)
+try:
+    answer = s.recv(512)
+    print("rcode", answer[3] & 15)
+except OSError as e:
+    print("no answer:", e)
+sys.exit(1)
+"#;
+
+#[tokio::test]
+async fn a_lookup_written_to_a_connected_socket_is_named() {
+    if !inside_private_network("a_lookup_written_to_a_connected_socket_is_named") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("go-like.py");
+    std::fs::write(&script, CONNECTED_LOOKUP).unwrap();
+    let a = Adapter::parse(
+        &format!(
+            r#"
+name = "go-like"
+trust = "flag"
+key_types = {{ rsa = "rsa", ecdsa = "ecdsa" }}
+issue = [["/usr/bin/python3", "{}"]]
+"#,
+            script.display()
+        ),
+        "go-like",
+    )
+    .unwrap();
+    let r = vet(a, &dir.path().join("runs")).await;
+    let out = stdout(&r);
+    assert!(out.contains("rcode 5"), "refused by the watcher: {out}");
+    let dns: Vec<_> = r
+        .touched
+        .network
+        .iter()
+        .filter(|n| n.kind == NetKind::Dns)
+        .collect();
+    assert_eq!(dns.len(), 1, "{:#?}", r.touched.network);
+    assert_eq!(
+        dns[0].sentence(),
+        "go-like.py tried to resolve update.vendor.example (refused: nothing leaves the sandbox)"
+    );
+    // The bare resolver address is replaced by the name.
+    assert!(
+        !r.touched.network.iter().any(|n| n.to.ends_with(":53")),
+        "{:#?}",
+        r.touched.network
+    );
+}
+
 #[tokio::test]
 async fn a_declared_egress_is_listed_with_its_reason_and_not_held_against_it() {
     if !inside_private_network(
