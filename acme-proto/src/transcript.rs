@@ -104,6 +104,16 @@ pub fn redact_payload(payload: &mut Value) {
     }
 }
 
+/// Writes exchanges as JSON Lines, one per line (what [`parse_jsonl`] reads back).
+pub fn to_jsonl(exchanges: &[Exchange]) -> Result<String, serde_json::Error> {
+    let mut text = String::new();
+    for e in exchanges {
+        text.push_str(&serde_json::to_string(e)?);
+        text.push('\n');
+    }
+    Ok(text)
+}
+
 /// Parses JSON Lines of exchanges; the error names the line.
 pub fn parse_jsonl(text: &str) -> Result<Vec<Exchange>, String> {
     text.lines()
@@ -182,6 +192,7 @@ mod tests {
         let line = serde_json::to_string(&e).unwrap();
         assert!(!line.contains("SECRET-MAC"));
         let back = parse_jsonl(&format!("{line}\n\n{line}\n")).unwrap();
+        assert_eq!(parse_jsonl(&to_jsonl(&back).unwrap()).unwrap(), back);
         assert_eq!(back, vec![e.clone(), e]);
         assert!(parse_jsonl("{}").unwrap_err().starts_with("line 1"));
     }

@@ -1328,11 +1328,8 @@ pub(crate) fn save_and_grade(
 ) -> Result<Option<Grade>, Error> {
     let exchanges = server.state().store.transcripts.all();
     let transcript = dir.join("transcript.jsonl");
-    let mut text = String::new();
-    for e in &exchanges {
-        text.push_str(&serde_json::to_string(e).unwrap_or_default());
-        text.push('\n');
-    }
+    let text = acme_proto::transcript::to_jsonl(&exchanges)
+        .map_err(|e| Error::Setup(format!("cannot serialize the transcript: {e}")))?;
     std::fs::write(&transcript, text).map_err(|e| Error::io(&transcript, e))?;
     Ok(grade_transcript(label, exchanges))
 }

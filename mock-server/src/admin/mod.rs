@@ -374,28 +374,29 @@ async fn requests(
         credential(&state, &kid)?;
     }
     let exchanges = state.store.transcripts.of(&kid);
-    Ok(exchanges_response(&exchanges, f.format.as_deref()))
+    exchanges_response(&exchanges, f.format.as_deref())
 }
 
 /// Exchanges as a JSON array, or as JSON Lines for `format=jsonl`.
 fn exchanges_response(
     exchanges: &[acme_proto::transcript::Exchange],
     format: Option<&str>,
-) -> Response {
+) -> AdminResult {
     if format != Some("jsonl") {
-        return Json(exchanges).into_response();
+        return Ok(Json(exchanges).into_response());
     }
-    let mut text = String::new();
-    for e in exchanges {
-        text.push_str(&serde_json::to_string(e).unwrap_or_default());
-        text.push('\n');
-    }
+    let text = acme_proto::transcript::to_jsonl(exchanges).map_err(|e| {
+        AdminError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot serialize the exchanges: {e}"),
+        )
+    })?;
     let mut response = text.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/x-ndjson"),
     );
-    response
+    Ok(response)
 }
 
 #[derive(Deserialize)]
@@ -410,7 +411,7 @@ struct Since {
 /// before it had an account (directory, newNonce) is here too.
 async fn all_requests(State(state): State<Arc<AppState>>, Query(q): Query<Since>) -> AdminResult {
     let exchanges = state.store.transcripts.since(q.since);
-    Ok(exchanges_response(&exchanges, q.format.as_deref()))
+    exchanges_response(&exchanges, q.format.as_deref())
 }
 
 /// Sets a credential's fault plan (JSON or TOML body) at run time.

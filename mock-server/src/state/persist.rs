@@ -40,12 +40,13 @@ impl Kind {
     }
 }
 
-/// One row to write.
+/// One row to write: its JSON, or why the record could not be serialized (then the
+/// transaction it is part of is not written at all, rather than with an empty row).
 #[derive(Debug)]
 pub struct Row {
     kind: Kind,
     id: String,
-    json: String,
+    json: Result<String, String>,
 }
 
 impl Row {
@@ -54,7 +55,7 @@ impl Row {
         Self {
             kind,
             id: id.to_owned(),
-            json: serde_json::to_string(value).unwrap_or_default(),
+            json: serde_json::to_string(value).map_err(|e| e.to_string()),
         }
     }
 }
@@ -100,10 +101,13 @@ impl Persist {
             .and_then(|mut conn| {
                 let tx = conn.transaction().map_err(|e| e.to_string())?;
                 for row in rows {
+                    let json = row.json.as_ref().map_err(|e| {
+                        format!("cannot serialize {} {}: {e}", row.kind.name(), row.id)
+                    })?;
                     tx.execute(
                         "INSERT INTO records (kind, id, json) VALUES (?1, ?2, ?3)
                      ON CONFLICT (kind, id) DO UPDATE SET json = excluded.json",
-                        params![row.kind.name(), row.id, row.json],
+                        params![row.kind.name(), row.id, json],
                     )
                     .map_err(|e| e.to_string())?;
                 }
@@ -116,7 +120,14 @@ impl Persist {
 
     /// Replaces the organisation snapshot.
     pub fn write_orgs(&self, record: &impl Serialize) {
-        let json = serde_json::to_string(record).unwrap_or_default();
+        let json = match serde_json::to_string(record) {
+            Ok(json) => json,
+            Err(e) => {
+                // The stored snapshot stays as it was rather than become an empty one.
+                tracing::error!(error = %e, "cannot serialize the organisations; not saved");
+                return;
+            }
+        };
         let result = self
             .conn
             .lock()
@@ -137,7 +148,13 @@ impl Persist {
 
     /// Appends a transcript record.
     pub fn write_exchange(&self, exchange: &Exchange) {
-        let json = serde_json::to_string(exchange).unwrap_or_default();
+        let json = match serde_json::to_string(exchange) {
+            Ok(json) => json,
+            Err(e) => {
+                tracing::error!(error = %e, seq = exchange.seq, "cannot serialize an exchange; not saved");
+                return;
+            }
+        };
         if let Ok(conn) = self.conn.lock()
             && let Err(e) = conn.execute(
                 "INSERT OR REPLACE INTO transcripts (seq, json) VALUES (?1, ?2)",
@@ -196,5 +213,41 @@ impl Persist {
                 .map_err(|e| format!("a stored transcript record is damaged: {e}"))
         })
         .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// A record that cannot be serialized (as a map with non-string keys cannot).
+    struct Unserializable;
+
+    impl Serialize for Unserializable {
+        fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+            Err(serde::ser::Error::custom("planted failure"))
+        }
+    }
+
+    #[test]
+    fn a_record_that_cannot_be_serialized_writes_nothing_of_its_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Persist::open(&dir.path().join("state.sqlite")).unwrap();
+        let good = serde_json::json!({"id": "a"});
+        db.write(&[Row::new(Kind::Account, "a", &good)]);
+        // One transaction: the good row and a bad one. Neither is written; no empty row.
+        let other = serde_json::json!({"id": "b"});
+        db.write(&[
+            Row::new(Kind::Account, "b", &other),
+            Row::new(Kind::Account, "c", &Unserializable),
+        ]);
+        let rows: Vec<serde_json::Value> = db.load(Kind::Account).unwrap();
+        assert_eq!(rows, [good]);
+        // The organisations snapshot keeps its last good state.
+        db.write_orgs(&serde_json::json!({"orgs": 1}));
+        db.write_orgs(&Unserializable);
+        let orgs: Option<serde_json::Value> = db.load_orgs().unwrap();
+        assert_eq!(orgs, Some(serde_json::json!({"orgs": 1})));
     }
 }
