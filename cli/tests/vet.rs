@@ -43,6 +43,58 @@ fn reference_client_passes_every_scenario() {
     }
 }
 
+/// The reference client, through `acme-harness client` as `vet --explore --client reference`
+/// runs it, survives a few hundred generated fault plans on every base (http-01 validation,
+/// wildcard, alternate chain and renewal among them) with no failure: fragile findings (it
+/// gives up on a 502 while polling an order, on a dropped finalize) are allowed, failures
+/// are not. Several minutes: .ci/run runs it with --ignored.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "several minutes: .ci/run runs it with --ignored"]
+async fn reference_client_survives_a_few_hundred_explored_cases() {
+    use client_under_test::explore::{self, command};
+    use client_under_test::vet::VetPlan;
+    let dir = tempfile::tempdir().unwrap();
+    let harness = std::path::PathBuf::from(bin());
+    let adapter = client_under_test::Adapter::find("reference").unwrap();
+    let (plan, _) = VetPlan::new(adapter, false, None, &[], Some(&harness)).unwrap();
+    let flags = command::Flags {
+        client: Some("reference".into()),
+        cases: Some(200),
+        seed: Some(17),
+        jobs: 8,
+        max_time: Some(std::time::Duration::from_secs(720)),
+        workdir: Some(dir.path().to_owned()),
+        ..command::Flags::default()
+    };
+    let (adapter, mut config) = command::config(&plan, &flags, Some(harness)).unwrap();
+    // Cases only: a failure shows its case unshrunk.
+    config.max_shrink_runs = 0;
+    let report = explore::explore(&adapter, None, &config, &|l| eprintln!("{l}"))
+        .await
+        .unwrap();
+    let summary = explore::report::summary(&report);
+    eprintln!("{summary}");
+    assert_eq!(report.cases_run, 201, "{summary}");
+    assert!(report.failures().next().is_none(), "{summary}");
+    assert!(report.errors.is_empty(), "{:#?}", report.errors);
+    // Every base the reference client can run came up, the challenge base among them.
+    let mut bases = std::collections::BTreeSet::new();
+    for case in std::fs::read_dir(dir.path()).unwrap() {
+        let case = case.unwrap().path();
+        if case
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("case-")
+        {
+            for base in std::fs::read_dir(case.join("reference")).unwrap() {
+                bases.insert(base.unwrap().file_name().to_string_lossy().into_owned());
+            }
+        }
+    }
+    assert_eq!(bases.len(), explore::BASES.len(), "{bases:?}");
+}
+
 #[test]
 fn command_template_that_prints_the_key_is_caught() {
     let dir = tempfile::tempdir().unwrap();

@@ -302,6 +302,22 @@ pub const PLACEHOLDERS: &[&str] = &[
 ];
 
 impl Adapter {
+    /// Whether the client can answer an http-01 challenge here: the harness serves its
+    /// webroot, or its commands, environment or files are given `{http_port}`, the port the
+    /// mock's validator connects to. (Without either, no client can know where to answer.)
+    pub fn answers_http01(&self) -> bool {
+        let given = |t: &str| t.contains("{http_port}");
+        self.webroot.is_some()
+            || (self.issue.iter().chain(&self.renew))
+                .flatten()
+                .any(|a| given(a))
+            || self.env.values().any(|v| given(v))
+            || self
+                .files
+                .iter()
+                .any(|f| given(&f.content) || given(&f.path))
+    }
+
     /// Parses an adapter file. Support files (`[[file]] from`) are not read yet: see
     /// [`Adapter::load_support_files`].
     pub fn parse(text: &str, origin: &str) -> Result<Self, Error> {

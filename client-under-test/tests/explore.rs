@@ -1,10 +1,12 @@
-//! `vet --explore` finds planted fragilities and shrinks each to exactly its trigger; the
-//! reference client survives a few hundred cases (slow: `--ignored`, run by .ci/run).
+//! `vet --explore` finds planted fragilities and shrinks each to exactly its trigger (the
+//! reference client's few hundred cases are in cli/tests/vet.rs, through its command line).
+//! Each search runs a client dozens of times, so these are `--ignored` (run by .ci/run) and
+//! `cargo test` stays quick; the strategy, shrinking and reports are unit-tested in the crate.
 //!
 //! The planted clients are this test binary itself: run with `PLANTED_FLAW` set, its
 //! `planted_client` test is a small ACME client (reference_client's raw transport, one
 //! request at a time) with the named flaw, driven through a command-template adapter like
-//! any client. `PLANTED_FLAW=reference` runs the reference client's library instead.
+//! any client.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
@@ -78,6 +80,7 @@ fn only<'a>(report: &'a ExploreReport, property: &str) -> &'a explore::Finding {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "a minute or more of client runs: .ci/run runs it with --ignored"]
 async fn a_crash_on_the_second_bad_nonce_in_a_row_shrinks_to_two_bad_nonces() {
     let report = run("crash-on-second-bad-nonce", 20, 11, 30).await;
     let f = only(&report, "crash");
@@ -100,6 +103,7 @@ async fn a_crash_on_the_second_bad_nonce_in_a_row_shrinks_to_two_bad_nonces() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "a minute or more of client runs: .ci/run runs it with --ignored"]
 async fn ignoring_retry_after_shrinks_to_one_429_with_retry_after_1() {
     let report = run("ignore-retry-after", 8, 5, 30).await;
     let f = only(&report, "rule:retry-after-honoured");
@@ -125,6 +129,7 @@ async fn ignoring_retry_after_shrinks_to_one_429_with_retry_after_1() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "a minute or more of client runs: .ci/run runs it with --ignored"]
 async fn a_hang_on_a_dropped_connection_shrinks_to_one_drop() {
     // 10 s without faults: room for a loaded machine, while each hanging step stays short.
     let report = run("hang-on-drop", 8, 3, 10).await;
@@ -137,6 +142,7 @@ async fn a_hang_on_a_dropped_connection_shrinks_to_one_drop() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "a minute or more of client runs: .ci/run runs it with --ignored"]
 async fn a_sound_client_has_no_finding_and_the_time_bound_holds() {
     let dir = tempfile::tempdir().unwrap();
     let config = ExploreConfig {
@@ -169,39 +175,6 @@ async fn a_sound_client_has_no_finding_and_the_time_bound_holds() {
     assert!(report.passed());
 }
 
-/// The reference client (its library, in this binary) through a few hundred cases: no
-/// failure. Slow (several minutes): run by .ci/run with `--ignored`.
-#[tokio::test(flavor = "multi_thread")]
-#[ignore]
-async fn the_reference_client_survives_a_few_hundred_cases() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = ExploreConfig {
-        cases: 200,
-        seed: 17,
-        jobs: 8,
-        max_time: Duration::from_secs(600),
-        base_dir: dir.path().to_owned(),
-        harness: None,
-        client_spec: "--client reference".into(),
-        base_limit: explore::DEFAULT_BASE_LIMIT,
-        // Cases only: a failure shows its case unshrunk. The reference client gives up on a
-        // 502 while polling an order and on a dropped finalize (fragile, not failures).
-        max_shrink_runs: 0,
-        sandbox: false,
-    };
-    let report = explore::explore(&planted("reference"), None, &config, &|l| eprintln!("{l}"))
-        .await
-        .unwrap();
-    eprintln!("{}", explore::report::summary(&report));
-    assert_eq!(report.cases_run, 201, "{report:#?}");
-    assert!(
-        report.failures().next().is_none(),
-        "{}",
-        explore::report::summary(&report)
-    );
-    assert!(report.errors.is_empty(), "{:#?}", report.errors);
-}
-
 /// The planted client: does nothing unless this binary was started as a client.
 #[test]
 fn planted_client() {
@@ -212,12 +185,7 @@ fn planted_client() {
         .enable_all()
         .build()
         .unwrap();
-    let result = if flaw == "reference" {
-        rt.block_on(client::reference())
-    } else {
-        rt.block_on(client::planted(&flaw))
-    };
-    match result {
+    match rt.block_on(client::planted(&flaw)) {
         Ok(()) => std::process::exit(0),
         Err(e) => {
             eprintln!("planted client: error: {e}");
@@ -231,10 +199,7 @@ mod client {
 
     use acme_proto::{AccountKey, SignatureAlgorithm, b64};
     use reference_client::raw::{Raw, http_client, tls_config};
-    use reference_client::{
-        CertKey, CertKeyType, Client, ClientConfig, CsrSource, EabCredential, IssueRequest,
-        NewAccountOptions, Response, generate_account_key,
-    };
+    use reference_client::{CertKey, CertKeyType, EabCredential, Response, generate_account_key};
     use serde_json::{Value, json};
 
     fn var(name: &str) -> Result<String, String> {
@@ -247,45 +212,6 @@ mod client {
         } else {
             CertKeyType::EcdsaP256
         })
-    }
-
-    /// The reference client's library: connect, account with EAB, issue.
-    pub(super) async fn reference() -> Result<(), String> {
-        let e = |e: reference_client::Error| e.to_string();
-        let config = ClientConfig {
-            ca_files: vec![var("PLANTED_CA")?.into()],
-            ..ClientConfig::default()
-        };
-        let client = Client::connect(&var("PLANTED_DIRECTORY")?, config)
-            .await
-            .map_err(e)?;
-        let key = generate_account_key(SignatureAlgorithm::Es256, 2048).map_err(e)?;
-        let eab =
-            EabCredential::new(&var("PLANTED_KID")?, &var("PLANTED_HMAC")?, None).map_err(e)?;
-        let registered = client
-            .new_account(
-                key,
-                &NewAccountOptions {
-                    contact: vec!["mailto:admin@physics.example.edu".into()],
-                    terms_of_service_agreed: true,
-                    eab: Some(eab),
-                },
-            )
-            .await
-            .map_err(e)?;
-        let issued = registered
-            .account
-            .issue(
-                IssueRequest {
-                    names: vec![var("PLANTED_DOMAIN")?],
-                    csr: CsrSource::Generate(key_type()?),
-                    preferred_chain: None,
-                },
-                &[],
-            )
-            .await
-            .map_err(e)?;
-        std::fs::write(var("PLANTED_OUT")?, issued.chain.fullchain_pem()).map_err(|e| e.to_string())
     }
 
     struct Session {

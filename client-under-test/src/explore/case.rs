@@ -13,9 +13,10 @@ use serde::{Deserialize, Serialize};
 use crate::scenario::{Expect, Scenario};
 
 /// The built-in scenarios a case can start from, simplest first (shrinking moves towards the
-/// first): both InCommon profiles with both key types, Retry-After as an HTTP-date, and
-/// renewal (for adapters with renew commands). The scenario's own faults are replaced by the
-/// case's plan.
+/// first): both InCommon profiles with both key types, Retry-After as an HTTP-date, renewal
+/// (for adapters with renew commands), a name that must be validated over http-01 (the one
+/// base where a client posts a challenge), a wildcard, and an alternate chain (for adapters
+/// that can ask for one). The scenario's own faults are replaced by the case's plan.
 pub const BASES: &[&str] = &[
     "happy-rsa-ov-rsa",
     "happy-rsa-ov-ecdsa",
@@ -23,11 +24,17 @@ pub const BASES: &[&str] = &[
     "happy-ecc-ov-ecdsa",
     "retry-after-http-date",
     "renewal",
+    "dcv-http-01",
+    "wildcard",
+    "preferred-chain",
 ];
 
-/// The fault kinds generated, simplest first. `invalidChallenge` is not among them: the
-/// profiles `vet` serves pre-validate the canary's names, so a client never posts a
-/// challenge and the rule could never fire.
+/// The bases whose names are not pre-validated: the client answers a challenge, so rules on
+/// the challenge endpoint, `invalidChallenge` among them, can fire there (and only there).
+pub const CHALLENGE_BASES: &[&str] = &["dcv-http-01"];
+
+/// The fault kinds generated on every base, simplest first; on a [`CHALLENGE_BASES`] base
+/// `invalidChallenge` comes last.
 pub const KINDS: &[FaultKind] = &[
     FaultKind::BadNonce,
     FaultKind::RateLimited,
@@ -44,6 +51,7 @@ pub const KINDS: &[FaultKind] = &[
 /// requests the mock ties to the canary credential: a rule on the directory or newNonce
 /// would fire under `serve --faults` but never on a credential's plan, and the minimal plan
 /// must replay the same way in both.
+/// On a [`CHALLENGE_BASES`] base the challenge endpoint is added last.
 pub const ENDPOINTS: &[Endpoint] = &[
     Endpoint::NewAccount,
     Endpoint::NewOrder,
@@ -79,12 +87,27 @@ struct RawRule {
 }
 
 impl RawRule {
-    fn rule(&self) -> FaultRule {
-        let fault = KINDS[self.kind % KINDS.len()];
+    /// The rule on a base where the client posts a challenge (`challenges`) or not.
+    fn rule(&self, challenges: bool) -> FaultRule {
+        let kinds = KINDS.len() + usize::from(challenges);
+        let fault = KINDS
+            .get(self.kind % kinds)
+            .copied()
+            .unwrap_or(FaultKind::InvalidChallenge);
+        let endpoints = ENDPOINTS.len() + usize::from(challenges);
         let endpoint = match fault {
             // Processing is what an order does after finalize.
             FaultKind::Processing => Endpoint::Finalize,
-            _ => ENDPOINTS[self.endpoint % ENDPOINTS.len()],
+            FaultKind::InvalidChallenge => Endpoint::Challenge,
+            _ => ENDPOINTS
+                .get(self.endpoint % endpoints)
+                .copied()
+                .unwrap_or(Endpoint::Challenge),
+        };
+        // A client posts each challenge once: an invalid challenge fires on the first post.
+        let (first, run) = match fault {
+            FaultKind::InvalidChallenge => (1, 1),
+            _ => (self.first, self.run),
         };
         let with_retry_after = matches!(
             fault,
@@ -98,7 +121,7 @@ impl RawRule {
             endpoint,
             fault,
             probability: None,
-            nth: (self.first..self.first + self.run).collect(),
+            nth: (first..first + run).collect(),
             retry_after: with_retry_after.then_some(self.retry_after),
             delay_ms: (fault == FaultKind::Slow).then_some(self.delay_ms),
             seconds: (fault == FaultKind::Processing).then_some(self.seconds),
@@ -113,11 +136,11 @@ fn raw_rule() -> impl Strategy<Value = RawRule> {
     (
         1u64..=3,
         1u64..=3,
-        0..ENDPOINTS.len(),
+        0..=ENDPOINTS.len(),
         1u64..=4,
         2u64..=8,
         500u64..=4000,
-        0..KINDS.len(),
+        0..=KINDS.len(),
     )
         .prop_map(
             |(first, run, endpoint, retry_after, seconds, delay_ms, kind)| RawRule {
@@ -135,16 +158,21 @@ fn raw_rule() -> impl Strategy<Value = RawRule> {
 /// The strategy over cases from `bases` (ids of built-in scenarios, simplest first): one to
 /// three rules, each a kind of [`KINDS`] on an endpoint of [`ENDPOINTS`] (processing: on
 /// finalize) firing on a run of one to three consecutive requests starting at the first,
-/// second or third, with Retry-After 1-4 s, processing 2-8 s and delays 0.5-4 s. Its value
-/// trees shrink towards fewer rules, the first base, earlier kinds and endpoints, earlier and
-/// fewer ordinals and shorter waits.
+/// second or third, with Retry-After 1-4 s, processing 2-8 s and delays 0.5-4 s; on a
+/// [`CHALLENGE_BASES`] base also the challenge endpoint and `invalidChallenge` (on the first
+/// challenge post). Its value trees shrink towards fewer rules, the first base, earlier kinds
+/// and endpoints, earlier and fewer ordinals and shorter waits.
 pub fn strategy(bases: Vec<String>) -> BoxedStrategy<Case> {
     let bases = Arc::new(bases);
     let n = bases.len().max(1);
     (0..n, vec(raw_rule(), 1..=3))
-        .prop_map(move |(b, rules)| Case {
-            base: bases.get(b).cloned().unwrap_or_default(),
-            rules: rules.iter().map(RawRule::rule).collect(),
+        .prop_map(move |(b, rules)| {
+            let base = bases.get(b).cloned().unwrap_or_default();
+            let challenges = CHALLENGE_BASES.contains(&base.as_str());
+            Case {
+                rules: rules.iter().map(|r| r.rule(challenges)).collect(),
+                base,
+            }
         })
         .boxed()
 }
@@ -331,7 +359,9 @@ mod tests {
     fn generated_plans_are_valid_and_replayable() {
         let s = strategy(bases());
         let mut r = runner(1);
-        for _ in 0..200 {
+        let mut kinds = std::collections::BTreeSet::new();
+        let mut bases_seen = std::collections::BTreeSet::new();
+        for _ in 0..400 {
             let case = s.new_tree(&mut r).unwrap().current();
             let plan = case.plan(7);
             plan.check().unwrap();
@@ -340,17 +370,33 @@ mod tests {
             assert_eq!(back, plan);
             assert!(BASES.contains(&case.base.as_str()));
             assert!((1..=3).contains(&case.rules.len()));
+            let challenges = CHALLENGE_BASES.contains(&case.base.as_str());
             for rule in &case.rules {
                 assert!(rule.endpoint != Endpoint::Directory && rule.endpoint != Endpoint::Any);
                 if rule.fault == FaultKind::Processing {
                     assert_eq!(rule.endpoint, Endpoint::Finalize);
                     assert!(rule.seconds.is_some() && rule.retry_after.is_some());
                 }
+                // Challenge faults only where a client posts a challenge.
+                if rule.endpoint == Endpoint::Challenge || rule.fault == FaultKind::InvalidChallenge
+                {
+                    assert!(challenges, "{}", case.signature());
+                }
+                if rule.fault == FaultKind::InvalidChallenge {
+                    assert_eq!(rule.endpoint, Endpoint::Challenge);
+                    assert_eq!(rule.nth, [1]);
+                }
+                kinds.insert(rule_text(rule).split(['@', ' ']).nth(1).unwrap().to_owned());
+                bases_seen.insert(case.base.clone());
             }
             let scenario = case.scenario(DEFAULT_BASE_LIMIT).unwrap();
             assert_eq!(scenario.faults, case.rules);
             assert!(scenario.time_limit >= DEFAULT_BASE_LIMIT + 2 * waiting(&case.rules));
         }
+        // Every kind (invalidChallenge included) and every base comes up.
+        assert_eq!(kinds.len(), KINDS.len() + 1, "{kinds:?}");
+        assert!(kinds.contains("invalidChallenge"), "{kinds:?}");
+        assert_eq!(bases_seen.len(), BASES.len(), "{bases_seen:?}");
     }
 
     #[test]

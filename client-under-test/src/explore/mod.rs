@@ -26,11 +26,11 @@ use std::time::{Duration, Instant};
 use proptest::strategy::{Strategy as _, ValueTree};
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
-use crate::Error;
 use crate::adapter::Adapter;
 use crate::run::{self, Prepared, RunConfig, ScenarioResult};
+use crate::{Error, Scenario};
 
-pub use case::{BASES, Case, DEFAULT_BASE_LIMIT, with_plan};
+pub use case::{BASES, CHALLENGE_BASES, Case, DEFAULT_BASE_LIMIT, with_plan};
 pub use property::{Evidence, Severity, Violation};
 pub use report::{ExploreExpectations, ExploreReport, Finding};
 
@@ -242,6 +242,20 @@ struct State<'a> {
     progress: &'a (dyn Fn(&str) + Sync),
 }
 
+/// The [`BASES`] `adapter` can run, in their order: renewal needs renew commands, the
+/// preferred-chain base a way to ask for a chain (as `vet` decides), a challenge base a way
+/// to answer http-01 ([`Adapter::answers_http01`]).
+pub fn bases_for(adapter: &Adapter) -> Result<Vec<String>, Error> {
+    let scenarios = Scenario::select(&BASES.iter().map(|b| (*b).to_owned()).collect::<Vec<_>>())?;
+    Ok(scenarios
+        .iter()
+        .filter(|s| s.applies_to(adapter))
+        .filter(|s| !s.renew || !adapter.renew.is_empty())
+        .filter(|s| !CHALLENGE_BASES.contains(&s.id) || adapter.answers_http01())
+        .map(|s| s.id.to_owned())
+        .collect())
+}
+
 /// Explores `adapter` (already in the secret mode to use): a baseline case without faults,
 /// then `config.cases` generated cases, `config.jobs` client runs at a time, each failure not
 /// already explained by a finding shrunk to a minimal plan; `progress` gets one line per run.
@@ -255,11 +269,7 @@ pub async fn explore(
     let deadline = started + config.max_time;
     std::fs::create_dir_all(&config.base_dir).map_err(|e| Error::io(&config.base_dir, e))?;
     let prepared = run::prepare(&config.base_dir).await?;
-    let bases: Vec<String> = BASES
-        .iter()
-        .filter(|b| **b != "renewal" || !adapter.renew.is_empty())
-        .map(|b| (*b).to_owned())
-        .collect();
+    let bases = bases_for(adapter)?;
     let strategy = case::strategy(bases.clone());
     let mut seed_bytes = [0u8; 32];
     seed_bytes[..8].copy_from_slice(&config.seed.to_le_bytes());
@@ -607,4 +617,42 @@ fn verdict(ran: &Ran) -> String {
         names.join(", "),
         ran.result.seconds
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn each_client_gets_the_bases_it_can_run() {
+        // certbot renews, asks for a chain by name and answers http-01 on {http_port}.
+        let certbot = Adapter::find("certbot").unwrap();
+        assert!(certbot.answers_http01());
+        assert_eq!(bases_for(&certbot).unwrap(), BASES);
+        // dehydrated answers through the webroot the harness serves.
+        assert!(Adapter::find("dehydrated").unwrap().answers_http01());
+        // A command template given no port and no webroot cannot answer a challenge, renew
+        // or choose a chain: the plain bases and the wildcard only.
+        let custom = Adapter::custom(vec!["my-client".into(), "{directory}".into()]);
+        assert!(!custom.answers_http01());
+        let bases = bases_for(&custom).unwrap();
+        assert_eq!(
+            bases,
+            [
+                "happy-rsa-ov-rsa",
+                "happy-rsa-ov-ecdsa",
+                "happy-ecc-ov-rsa",
+                "happy-ecc-ov-ecdsa",
+                "retry-after-http-date",
+                "wildcard"
+            ]
+        );
+        let with_port = Adapter::custom(vec!["c".into(), "--port={http_port}".into()]);
+        assert!(
+            bases_for(&with_port)
+                .unwrap()
+                .contains(&"dcv-http-01".to_owned())
+        );
+    }
 }
