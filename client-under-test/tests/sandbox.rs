@@ -64,6 +64,22 @@ KEY = "{{eab_hmac_key}}"
     Adapter::parse(&text, name).unwrap()
 }
 
+/// An adapter running the Python program `script`, written as `dir/NAME.py`.
+fn python_client(dir: &Path, name: &str, script: &str) -> Adapter {
+    let program = dir.join(format!("{name}.py"));
+    std::fs::write(&program, script).unwrap();
+    let text = format!(
+        r#"
+name = "{name}"
+trust = "flag"
+key_types = {{ rsa = "rsa", ecdsa = "ecdsa" }}
+issue = [["/usr/bin/python3", "{}"]]
+"#,
+        program.display()
+    );
+    Adapter::parse(&text, name).unwrap()
+}
+
 async fn vet(adapter: Adapter, base: &Path) -> ScenarioResult {
     let scenario = Scenario::select(&["happy-rsa-ov-rsa".to_owned()]).unwrap();
     let config = RunConfig {
@@ -109,21 +125,7 @@ async fn a_client_phoning_home_is_caught_and_gets_no_packet_out() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let script = dir.path().join("phone-home.py");
-    std::fs::write(&script, PHONE_HOME).unwrap();
-    let a = Adapter::parse(
-        &format!(
-            r#"
-name = "phone-home"
-trust = "flag"
-key_types = {{ rsa = "rsa", ecdsa = "ecdsa" }}
-issue = [["/usr/bin/python3", "{}"]]
-"#,
-            script.display()
-        ),
-        "phone-home",
-    )
-    .unwrap();
+    let a = python_client(dir.path(), "phone-home", PHONE_HOME);
     let r = vet(a, &dir.path().join("runs")).await;
     let out = stdout(&r);
     // It ran (not refused), and its connection failed inside the namespace: no route out.
@@ -190,21 +192,7 @@ async fn a_lookup_written_to_a_connected_socket_is_named() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let script = dir.path().join("go-like.py");
-    std::fs::write(&script, CONNECTED_LOOKUP).unwrap();
-    let a = Adapter::parse(
-        &format!(
-            r#"
-name = "go-like"
-trust = "flag"
-key_types = {{ rsa = "rsa", ecdsa = "ecdsa" }}
-issue = [["/usr/bin/python3", "{}"]]
-"#,
-            script.display()
-        ),
-        "go-like",
-    )
-    .unwrap();
+    let a = python_client(dir.path(), "go-like", CONNECTED_LOOKUP);
     let r = vet(a, &dir.path().join("runs")).await;
     let out = stdout(&r);
     assert!(out.contains("rcode 5"), "refused by the watcher: {out}");
