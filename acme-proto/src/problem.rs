@@ -15,6 +15,8 @@ pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
 #[allow(missing_docs)] // each variant is the RFC 8555 §6.7 error of the same name
 pub enum ProblemType {
     AccountDoesNotExist,
+    /// RFC 9773 §5: the certificate named in `replaces` already has a replacement order.
+    AlreadyReplaced,
     AlreadyRevoked,
     BadCsr,
     BadNonce,
@@ -28,6 +30,8 @@ pub enum ProblemType {
     ExternalAccountRequired,
     IncorrectResponse,
     InvalidContact,
+    /// draft-ietf-acme-profiles: the order names a profile the server does not offer.
+    InvalidProfile,
     Malformed,
     OrderNotReady,
     RateLimited,
@@ -46,6 +50,7 @@ const ACME_ERROR_PREFIX: &str = "urn:ietf:params:acme:error:";
 
 const NAMED: &[(&str, ProblemType)] = &[
     ("accountDoesNotExist", ProblemType::AccountDoesNotExist),
+    ("alreadyReplaced", ProblemType::AlreadyReplaced),
     ("alreadyRevoked", ProblemType::AlreadyRevoked),
     ("badCSR", ProblemType::BadCsr),
     ("badNonce", ProblemType::BadNonce),
@@ -62,6 +67,7 @@ const NAMED: &[(&str, ProblemType)] = &[
     ),
     ("incorrectResponse", ProblemType::IncorrectResponse),
     ("invalidContact", ProblemType::InvalidContact),
+    ("invalidProfile", ProblemType::InvalidProfile),
     ("malformed", ProblemType::Malformed),
     ("orderNotReady", ProblemType::OrderNotReady),
     ("rateLimited", ProblemType::RateLimited),

@@ -50,7 +50,11 @@ pub struct DirectoryMeta {
     /// Whether newAccount requires external account binding.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_account_required: Option<bool>,
-    /// Members this crate does not model (`profiles`, a CA's own additions), as they came:
+    /// Certificate profiles a newOrder may name, each with its description
+    /// (draft-ietf-acme-profiles §3).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub profiles: std::collections::BTreeMap<String, String>,
+    /// Members this crate does not model (a CA's own additions), as they came:
     /// a client must ignore what it does not know (RFC 8555 §7.1.1).
     #[serde(flatten)]
     pub extra: std::collections::BTreeMap<String, serde_json::Value>,
@@ -205,6 +209,9 @@ open_enum! {
         Dns01 = "dns-01",
         /// RFC 8737.
         TlsAlpn01 = "tls-alpn-01",
+        /// draft-ietf-acme-dns-account-label: dns-01 under a label derived from the
+        /// account URL.
+        DnsAccount01 = "dns-account-01",
     }
 }
 
@@ -317,6 +324,12 @@ pub struct Order {
     /// URL of the issued certificate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certificate: Option<String>,
+    /// The certificate profile the order was made under (draft-ietf-acme-profiles §4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// The ARI certificate identifier this order replaces (RFC 9773 §5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<String>,
 }
 
 /// The newOrder request payload (RFC 8555 §7.4).
@@ -331,6 +344,13 @@ pub struct NewOrder {
     /// Requested notAfter.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_after: Option<String>,
+    /// The certificate profile wanted, one of the directory's `meta.profiles`
+    /// (draft-ietf-acme-profiles §4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// The ARI identifier of the certificate this order replaces (RFC 9773 §5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<String>,
 }
 
 /// An authorization object (RFC 8555 §7.1.4).

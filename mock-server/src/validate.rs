@@ -64,6 +64,17 @@ impl Validator {
     /// The loopback address `name` resolves to. Anything else is refused: validation never
     /// sends traffic off this machine.
     async fn loopback_addr(&self, name: &str) -> Result<IpAddr, Problem> {
+        // An IP identifier (RFC 8738) is its own address.
+        if let Ok(ip) = name.parse::<IpAddr>() {
+            return if ip.is_loopback() {
+                Ok(ip)
+            } else {
+                Err(problem(
+                    ProblemType::Connection,
+                    format!("{ip} is not a loopback address; the mock only validates on loopback"),
+                ))
+            };
+        }
         let ips = self
             .resolver
             .lookup_ip(Self::fqdn(name))
@@ -85,17 +96,26 @@ impl Validator {
         })
     }
 
-    /// Validates one challenge of `kind` for `name` (without `*.`).
+    /// Validates one challenge of `kind` for `name` (without `*.`), answered by the account
+    /// at `account_url`.
     pub async fn validate(
         &self,
         kind: &ChallengeType,
         name: &str,
         token: &str,
         key_auth: &KeyAuthorization,
+        account_url: &str,
     ) -> Result<(), Problem> {
         match kind {
             ChallengeType::Http01 => self.http01(name, token, key_auth).await,
-            ChallengeType::Dns01 => self.dns01(name, key_auth).await,
+            ChallengeType::Dns01 => {
+                self.dns_txt(&format!("_acme-challenge.{name}"), key_auth)
+                    .await
+            }
+            ChallengeType::DnsAccount01 => {
+                let record = format!("{}._acme-challenge.{name}", account_label(account_url));
+                self.dns_txt(&record, key_auth).await
+            }
             ChallengeType::TlsAlpn01 => self.tls_alpn01(name, key_auth).await,
             other => Err(problem(
                 ProblemType::Malformed,
@@ -111,8 +131,13 @@ impl Validator {
         key_auth: &KeyAuthorization,
     ) -> Result<(), Problem> {
         let ip = self.loopback_addr(name).await?;
+        // RFC 8738 §4: an IP identifier's http-01 URL has the address as its host.
+        let host = match name.parse::<IpAddr>() {
+            Ok(IpAddr::V6(v6)) => format!("[{v6}]"),
+            _ => name.to_owned(),
+        };
         let url = format!(
-            "http://{name}:{}/.well-known/acme-challenge/{token}",
+            "http://{host}:{}/.well-known/acme-challenge/{token}",
             self.http_port
         );
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
@@ -157,10 +182,11 @@ impl Validator {
         Ok(())
     }
 
-    async fn dns01(&self, name: &str, key_auth: &KeyAuthorization) -> Result<(), Problem> {
-        let record = format!("_acme-challenge.{name}");
+    /// dns-01 and dns-account-01: a TXT record at `record` holding the key authorization's
+    /// digest.
+    async fn dns_txt(&self, record: &str, key_auth: &KeyAuthorization) -> Result<(), Problem> {
         let expected = key_auth.dns_value();
-        let found: Vec<String> = match self.resolver.txt_lookup(Self::fqdn(&record)).await {
+        let found: Vec<String> = match self.resolver.txt_lookup(Self::fqdn(record)).await {
             Ok(lookup) => lookup
                 .answers()
                 .iter()
@@ -209,7 +235,12 @@ impl Validator {
             .with_no_client_auth();
         config.alpn_protocols = vec![b"acme-tls/1".to_vec()];
         let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-        let server_name = rustls::pki_types::ServerName::try_from(name.to_owned())
+        // RFC 8738 §6: for an IP identifier the SNI is the address's reverse-DNS name.
+        let sni = match name.parse::<IpAddr>() {
+            Ok(ip) => reverse_name(ip),
+            Err(_) => name.to_owned(),
+        };
+        let server_name = rustls::pki_types::ServerName::try_from(sni)
             .map_err(|e| problem(ProblemType::Malformed, e.to_string()))?;
         let conn = tokio::time::timeout(Duration::from_secs(10), async {
             let tcp = tokio::net::TcpStream::connect(addr).await?;
@@ -243,13 +274,17 @@ impl Validator {
     }
 
     /// CAA (RFC 8659): the closest non-empty CAA set up the tree must name one of
-    /// `identities` for this kind of name, or the authorization is refused.
+    /// `identities` for this kind of name, or the authorization is refused. IP identifiers
+    /// have no CAA (RFC 8738 §7).
     pub async fn check_caa(
         &self,
         name: &str,
         wildcard: bool,
         identities: &[String],
     ) -> Result<(), Problem> {
+        if name.parse::<IpAddr>().is_ok() {
+            return Ok(());
+        }
         let mut labels: &str = name;
         loop {
             let records: Vec<(String, String)> = match self
@@ -303,8 +338,46 @@ impl Validator {
     }
 }
 
-/// RFC 8737 §3: one dNSName SAN equal to the name, and a critical acmeIdentifier extension
-/// holding the SHA-256 of the key authorization.
+/// The dns-account-01 label of an account (draft-ietf-acme-dns-account-label §3.2): `_` and
+/// the lower-case base32 (RFC 4648) of the first 10 bytes of SHA-256 of the account URL.
+fn account_label(account_url: &str) -> String {
+    use sha2::Digest as _;
+    const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+    let digest = sha2::Sha256::digest(account_url.as_bytes());
+    // 10 bytes are 80 bits: exactly 16 base32 digits, no padding.
+    let bits = digest[..10]
+        .iter()
+        .fold(0u128, |acc, b| (acc << 8) | u128::from(*b));
+    let label: String = (0..16)
+        .rev()
+        .map(|i| char::from(ALPHABET[((bits >> (i * 5)) & 31) as usize]))
+        .collect();
+    format!("_{label}")
+}
+
+/// The reverse-DNS name of an address (RFC 8738 §6: the SNI of an IP identifier's
+/// tls-alpn-01): `1.0.0.127.in-addr.arpa`, or nibbles under `ip6.arpa`.
+fn reverse_name(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, d] = v4.octets();
+            format!("{d}.{c}.{b}.{a}.in-addr.arpa")
+        }
+        IpAddr::V6(v6) => {
+            let mut labels: Vec<String> = Vec::with_capacity(33);
+            for byte in v6.octets().iter().rev() {
+                labels.push(format!("{:x}", byte & 0x0f));
+                labels.push(format!("{:x}", byte >> 4));
+            }
+            labels.push("ip6.arpa".into());
+            labels.join(".")
+        }
+    }
+}
+
+/// RFC 8737 §3: one SAN equal to the identifier (a dNSName, or for an IP identifier an
+/// iPAddress, RFC 8738 §6), and a critical acmeIdentifier extension holding the SHA-256 of
+/// the key authorization.
 // A Problem is what the challenge stores; this runs once per validation, not per request.
 #[allow(clippy::result_large_err)]
 fn check_alpn_cert(der: &[u8], name: &str, key_auth: &KeyAuthorization) -> Result<(), Problem> {
@@ -325,6 +398,7 @@ fn check_alpn_cert(der: &[u8], name: &str, key_auth: &KeyAuthorization) -> Resul
                 .iter()
                 .filter_map(|g| match g {
                     GeneralName::DNSName(d) => Some(d.to_ascii_lowercase()),
+                    GeneralName::IPAddress(raw) => ip_of(raw).map(|ip| ip.to_string()),
                     _ => None,
                 })
                 .collect()
@@ -367,6 +441,15 @@ fn check_alpn_cert(der: &[u8], name: &str, key_auth: &KeyAuthorization) -> Resul
             ProblemType::IncorrectResponse,
             "the acmeIdentifier extension does not hold the key authorization's digest",
         ))
+    }
+}
+
+/// The address an iPAddress SAN holds (4 or 16 bytes).
+fn ip_of(raw: &[u8]) -> Option<IpAddr> {
+    match raw.len() {
+        4 => <[u8; 4]>::try_from(raw).ok().map(IpAddr::from),
+        16 => <[u8; 16]>::try_from(raw).ok().map(IpAddr::from),
+        _ => None,
     }
 }
 
@@ -422,5 +505,64 @@ impl rustls::client::danger::ServerCertVerifier for AnyCert {
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn account_labels() {
+        // The expected value computed independently (Python: base64.b32encode of the first
+        // ten bytes of hashlib.sha256, lower-cased).
+        assert_eq!(
+            account_label("https://example.com/acme/acct/ExampleAccount"),
+            "_ujmmovf2vn55tgye"
+        );
+    }
+
+    #[test]
+    fn reverse_names_of_addresses() {
+        assert_eq!(
+            reverse_name("127.0.0.1".parse().unwrap()),
+            "1.0.0.127.in-addr.arpa"
+        );
+        let v6 = reverse_name("::1".parse().unwrap());
+        assert!(v6.starts_with("1.0.0.0.0."), "{v6}");
+        assert!(v6.ends_with(".0.ip6.arpa"), "{v6}");
+        assert_eq!(v6.split('.').count(), 34);
+        assert_eq!(ip_of(&[127, 0, 0, 1]), "127.0.0.1".parse().ok());
+        assert_eq!(ip_of(&[1, 2, 3]), None);
+    }
+
+    /// An IP identifier's http-01 is fetched from the address itself, on each address family,
+    /// with no DNS lookup; a non-loopback address is refused without a connection.
+    #[tokio::test]
+    async fn http01_for_ip_identifiers() {
+        let key = acme_proto::AccountKey::generate(acme_proto::SignatureAlgorithm::Es256).unwrap();
+        let thumbprint = key.jwk().thumbprint();
+        let key_auth = KeyAuthorization::new("tok", &thumbprint);
+        for host in ["127.0.0.1", "::1"] {
+            let listener = tokio::net::TcpListener::bind((host, 0)).await.unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let body = key_auth.as_str().to_owned();
+            let app = axum::Router::new().route(
+                "/.well-known/acme-challenge/tok",
+                axum::routing::get(move || async move { body }),
+            );
+            tokio::spawn(async move { axum::serve(listener, app).await });
+            // The DNS address is never asked: nothing listens there.
+            let v = Validator::new("127.0.0.1:9".parse().unwrap(), port, 9).unwrap();
+            v.validate(&ChallengeType::Http01, host, "tok", &key_auth, "")
+                .await
+                .unwrap_or_else(|p| panic!("{host}: {p:?}"));
+        }
+        let v = Validator::new("127.0.0.1:9".parse().unwrap(), 9, 9).unwrap();
+        let err = v
+            .validate(&ChallengeType::Http01, "192.0.2.1", "tok", &key_auth, "")
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, ProblemType::Connection);
     }
 }

@@ -88,6 +88,8 @@ impl Account {
             identifiers: dns_names(names)?,
             not_before: None,
             not_after: None,
+            profile: None,
+            replaces: None,
         };
         let payload = serde_json::to_value(&payload).map_err(|e| Error::Key(e.to_string()))?;
         let url = self.client.directory().new_order.clone();

@@ -39,7 +39,7 @@ pub struct CheckedCsr {
     pub key: KeyKind,
     /// The key as a JWK, to compare with the account key.
     pub jwk: Option<Jwk>,
-    /// Lower-cased dNSNames of the SAN extension, plus the CN.
+    /// Lower-cased dNSNames and canonical iPAddresses of the SAN extension, plus the CN.
     pub names: BTreeSet<String>,
 }
 
@@ -80,8 +80,22 @@ pub fn check(der: &[u8]) -> Result<CheckedCsr, CsrError> {
         for ext in exts {
             if let ParsedExtension::SubjectAlternativeName(san) = ext {
                 for name in &san.general_names {
-                    if let GeneralName::DNSName(dns) = name {
-                        names.insert(dns.to_ascii_lowercase());
+                    match name {
+                        GeneralName::DNSName(dns) => {
+                            names.insert(dns.to_ascii_lowercase());
+                        }
+                        // RFC 8738 §3: IP identifiers as iPAddress SANs, in canonical text.
+                        GeneralName::IPAddress(raw) => {
+                            let ip = match raw.len() {
+                                4 => <[u8; 4]>::try_from(*raw).ok().map(std::net::IpAddr::from),
+                                16 => <[u8; 16]>::try_from(*raw).ok().map(std::net::IpAddr::from),
+                                _ => None,
+                            };
+                            if let Some(ip) = ip {
+                                names.insert(ip.to_string());
+                            }
+                        }
+                        _ => {}
                     }
                 }
             }

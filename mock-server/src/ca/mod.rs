@@ -395,10 +395,14 @@ impl Ca {
             Family::Rsa => &self.rsa,
             Family::Ecc => &self.ecc,
         };
-        let mut params = CertificateParams::new(names.to_vec())?;
+        let mut params = CertificateParams::default();
+        // IP identifiers (RFC 8738) become iPAddress SANs, DNS names dNSNames.
         params.subject_alt_names = names
             .iter()
-            .map(|n| n.clone().try_into().map(SanType::DnsName))
+            .map(|n| match n.parse::<std::net::IpAddr>() {
+                Ok(ip) => Ok(SanType::IpAddress(ip)),
+                Err(_) => n.clone().try_into().map(SanType::DnsName),
+            })
             .collect::<Result<_, _>>()?;
         let mut dn = DistinguishedName::new();
         if let Some(org) = org {
@@ -406,7 +410,11 @@ impl Ca {
             dn.push(DnType::StateOrProvinceName, org.state.as_str());
             dn.push(DnType::OrganizationName, org.name.as_str());
         }
-        if let Some(first) = names.first() {
+        // The CN is the first DNS name; a certificate for IP addresses only has none.
+        if let Some(first) = names
+            .iter()
+            .find(|n| n.parse::<std::net::IpAddr>().is_err())
+        {
             dn.push(DnType::CommonName, first.as_str());
         }
         params.distinguished_name = dn;

@@ -32,6 +32,12 @@ impl FromRequest<Arc<AppState>> for JosePost {
 
     async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
         let path = req.uri().path().to_owned();
+        // The JWS `url` names the query too (an order list's `?cursor=N` page).
+        let query = req
+            .uri()
+            .query()
+            .map(|q| format!("?{q}"))
+            .unwrap_or_default();
         let sent = req
             .extensions()
             .get::<super::SentPath>()
@@ -41,13 +47,24 @@ impl FromRequest<Arc<AppState>> for JosePost {
             .and_then(|rest| rest.split('/').next())
             .unwrap_or_default();
         let ctx = state.profile(slug)?;
+        if ctx.profile.strict.require_user_agent
+            && req
+                .headers()
+                .get(header::USER_AGENT)
+                .is_none_or(|v| v.is_empty())
+        {
+            // RFC 8555 §6.1; Pebble's text.
+            return Err(AcmeError::malformed(
+                "All requests MUST include a User-Agent header",
+            ));
+        }
         let conn = req.extensions().get::<super::ConnControl>().cloned();
         check_content_type(req.headers())?;
         // The recorder has read and limited the body already; this only takes the bytes.
         let body = read_body(req.into_body(), state.limits.max_body_bytes).await?;
         Ok(Self {
             ctx,
-            url: format!("{}{}", state.origin, sent.unwrap_or(path)),
+            url: format!("{}{}{query}", state.origin, sent.unwrap_or(path)),
             body,
             conn,
         })
@@ -207,6 +224,18 @@ impl AppState {
         };
         jws.verify(&jwk).map_err(jws_error)?;
         self.redeem_nonce(&post.ctx, jws.header.nonce.as_deref())?;
+        if post.ctx.profile.strict.refuse_resource_field
+            && let Ok(serde_json::Value::Object(payload)) =
+                serde_json::from_slice::<serde_json::Value>(&jws.payload)
+            && let Some(resource) = payload
+                .get("resource")
+                .and_then(|r| r.as_str())
+                .filter(|r| !r.is_empty())
+        {
+            return Err(AcmeError::malformed(format!(
+                "JWS body included JSON with a deprecated ACME v1 \"resource\" field ({resource:?})"
+            )));
+        }
         if let Some(account) = &account {
             self.check_account_usable(account)?;
         }

@@ -29,6 +29,12 @@ pub(crate) fn directory(profile: &Profile, base: &str) -> Directory {
             website: meta.website.clone(),
             caa_identities: meta.caa_identities.clone(),
             external_account_required: Some(meta.external_account_required),
+            profiles: profile
+                .order
+                .cert_profiles
+                .iter()
+                .map(|(name, p)| (name.clone(), p.description.clone()))
+                .collect(),
             extra: meta.extra.clone(),
         }),
     }
@@ -63,6 +69,8 @@ pub(crate) fn order(ctx: &ProfileCtx, o: &Order, status: acme_proto::Status) -> 
             (acme_proto::Status::Valid, Some(id)) => Some(ctx.url("cert", id)),
             _ => None,
         },
+        profile: (!o.profile.is_empty()).then(|| o.profile.clone()),
+        replaces: o.replaces.clone(),
     }
 }
 

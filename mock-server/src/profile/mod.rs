@@ -43,6 +43,27 @@ pub struct Profile {
     /// A fault plan every request to this profile is subject to.
     #[serde(default)]
     pub faults: Option<crate::faults::FaultPlan>,
+    /// Refusals a strict server makes (Pebble's: always, or under `-strict`).
+    #[serde(default)]
+    pub strict: StrictProfile,
+}
+
+/// Requests a strict server refuses as `malformed` (Pebble's wfe/wfe.go checks).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StrictProfile {
+    /// A POST without a User-Agent header (RFC 8555 §6.1: clients MUST send one; Pebble
+    /// refuses every request without one).
+    #[serde(default)]
+    pub require_user_agent: bool,
+    /// A challenge response whose payload is not exactly the two bytes `{}` (RFC 8555
+    /// §7.5.1; Pebble's `-strict`).
+    #[serde(default)]
+    pub challenge_payload_exactly_empty_object: bool,
+    /// A payload with a non-empty `resource` member, left over from ACME v1 (Pebble's
+    /// `-strict`).
+    #[serde(default)]
+    pub refuse_resource_field: bool,
 }
 
 /// The directory's `meta` object.
@@ -83,6 +104,15 @@ pub struct AccountProfile {
     /// Accounts have an `orders` list URL (RFC 8555 §7.1.2.1).
     #[serde(default)]
     pub orders_list: bool,
+    /// Order URLs per page of the orders list; further pages are linked with `rel="next"`
+    /// (RFC 8555 §7.1.2.1; Pebble's PEBBLE_WFE_ORDERS_PER_PAGE). Absent: one page.
+    #[serde(default)]
+    pub orders_per_page: Option<usize>,
+    /// newAccount without `termsOfServiceAgreed: true` is refused as `userActionRequired`
+    /// with a `Link: rel="terms-of-service"` where the directory has terms (RFC 8555 §7.3.3;
+    /// Pebble).
+    #[serde(default)]
+    pub terms_agreement_required: bool,
 }
 
 impl Default for AccountProfile {
@@ -92,6 +122,8 @@ impl Default for AccountProfile {
             key_change_supported: false,
             contact_required: false,
             orders_list: false,
+            orders_per_page: None,
+            terms_agreement_required: false,
         }
     }
 }
@@ -170,6 +202,80 @@ pub struct OrderProfile {
     /// used to vet a client: every challenge passes.
     #[serde(default)]
     pub danger_skip_validation: bool,
+    /// Certificate profiles (draft-ietf-acme-profiles, as Pebble's `profiles` config): listed
+    /// in the directory's `meta.profiles`; a newOrder may name one (`profile`) and gets
+    /// `invalidProfile` for any other name. An order naming none is made under `default` if
+    /// there is one, else under the first by name. Empty: no profiles are offered, and a
+    /// newOrder naming one is refused as `invalidProfile`.
+    #[serde(default)]
+    pub cert_profiles: std::collections::BTreeMap<String, CertProfile>,
+    /// Names refused by policy (Pebble's `domainBlocklist`): each entry refuses itself and
+    /// every name below it; the newOrder gets `rejectedIdentifier` with one subproblem per
+    /// refused identifier (RFC 8555 §6.7.1).
+    #[serde(default)]
+    pub blocked_domains: Vec<String>,
+    /// IP address identifiers (RFC 8738) are accepted, with http-01 and tls-alpn-01 (validated
+    /// on the address itself). Off: `unsupportedIdentifier`, as at Sectigo (§3).
+    #[serde(default)]
+    pub ip_identifiers: bool,
+    /// Percentage (0-100) of a new order's identifiers that get an existing valid
+    /// authorization of the account for the same identifier instead of a fresh one, where
+    /// there is one (RFC 8555 §7.1.3; Pebble's PEBBLE_AUTHZREUSE).
+    #[serde(default)]
+    pub authz_reuse_percent: u8,
+}
+
+/// One certificate profile of [`OrderProfile::cert_profiles`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertProfile {
+    /// Shown in `meta.profiles`.
+    #[serde(default)]
+    pub description: String,
+    /// Certificate validity in days for orders under this profile; absent: the order
+    /// profile's `validity_days`.
+    #[serde(default)]
+    pub validity_days: Option<u32>,
+}
+
+impl OrderProfile {
+    /// The certificate profile an order asking for `wanted` is made under, or `None` when
+    /// that name is not offered (`invalidProfile`). No profiles and none wanted: `Some("")`.
+    pub fn cert_profile_for(&self, wanted: Option<&str>) -> Option<&str> {
+        match wanted {
+            Some(name) => self
+                .cert_profiles
+                .get_key_value(name)
+                .map(|(k, _)| k.as_str()),
+            None if self.cert_profiles.is_empty() => Some(""),
+            None => self
+                .cert_profiles
+                .get_key_value("default")
+                .or_else(|| self.cert_profiles.iter().next())
+                .map(|(k, _)| k.as_str()),
+        }
+    }
+
+    /// Whether policy refuses `name` (without `*.`): it or a parent is in `blocked_domains`.
+    pub fn is_blocked(&self, name: &str) -> bool {
+        let name = name.trim_end_matches('.');
+        self.blocked_domains.iter().any(|b| {
+            let b = b.trim_end_matches('.').trim_start_matches("*.");
+            !b.is_empty()
+                && (name.eq_ignore_ascii_case(b)
+                    || name.len().checked_sub(b.len() + 1).is_some_and(|cut| {
+                        name.as_bytes()[cut] == b'.' && name[cut + 1..].eq_ignore_ascii_case(b)
+                    }))
+        })
+    }
+
+    /// The validity in days of a certificate issued under certificate profile `name`.
+    pub fn validity_days_for(&self, name: &str) -> u32 {
+        self.cert_profiles
+            .get(name)
+            .and_then(|p| p.validity_days)
+            .unwrap_or(self.validity_days)
+    }
 }
 
 impl Default for OrderProfile {
@@ -189,6 +295,10 @@ impl Default for OrderProfile {
             challenge_retry_after: None,
             omit_certificate_url: false,
             danger_skip_validation: false,
+            cert_profiles: Default::default(),
+            blocked_domains: Vec::new(),
+            ip_identifiers: false,
+            authz_reuse_percent: 0,
         }
     }
 }
@@ -382,6 +492,12 @@ impl Profile {
                 "directory_path {p:?} must look like \"/v2/NAME\" (letters, digits, - and _)"
             ));
         }
+        if self.order.authz_reuse_percent > 100 {
+            return Err(format!(
+                "order.authz_reuse_percent is {}; it is a percentage (0 to 100)",
+                self.order.authz_reuse_percent
+            ));
+        }
         if name == "directory" {
             return Err(
                 "directory_path \"/v2/directory\" is reserved: Sectigo answers it with 403".into(),
@@ -419,6 +535,31 @@ mod tests {
         assert!(rsa.account.eab_required);
         assert!(!rsa.account.key_change_supported);
         assert_eq!(rsa.order.prevalidated_authz_retry_after, Some(300));
+    }
+
+    #[test]
+    fn cert_profiles_blocklist_and_defaults() {
+        let p = Profile::built_in("rfc8555").unwrap();
+        let order = &p.order;
+        assert!(order.ip_identifiers);
+        assert_eq!(order.cert_profile_for(None), Some("default"));
+        assert_eq!(
+            order.cert_profile_for(Some("shortlived")),
+            Some("shortlived")
+        );
+        assert_eq!(order.cert_profile_for(Some("nonesuch")), None);
+        assert!(order.validity_days_for("shortlived") < order.validity_days_for("default"));
+        let mut o = OrderProfile::default();
+        assert_eq!(o.cert_profile_for(None), Some(""));
+        assert_eq!(o.cert_profile_for(Some("default")), None);
+        o.blocked_domains = vec!["blocked-domain.example".into()];
+        assert!(o.is_blocked("blocked-domain.example"));
+        assert!(o.is_blocked("a.b.Blocked-Domain.example"));
+        assert!(!o.is_blocked("notblocked-domain.example"));
+        assert!(!o.is_blocked("example"));
+        // Sectigo takes no IP identifiers and offers no certificate profiles.
+        let s = Profile::built_in("sectigo-dv").unwrap();
+        assert!(!s.order.ip_identifiers && s.order.cert_profiles.is_empty());
     }
 
     #[test]

@@ -80,6 +80,12 @@ pub struct Order {
     pub cert: Option<String>,
     /// Why it is invalid.
     pub error: Option<Problem>,
+    /// The certificate profile it was made under (draft-ietf-acme-profiles); empty: none.
+    #[serde(default)]
+    pub profile: String,
+    /// The ARI identifier of the certificate it replaces (RFC 9773 §5).
+    #[serde(default)]
+    pub replaces: Option<String>,
 }
 
 impl Order {
@@ -159,6 +165,9 @@ pub struct IssuedCert {
     pub not_before: OffsetDateTime,
     /// Validity end.
     pub not_after: OffsetDateTime,
+    /// The order that replaced it (RFC 9773 §5), set when that order is finalized.
+    #[serde(default)]
+    pub replaced_by: Option<String>,
 }
 
 /// The maps of the server's state: sharded (no global lock) and hashed with foldhash, which
@@ -231,17 +240,12 @@ impl Store {
             .collect();
         candidates.sort_unstable();
         let mut dropped = 0;
+        let mut gone_authzs = Vec::new();
         for (_, id) in candidates.into_iter().take(total - keep) {
             let Some((_, order)) = self.orders.remove(&id) else {
                 continue;
             };
-            for authz in &order.authzs {
-                if let Some((_, a)) = self.authzs.remove(authz) {
-                    for c in &a.challenges {
-                        self.challenges.remove(c);
-                    }
-                }
-            }
+            gone_authzs.extend(order.authzs.iter().cloned());
             if let Some(cert) = &order.cert
                 && let Some((_, c)) = self.certs.remove(cert)
             {
@@ -251,6 +255,16 @@ impl Store {
                 }
             }
             dropped += 1;
+        }
+        // A reused authorization (Pebble's PEBBLE_AUTHZREUSE) stays while a kept order has it.
+        let kept: std::collections::HashSet<String> =
+            self.orders.iter().flat_map(|o| o.authzs.clone()).collect();
+        for authz in gone_authzs.iter().filter(|a| !kept.contains(*a)) {
+            if let Some((_, a)) = self.authzs.remove(authz) {
+                for c in &a.challenges {
+                    self.challenges.remove(c);
+                }
+            }
         }
         dropped
     }

@@ -233,17 +233,48 @@ impl Store {
             }
             _ => return None,
         };
+        // RFC 9773 §5: the certificate this order replaces is marked replaced with it.
+        let replaced = updated.replaces.as_deref().and_then(|ari| {
+            let old = self.certs_by_ari.get(ari).map(|c| c.clone())?;
+            let mut entry = self.certs.get_mut(&old)?;
+            entry.replaced_by = Some(id.to_owned());
+            Some(entry.clone())
+        });
         self.save(|| {
-            vec![
+            let mut rows = vec![
                 Row::new(Kind::Cert, &cert.id, &cert),
                 Row::new(Kind::Order, id, &updated),
-            ]
+            ];
+            rows.extend(replaced.iter().map(|c| Row::new(Kind::Cert, &c.id, c)));
+            rows
         });
         self.index_certificate(cert);
         Some(updated)
     }
 
     // ------------------------------------------------------------------ authorizations
+
+    /// A valid, unexpired authorization of `account` for `identifier` (a wildcard one when
+    /// `wildcard`), to be reused by a new order (RFC 8555 §7.1.3 lets a server do so; Pebble's
+    /// PEBBLE_AUTHZREUSE). A scan: only profiles that reuse authorizations call it.
+    pub fn reusable_authz(
+        &self,
+        account: &str,
+        identifier: &acme_proto::Identifier,
+        wildcard: bool,
+        now: OffsetDateTime,
+    ) -> Option<Authz> {
+        self.authzs
+            .iter()
+            .find(|a| {
+                a.account == account
+                    && a.status == Status::Valid
+                    && a.wildcard == wildcard
+                    && a.expires > now
+                    && a.identifier == *identifier
+            })
+            .map(|a| a.clone())
+    }
 
     /// The authorization `id`.
     pub fn authz(&self, id: &str) -> Option<Authz> {

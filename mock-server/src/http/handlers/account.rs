@@ -51,6 +51,20 @@ pub(crate) async fn new_account(
             "No account exists with the provided key",
         ));
     }
+    if ctx.profile.account.terms_agreement_required && req.terms_of_service_agreed != Some(true) {
+        let err = AcmeError::new(
+            ProblemType::UserActionRequired,
+            StatusCode::FORBIDDEN,
+            "Provided account did not agree to the terms of service",
+        );
+        let link = ctx.profile.meta.terms_of_service.as_ref().and_then(|tos| {
+            http::HeaderValue::from_str(&format!("<{tos}>;rel=\"terms-of-service\"")).ok()
+        });
+        return Err(match link {
+            Some(value) => err.with_header(http::header::LINK, value),
+            None => err,
+        });
+    }
     let contact = req.contact.clone().unwrap_or_default();
     if ctx.profile.account.contact_required && contact.is_empty() {
         // §2 [Z] (community.crypto PR#100): ZeroSSL refuses a missing email this way.

@@ -85,6 +85,17 @@ pub(crate) async fn challenge(
     let account = auth.account()?;
     let authz = owned_authz(&state, &challenge.authz, account)?;
     if !auth.jws.post_as_get {
+        if post
+            .ctx
+            .profile
+            .strict
+            .challenge_payload_exactly_empty_object
+            && auth.jws.payload != b"{}"
+        {
+            return Err(AcmeError::malformed(
+                "A challenge response's payload must be exactly {}",
+            ));
+        }
         let _: Value = auth.payload()?;
         let claimed = if authz.status == Status::Pending {
             state.store.start_challenge(&id)
@@ -142,10 +153,13 @@ async fn validate_challenge(
             authz.wildcard,
         );
         let name = name.clone();
+        let account_url = ctx.url("account", &authz.account);
         // Its own task: whatever happens inside, the challenge is settled below.
         let run = tokio::spawn(async move {
             let key_auth = acme_proto::KeyAuthorization::new(&token, &thumbprint);
-            validator.validate(&kind, &name, &token, &key_auth).await?;
+            validator
+                .validate(&kind, &name, &token, &key_auth, &account_url)
+                .await?;
             validator.check_caa(&name, wildcard, &identities).await
         });
         match run.await {

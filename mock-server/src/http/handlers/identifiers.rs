@@ -2,11 +2,13 @@
 //! credential and the organisation model, so that every refusal text is unit-tested here.
 
 use std::collections::BTreeSet;
+use std::net::IpAddr;
 
 use acme_proto::{Identifier, IdentifierType, NewOrder, ProblemType};
 use http::StatusCode;
 
 use super::super::AcmeError;
+use crate::profile::{Delegation, OrderProfile};
 use crate::state::org::{EabCredential, Orgs};
 
 /// Whether `name` is a syntactically valid DNS name (optionally `*.`-prefixed).
@@ -27,15 +29,18 @@ fn valid_dns_name(name: &str) -> bool {
 }
 
 /// The checks of a newOrder's identifiers, in Sectigo's order and with its texts (§3):
-/// identifiers present, no notBefore/notAfter, DNS names only, valid and not duplicated;
-/// where delegation is required, every name delegated to the account's credential and all of
-/// them of one organisation. The names, lower case, in request order.
-pub(super) fn checked_names(
+/// identifiers present, no notBefore/notAfter, DNS names (and IP addresses where the profile
+/// takes them, RFC 8738) only, valid and not duplicated; none refused by policy (one
+/// subproblem per refused identifier); where delegation is required, every name delegated to
+/// the account's credential and all of them of one organisation. The identifiers, DNS names
+/// lower case and addresses in canonical form, in request order.
+pub(super) fn checked_identifiers(
     req: &NewOrder,
     credential: Option<&EabCredential>,
     orgs: &Orgs,
-    delegation_required: bool,
-) -> Result<Vec<String>, AcmeError> {
+    policy: &OrderProfile,
+) -> Result<Vec<Identifier>, AcmeError> {
+    let delegation_required = policy.delegation == Delegation::Required;
     if req.identifiers.is_empty() {
         return Err(AcmeError::malformed(
             "The order must contain at least one identifier",
@@ -48,9 +53,20 @@ pub(super) fn checked_names(
         ));
     }
     let mut names = Vec::with_capacity(req.identifiers.len());
+    let mut ips = Vec::new();
     for id in &req.identifiers {
         match &id.kind {
             IdentifierType::Dns => {}
+            IdentifierType::Ip if policy.ip_identifiers => {
+                let ip: IpAddr = id.value.parse().map_err(|_| {
+                    AcmeError::malformed(format!(
+                        "Order included malformed IP type identifier value: {:?}",
+                        id.value
+                    ))
+                })?;
+                ips.push(ip.to_string());
+                continue;
+            }
             // §3 [Z] (lego #2222, acme.sh #4022).
             IdentifierType::Ip => {
                 return Err(AcmeError::new(
@@ -76,12 +92,37 @@ pub(super) fn checked_names(
         }
         names.push(name);
     }
-    let unique: BTreeSet<&String> = names.iter().collect();
-    if unique.len() != names.len() {
+    let unique: BTreeSet<&String> = names.iter().chain(&ips).collect();
+    if unique.len() != names.len() + ips.len() {
         // §3 [Z] (acme.sh #3268).
         return Err(AcmeError::rejected_identifier(
             "One or more identifiers are duplicated",
         ));
+    }
+    let blocked: Vec<&String> = names
+        .iter()
+        .filter(|n| policy.is_blocked(n.strip_prefix("*.").unwrap_or(n)))
+        .collect();
+    if !blocked.is_empty() {
+        // Pebble's domainBlocklist: one subproblem per refused identifier.
+        let list: Vec<&str> = blocked.iter().map(|s| s.as_str()).collect();
+        let mut err = AcmeError::rejected_identifier(format!(
+            "Order included identifiers for which issuance is forbidden by policy: {}",
+            list.join(", ")
+        ));
+        err.problem_mut().subproblems = blocked
+            .iter()
+            .map(|n| {
+                let mut p = acme_proto::Problem::new(
+                    ProblemType::RejectedIdentifier,
+                    400,
+                    format!("Issuance for {n:?} is forbidden by policy"),
+                );
+                p.identifier = Some(Identifier::dns(n.as_str()));
+                p
+            })
+            .collect();
+        return Err(err);
     }
     let undelegated: Vec<&String> = names
         .iter()
@@ -116,7 +157,19 @@ pub(super) fn checked_names(
         ));
     }
 
-    Ok(names)
+    let mut out: Vec<Identifier> = Vec::with_capacity(req.identifiers.len());
+    let (mut dns, mut ip) = (names.into_iter(), ips.into_iter());
+    for id in &req.identifiers {
+        let next = match id.kind {
+            IdentifierType::Ip => ip.next().map(|v| Identifier {
+                kind: IdentifierType::Ip,
+                value: v,
+            }),
+            _ => dns.next().map(Identifier::dns),
+        };
+        out.extend(next);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -130,10 +183,22 @@ mod tests {
         .expect("a newOrder payload")
     }
 
+    fn policy(delegation: bool) -> OrderProfile {
+        OrderProfile {
+            delegation: if delegation {
+                Delegation::Required
+            } else {
+                Delegation::None
+            },
+            ..OrderProfile::default()
+        }
+    }
+
     fn check(names: &[&str], delegation: bool) -> Result<Vec<String>, String> {
         let orgs = Orgs::demo();
         let credential = orgs.credentials.first().map(|c| &**c);
-        checked_names(&order(names), credential, &orgs, delegation)
+        checked_identifiers(&order(names), credential, &orgs, &policy(delegation))
+            .map(|ids| ids.into_iter().map(|i| i.value).collect())
             .map_err(|e| e.problem().detail.clone().unwrap_or_default())
     }
 
@@ -185,9 +250,72 @@ mod tests {
         }))
         .expect("payload");
         let orgs = Orgs::demo();
-        let err = checked_names(&ip, None, &orgs, false).unwrap_err();
+        let err = checked_identifiers(&ip, None, &orgs, &policy(false)).unwrap_err();
         assert_eq!(err.status(), StatusCode::BAD_REQUEST);
         assert_eq!(err.problem().kind, ProblemType::UnsupportedIdentifier);
+    }
+
+    /// Where the profile takes IP identifiers (RFC 8738): canonical text, in request order
+    /// among the DNS names; a malformed address is `malformed`.
+    #[test]
+    fn ip_identifiers_where_the_profile_takes_them() {
+        let orgs = Orgs::demo();
+        let mut p = policy(false);
+        p.ip_identifiers = true;
+        let req: NewOrder = serde_json::from_value(serde_json::json!({"identifiers": [
+            {"type": "dns", "value": "A.example.com"},
+            {"type": "ip", "value": "0:0:0:0:0:0:0:1"},
+            {"type": "ip", "value": "127.0.0.1"}
+        ]}))
+        .expect("payload");
+        let ids = checked_identifiers(&req, None, &orgs, &p).unwrap();
+        let got: Vec<(&str, &str)> = ids
+            .iter()
+            .map(|i| (i.kind.as_str(), i.value.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [("dns", "a.example.com"), ("ip", "::1"), ("ip", "127.0.0.1")]
+        );
+        let bad: NewOrder = serde_json::from_value(serde_json::json!({"identifiers": [
+            {"type": "ip", "value": "300.1.1.1"}
+        ]}))
+        .expect("payload");
+        let err = checked_identifiers(&bad, None, &orgs, &p).unwrap_err();
+        assert_eq!(err.problem().kind, ProblemType::Malformed);
+    }
+
+    /// Every refused identifier gets its own subproblem naming it.
+    #[test]
+    fn blocked_names_get_one_subproblem_each() {
+        let orgs = Orgs::demo();
+        let mut p = policy(false);
+        p.blocked_domains = vec!["blocked-domain.example".into()];
+        let req = order(&[
+            "ok.example.com",
+            "blocked-domain.example",
+            "*.x.blocked-domain.example",
+        ]);
+        let err = checked_identifiers(&req, None, &orgs, &p).unwrap_err();
+        assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+        let problem = err.problem();
+        assert_eq!(problem.kind, ProblemType::RejectedIdentifier);
+        let named: Vec<String> = problem
+            .subproblems
+            .iter()
+            .map(|s| s.identifier.clone().unwrap().value)
+            .collect();
+        assert_eq!(
+            named,
+            ["blocked-domain.example", "*.x.blocked-domain.example"]
+        );
+        assert!(
+            problem
+                .subproblems
+                .iter()
+                .all(|s| s.kind == ProblemType::RejectedIdentifier)
+        );
+        assert!(checked_identifiers(&order(&["ok.example.com"]), None, &orgs, &p).is_ok());
     }
 
     #[test]
@@ -219,11 +347,11 @@ mod tests {
             bindings: std::sync::atomic::AtomicU64::new(0),
             revoked: std::sync::atomic::AtomicBool::new(false),
         };
-        let err = checked_names(
+        let err = checked_identifiers(
             &order(&["physics.example.edu", "institute.example.org"]),
             Some(&cred),
             &orgs,
-            true,
+            &policy(true),
         )
         .unwrap_err();
         let detail = err.problem().detail.clone().unwrap_or_default();

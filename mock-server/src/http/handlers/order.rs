@@ -11,10 +11,10 @@ use http::StatusCode;
 
 use super::super::jose::KeyMode;
 use super::super::{AcmeError, AppState, ProfileCtx, repr};
-use super::identifiers::checked_names;
+use super::identifiers::checked_identifiers;
 use super::{
-    JosePost, Shared, gate, json_response, now_utc, owned, require_post_as_get, with_location,
-    with_retry_after, with_retry_after_date,
+    JosePost, Shared, gate, json_response, now_utc, owned, require_post_as_get, with_link,
+    with_location, with_retry_after, with_retry_after_date,
 };
 use crate::ca::csr;
 use crate::faults::{Endpoint, FaultKind};
@@ -34,21 +34,55 @@ pub(crate) async fn new_order(State(state): Shared, post: JosePost) -> Result<Re
         .as_deref()
         .and_then(|kid| orgs.credential(kid));
     let delegation_required = ctx.profile.order.delegation == crate::profile::Delegation::Required;
-    let names = checked_names(&req, credential.map(|c| &**c), &orgs, delegation_required)?;
+    let identifiers =
+        checked_identifiers(&req, credential.map(|c| &**c), &orgs, &ctx.profile.order)?;
+    let cert_profile = ctx
+        .profile
+        .order
+        .cert_profile_for(req.profile.as_deref())
+        .ok_or_else(|| {
+            AcmeError::new(
+                ProblemType::InvalidProfile,
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "Order includes unrecognized profile name {:?}",
+                    req.profile.as_deref().unwrap_or_default()
+                ),
+            )
+        })?
+        .to_owned();
+    if let Some(replaces) = &req.replaces {
+        check_replaces(&state, account, &identifiers, replaces)?;
+    }
 
     let now = now_utc();
     let order_id = new_id();
-    let mut authz_ids = Vec::with_capacity(names.len());
-    let mut authzs = Vec::with_capacity(names.len());
+    let mut authz_ids = Vec::with_capacity(identifiers.len());
+    let mut authzs = Vec::with_capacity(identifiers.len());
     let mut new_challenges = Vec::new();
     let order_profile = &ctx.profile.order;
     let mut all_valid = true;
-    for (name, id) in names.iter().zip(&req.identifiers) {
+    for id in &identifiers {
+        let name = &id.value;
+        let is_ip = id.kind == acme_proto::IdentifierType::Ip;
         let authz_id = new_id();
         let (wildcard, base) = match name.strip_prefix("*.") {
             Some(base) => (true, base),
             None => (false, name.as_str()),
         };
+        let identifier = Identifier {
+            kind: id.kind.clone(),
+            value: base.to_owned(),
+        };
+        if reuse_roll(order_profile.authz_reuse_percent)
+            && let Some(reused) =
+                state
+                    .store
+                    .reusable_authz(&account.id, &identifier, wildcard, now)
+        {
+            authz_ids.push(reused.id);
+            continue;
+        }
         // §3 [S]: delegated, validated domains come back valid (acme2certifier #122) unless
         // persistent DCV is on; other names get real challenges.
         let validated = orgs.domain_of(name).is_some_and(|d| d.validated);
@@ -72,9 +106,28 @@ pub(crate) async fn new_order(State(state): Shared, post: JosePost) -> Result<Re
         } else {
             all_valid = false;
             let token = new_token();
-            // Wildcards are proved by dns-01 only (RFC 8555 §8.3); persistent DCV is dns-01.
-            let kinds: Vec<ChallengeType> = if wildcard || order_profile.persistent_dcv {
+            // Persistent DCV is dns-01.
+            // IP identifiers have no DNS to prove (RFC 8738 §7): http-01 and tls-alpn-01.
+            let kinds: Vec<ChallengeType> = if is_ip {
+                order_profile
+                    .challenge_types
+                    .iter()
+                    .filter(|k| matches!(k, ChallengeType::Http01 | ChallengeType::TlsAlpn01))
+                    .cloned()
+                    .collect()
+            } else if order_profile.persistent_dcv {
                 vec![ChallengeType::Dns01]
+            } else if wildcard {
+                // Wildcards are proved in DNS only (RFC 8555 §7.1.3): dns-01, and
+                // dns-account-01 where the profile offers it.
+                let mut dns = vec![ChallengeType::Dns01];
+                if order_profile
+                    .challenge_types
+                    .contains(&ChallengeType::DnsAccount01)
+                {
+                    dns.push(ChallengeType::DnsAccount01);
+                }
+                dns
             } else {
                 order_profile.challenge_types.clone()
             };
@@ -95,10 +148,7 @@ pub(crate) async fn new_order(State(state): Shared, post: JosePost) -> Result<Re
         authzs.push(Authz {
             id: authz_id.clone(),
             account: account.id.clone(),
-            identifier: Identifier {
-                kind: id.kind.clone(),
-                value: base.to_owned(),
-            },
+            identifier,
             wildcard,
             status: if prevalidated {
                 Status::Valid
@@ -120,19 +170,55 @@ pub(crate) async fn new_order(State(state): Shared, post: JosePost) -> Result<Re
         } else {
             Status::Pending
         },
-        identifiers: names.iter().map(|n| Identifier::dns(n.as_str())).collect(),
+        identifiers,
         authzs: authz_ids,
         expires: now + time::Duration::days(7),
         ready_at: None,
         retry_after: None,
         cert: None,
         error: None,
+        profile: cert_profile,
+        replaces: req.replaces.clone(),
     };
     // Fresh authorizations are valid or pending, so the order's status is its own.
     let body = json_response(StatusCode::CREATED, &repr::order(ctx, &order, order.status));
     // The order, its authorizations and their challenges in one transaction.
     state.store.create_order(order, authzs, new_challenges);
     Ok(with_location(body, &ctx.url("order", &order_id)))
+}
+
+/// RFC 9773 §5: the certificate `replaces` names must exist, belong to this account, share an
+/// identifier with the new order and not be replaced already (`alreadyReplaced`).
+fn check_replaces(
+    state: &AppState,
+    account: &Account,
+    identifiers: &[Identifier],
+    replaces: &str,
+) -> Result<(), AcmeError> {
+    let cert = state.store.cert_by_ari(replaces).ok_or_else(|| {
+        AcmeError::malformed(format!(
+            "No certificate has the ARI identifier {replaces:?} named in \"replaces\""
+        ))
+    })?;
+    if cert.account != account.id {
+        return Err(AcmeError::unauthorized(
+            "The certificate named in \"replaces\" was not issued to this account",
+        ));
+    }
+    if !identifiers.iter().any(|i| cert.names.contains(&i.value)) {
+        return Err(AcmeError::malformed(
+            "The new order shares no identifier with the certificate it replaces",
+        ));
+    }
+    if let Some(by) = &cert.replaced_by {
+        return Err(AcmeError::new(
+            ProblemType::AlreadyReplaced,
+            StatusCode::CONFLICT,
+            format!("The certificate {replaces:?} was already replaced by order {by}"),
+        ));
+    }
+    tracing::info!(replaces, "ARI: the new order is a replacement");
+    Ok(())
 }
 
 fn owned_order(state: &AppState, id: &str, account: &Account) -> Result<Order, AcmeError> {
@@ -235,7 +321,7 @@ pub(crate) async fn finalize(
             &names,
             org,
             policy,
-            ctx.profile.order.validity_days,
+            ctx.profile.order.validity_days_for(&order.profile),
         )
         .map_err(|e| {
             tracing::error!(error = %e, "issuance failed");
@@ -270,6 +356,7 @@ pub(crate) async fn finalize(
         ari_id,
         not_before,
         not_after,
+        replaced_by: None,
     };
     let ready = |live: &Order| state.order_status(live) == Status::Ready;
     let Some(updated) = state
@@ -307,16 +394,52 @@ pub(crate) async fn orders_list(
             "This server has no order lists",
         ));
     }
-    let orders: Vec<String> = state
-        .store
-        .order_ids_of(&id)
-        .iter()
-        .map(|o| post.ctx.url("order", o))
-        .collect();
-    Ok(json_response(
-        StatusCode::OK,
-        &serde_json::json!({ "orders": orders }),
-    ))
+    let all = state.store.order_ids_of(&id);
+    let (page, next) = list_page(&all, &post.url, post.ctx.profile.account.orders_per_page)?;
+    let orders: Vec<String> = page.iter().map(|o| post.ctx.url("order", o)).collect();
+    let body = json_response(StatusCode::OK, &serde_json::json!({ "orders": orders }));
+    Ok(match next {
+        Some(cursor) => with_link(
+            body,
+            &format!("{}/orders?cursor={cursor}", post.ctx.url("account", &id)),
+            "next",
+        ),
+        None => body,
+    })
+}
+
+/// The page of `all` that `url`'s `cursor` query names (0 without one), `per_page` long, and
+/// the next page's cursor if there is one. No `per_page`: everything on one page.
+fn list_page<'a>(
+    all: &'a [String],
+    url: &str,
+    per_page: Option<usize>,
+) -> Result<(&'a [String], Option<usize>), AcmeError> {
+    let cursor = match url.split_once('?') {
+        None => 0,
+        Some((_, query)) => query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("cursor="))
+            .map(|c| {
+                c.parse::<usize>().map_err(|_| {
+                    AcmeError::malformed(format!("The order list cursor {c:?} is not a number"))
+                })
+            })
+            .transpose()?
+            .unwrap_or(0),
+    };
+    let Some(n) = per_page.filter(|n| *n > 0) else {
+        return Ok((all, None));
+    };
+    let start = cursor.saturating_mul(n).min(all.len());
+    let end = start.saturating_add(n).min(all.len());
+    Ok((&all[start..end], (end < all.len()).then_some(cursor + 1)))
+}
+
+/// Whether this identifier reuses an authorization, `percent` times in a hundred.
+fn reuse_roll(percent: u8) -> bool {
+    use rand::Rng as _;
+    percent > 0 && rand::rng().random_range(0..100u8) < percent
 }
 
 /// A challenge token: 32 random bytes, base64url (RFC 8555 §8.1 asks for 128 bits at least).
@@ -325,4 +448,33 @@ fn new_token() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     b64::encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_list_pages() {
+        let all: Vec<String> = (0..5).map(|i| format!("o{i}")).collect();
+        let u = "https://x/v2/p/account/a/orders";
+        assert_eq!(list_page(&all, u, None).unwrap(), (&all[..], None));
+        assert_eq!(list_page(&all, u, Some(2)).unwrap(), (&all[0..2], Some(1)));
+        let p2 = format!("{u}?cursor=1");
+        assert_eq!(
+            list_page(&all, &p2, Some(2)).unwrap(),
+            (&all[2..4], Some(2))
+        );
+        let p3 = format!("{u}?cursor=2");
+        assert_eq!(list_page(&all, &p3, Some(2)).unwrap(), (&all[4..5], None));
+        let far = format!("{u}?cursor=99");
+        assert_eq!(list_page(&all, &far, Some(2)).unwrap().0.len(), 0);
+        assert!(list_page(&all, &format!("{u}?cursor=x"), Some(2)).is_err());
+    }
+
+    #[test]
+    fn reuse_roll_bounds() {
+        assert!(!reuse_roll(0));
+        assert!(reuse_roll(100));
+    }
 }
