@@ -24,6 +24,8 @@ pub struct Knobs {
     pub chain_length: u32,
     /// `PEBBLE_ALTERNATE_ROOTS`: extra root chains.
     pub alternate_roots: u32,
+    /// The `-strict` flag (a flag, not a knob; carried with them to the same switches).
+    pub strict: bool,
 }
 
 impl Default for Knobs {
@@ -72,6 +74,7 @@ impl Knobs {
                 Some(n) if n > 0 => u32::try_from(n).unwrap_or(u32::MAX),
                 _ => 0,
             },
+            strict: false,
         }
     }
 
@@ -112,6 +115,12 @@ impl Knobs {
     pub fn apply(&self, profile: &mut Profile) {
         if self.always_valid {
             profile.order.danger_skip_validation = true;
+        }
+        profile.order.authz_reuse_percent = u8::try_from(self.authz_reuse.min(100)).unwrap_or(100);
+        profile.account.orders_per_page = Some(self.orders_per_page as usize);
+        if self.strict {
+            profile.strict.challenge_payload_exactly_empty_object = true;
+            profile.strict.refuse_resource_field = true;
         }
     }
 

@@ -130,7 +130,11 @@ pub fn main(program: &str, args: &[String]) -> i32 {
     let dnsserver = parsed.value("dnsserver", "").to_owned();
     let config_path = PathBuf::from(config_path);
     runtime.block_on(async move {
-        match run(&config_path, &dnsserver, Knobs::from_env()).await {
+        let knobs = Knobs {
+            strict,
+            ..Knobs::from_env()
+        };
+        match run(&config_path, &dnsserver, knobs).await {
             Ok(()) => 0,
             Err(e) => {
                 eprintln!("{e}");
@@ -281,6 +285,7 @@ pub fn pebble_profile(config: &PebbleConfig) -> Profile {
         nonce: Default::default(),
         rate_limit: Default::default(),
         faults: None,
+        strict: Default::default(),
     });
     p.meta.terms_of_service = Some(TERMS_OF_SERVICE.into());
     p.meta.caa_identities = config
@@ -296,6 +301,33 @@ pub fn pebble_profile(config: &PebbleConfig) -> Profile {
         .or_else(|| profiles.values().next())
         .map_or(config::DEFAULT_VALIDITY_SECONDS, |p| p.effective_validity());
     p.order.validity_days = u32::try_from(lifetime.div_ceil(86_400).max(1)).unwrap_or(90);
+    // Pebble's ACME features (issue 11 item 3), as profile switches.
+    p.order.cert_profiles = profiles
+        .iter()
+        .map(|(name, cp)| {
+            let days = u32::try_from(cp.effective_validity().div_ceil(86_400).max(1)).ok();
+            let profile = crate::profile::CertProfile {
+                description: cp.description.clone(),
+                validity_days: days,
+            };
+            (name.clone(), profile)
+        })
+        .collect();
+    p.order.blocked_domains = config.domain_blocklist.clone();
+    p.order.ip_identifiers = true;
+    if !p
+        .order
+        .challenge_types
+        .contains(&acme_proto::ChallengeType::DnsAccount01)
+    {
+        p.order
+            .challenge_types
+            .push(acme_proto::ChallengeType::DnsAccount01);
+    }
+    // Pebble refuses an account that does not agree to its terms, and any request without a
+    // User-Agent; `-strict` adds the rest (set by `strict_profile`).
+    p.account.terms_agreement_required = true;
+    p.strict.require_user_agent = true;
     p.order.challenge_retry_after =
         (config.retry_after_authz > 0).then_some(config.retry_after_authz as u64);
     p.order.processing_retry_after = config.retry_after_order.max(0) as u64;
@@ -506,6 +538,21 @@ mod tests {
         assert_eq!(p.order.challenge_retry_after, Some(3));
         assert_eq!(p.order.processing_retry_after, 5);
         assert!(!p.account.eab_required);
+        // Pebble's ACME features: its profiles, blocklist, IP identifiers, knobs, refusals.
+        assert_eq!(p.order.cert_profiles["shortlived"].validity_days, Some(6));
+        assert_eq!(p.order.cert_profiles["default"].validity_days, Some(90));
+        assert_eq!(p.order.blocked_domains, ["blocked-domain.example"]);
+        assert!(p.order.ip_identifiers && p.account.terms_agreement_required);
+        assert_eq!(p.order.authz_reuse_percent, 50);
+        assert_eq!(p.account.orders_per_page, Some(3));
+        assert!(p.strict.require_user_agent && !p.strict.refuse_resource_field);
+        let strict = Knobs {
+            strict: true,
+            ..knobs
+        };
+        let sc = server_config(&config, "", &strict, &repo()).unwrap();
+        let s = &sc.profiles[0].strict;
+        assert!(s.challenge_payload_exactly_empty_object && s.refuse_resource_field);
     }
 
     #[test]
