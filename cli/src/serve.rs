@@ -159,6 +159,10 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         _ => "starting the server".to_owned(),
     })?;
+    server
+        .state()
+        .console
+        .set_report_view(client_under_test::report::html_from_json);
     let ini = mock_server::banner::write_certbot_ini(server.ready(), &data_dir);
     if let Err(e) = &ini {
         eprintln!("warning: {e}; no certbot command printed");

@@ -535,6 +535,14 @@ fn junit_in(results: &[ScenarioResult], secrets_seen: bool) -> String {
     out
 }
 
+/// A vet or matrix JSON report (`--json`) as [`html`] shows it: what the web console's
+/// report view calls.
+pub fn html_from_json(text: &str) -> Result<String, String> {
+    let report: RunReport = serde_json::from_str(text)
+        .map_err(|e| format!("not a vet or matrix JSON report (--json): {e}"))?;
+    Ok(html(&report.with_assessments()))
+}
+
 /// A self-contained HTML page (inline CSS, no scripts, nothing fetched). It leads with each
 /// client's recommendation and four answers; the evidence and the scenario table are folded
 /// below. The layout wraps long values, so it fits a laptop screen (1,400 px) without

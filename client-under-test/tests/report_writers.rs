@@ -118,6 +118,20 @@ fn html_is_self_contained() {
     insta::assert_snapshot!(html);
 }
 
+/// What the web console's report view shows: the `--json` report read back, as `--html`
+/// writes it.
+#[test]
+fn a_json_report_reads_back_into_the_html_report() {
+    let report = RunReport::new(8, sample()).with_assessments();
+    let json = serde_json::to_string(&report).unwrap();
+    assert_eq!(
+        report::html_from_json(&json).unwrap(),
+        report::html(&report)
+    );
+    let e = report::html_from_json("{\"seed\": 8}").unwrap_err();
+    assert!(e.contains("not a vet or matrix JSON report"), "{e}");
+}
+
 #[test]
 fn markdown_matrix_with_reasons() {
     let mut results = sample();

@@ -101,6 +101,7 @@ fn transcripts(c: &mut Criterion) {
         response_body: Some(response.clone()),
         account: jws_kid(&body),
         eab_kid: Some("DemoPhysicsKeyId0000Ab".into()),
+        fault: None,
     };
     let store = Transcripts::default();
     c.bench_function("transcript_record", |b| {
@@ -109,6 +110,29 @@ fn transcripts(c: &mut Criterion) {
             store.record(black_box(raw(seq)));
         })
     });
+    // The same with the console's live view open: a subscriber that drains the channel on a
+    // thread of its own, as the console's event stream does.
+    let watched = Transcripts::default();
+    let mut rx = watched.subscribe();
+    let drain = std::thread::spawn(move || {
+        use tokio::sync::broadcast::error::TryRecvError;
+        loop {
+            match rx.try_recv() {
+                Ok(e) => drop(black_box(e)),
+                Err(TryRecvError::Empty) => std::thread::yield_now(),
+                Err(TryRecvError::Lagged(_)) => {}
+                Err(TryRecvError::Closed) => break,
+            }
+        }
+    });
+    c.bench_function("transcript_record_watched", |b| {
+        b.iter(|| {
+            let (seq, _) = watched.stamp();
+            watched.record(black_box(raw(seq)));
+        })
+    });
+    drop(watched);
+    let _ = drain.join();
     let one = raw(1);
     c.bench_function("transcript_decode", |b| b.iter(|| black_box(&one).decode()));
 }

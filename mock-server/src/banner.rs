@@ -58,6 +58,12 @@ pub fn write_certbot_ini(ready: &ReadyInfo, data_dir: &Path) -> Result<Option<Pa
     Ok(Some(ini))
 }
 
+/// The web console's URL: on the admin API's (loopback) origin, when the server has one.
+pub fn console_url(ready: &ReadyInfo) -> Option<String> {
+    let admin = ready.admin_url.as_deref()?;
+    Some(format!("{}/console/", admin.strip_suffix("/admin")?))
+}
+
 /// The banner: directories, files to trust, the demo credential and, when `certbot_ini` was
 /// written, a certbot command that reads the key from it.
 pub fn text(ready: &ReadyInfo, data_dir: &Path, certbot_ini: Option<&Path>) -> String {
@@ -89,6 +95,13 @@ pub fn text(ready: &ReadyInfo, data_dir: &Path, certbot_ini: Option<&Path>) -> S
     let _ = writeln!(w, "Issued chains verify to: {}", ready.roots.display());
     let ready_json = data_dir.join("ready.json");
     let _ = writeln!(w, "For scripts:             {}", ready_json.display());
+    if let Some(console) = console_url(ready) {
+        let _ = writeln!(
+            w,
+            "Web console:             {console} (log in with the admin token in {})",
+            data_dir.join("admin-token").display()
+        );
+    }
     let Some(demo) = &ready.demo else {
         return out;
     };
@@ -301,5 +314,19 @@ mod banner_tests {
         let banner = text(&ready, Path::new("/data"), None);
         assert!(!banner.contains("certbot certonly"), "{banner}");
         assert!(banner.contains("key id:   demo-kid"), "{banner}");
+    }
+
+    #[test]
+    fn the_banner_names_the_console_on_the_admin_origin_only() {
+        let mut ready = demo_ready();
+        ready.admin_url = Some("https://127.0.0.1:14000/admin".into());
+        let banner = text(&ready, Path::new("/data"), None);
+        assert!(
+            banner.contains("Web console:             https://127.0.0.1:14000/console/"),
+            "{banner}"
+        );
+        assert!(banner.contains("/data/admin-token"), "{banner}");
+        ready.admin_url = None;
+        assert!(!text(&ready, Path::new("/data"), None).contains("console"));
     }
 }

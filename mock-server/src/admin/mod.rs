@@ -88,12 +88,11 @@ pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/faults/events", get(fault_events))
         .route("/dns/{name}", put(set_dns).delete(clear_dns).get(get_dns))
         .layer(middleware::from_fn_with_state(state, require_token))
+        .layer(middleware::from_fn(loopback_only))
 }
 
-/// 403 from anywhere but loopback; 401 without `Authorization: Bearer <token>`, compared in
-/// constant time.
-async fn require_token(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    use subtle::ConstantTimeEq as _;
+/// 403 from anywhere but loopback (the admin API and the console).
+pub(crate) async fn loopback_only(req: Request, next: Next) -> Response {
     let peer = req
         .extensions()
         .get::<crate::http::ConnControl>()
@@ -101,10 +100,67 @@ async fn require_token(State(state): State<Arc<AppState>>, req: Request, next: N
     if peer.is_some_and(|p| !p.ip().is_loopback()) {
         return AdminError(
             StatusCode::FORBIDDEN,
-            "the admin API answers loopback clients only".into(),
+            "the admin API and the console answer loopback clients only".into(),
         )
         .into_response();
     }
+    next.run(req).await
+}
+
+/// Runs one admin API request in-process, as the admin token's holder: the console's forms
+/// go through here, so they get the admin API's validation and its error messages.
+pub(crate) async fn call(
+    state: &Arc<AppState>,
+    method: http::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> Result<serde_json::Value, (StatusCode, String)> {
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    call_text(state, method, path, body).await
+}
+
+/// [`call`] with a body as it is (a fault plan in TOML).
+pub(crate) async fn call_text(
+    state: &Arc<AppState>,
+    method: http::Method,
+    path: &str,
+    body: String,
+) -> Result<serde_json::Value, (StatusCode, String)> {
+    use tower::ServiceExt as _;
+    let app = router(state.clone()).with_state(state.clone());
+    let request = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header(
+            header::AUTHORIZATION,
+            format!("Bearer {}", state.admin_token.expose()),
+        )
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(axum::body::Body::from(body))
+        .map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?;
+    let response = match app.oneshot(request).await {
+        Ok(r) => r,
+        Err(never) => match never {},
+    };
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 16 * 1024 * 1024)
+        .await
+        .unwrap_or_default();
+    let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    if status.is_success() {
+        return Ok(json);
+    }
+    let message = json
+        .get("error")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned)
+        .unwrap_or_else(|| status.to_string());
+    Err((status, message))
+}
+
+/// 401 without `Authorization: Bearer <token>`, compared in constant time.
+async fn require_token(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    use subtle::ConstantTimeEq as _;
     let given = req
         .headers()
         .get(header::AUTHORIZATION)

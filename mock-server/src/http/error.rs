@@ -13,6 +13,11 @@ pub struct AcmeError(Box<Inner>);
 #[derive(Clone, Copy, Debug)]
 pub struct Injected;
 
+/// Marks a response that a fault plan's rule made (whatever its form): the record keeps it,
+/// and the console shows the exchange as injected.
+#[derive(Clone, Copy, Debug)]
+pub struct InjectedFault(pub crate::faults::FaultKind);
+
 #[derive(Debug)]
 struct Inner {
     status: StatusCode,
@@ -20,6 +25,8 @@ struct Inner {
     headers: Vec<(HeaderName, HeaderValue)>,
     /// A response sent instead of the problem document (injected HTML error pages).
     raw: Option<Response>,
+    /// The fault that made this refusal, when a fault plan did.
+    fault: Option<crate::faults::FaultKind>,
 }
 
 impl AcmeError {
@@ -30,6 +37,7 @@ impl AcmeError {
             problem: Problem::new(kind, status.as_u16(), detail),
             headers: Vec::new(),
             raw: None,
+            fault: None,
         }))
     }
 
@@ -90,6 +98,12 @@ impl AcmeError {
         err
     }
 
+    /// Marks the refusal as made by the fault `kind` of a fault plan.
+    pub(crate) fn injected_by(mut self, kind: crate::faults::FaultKind) -> Self {
+        self.0.fault = Some(kind);
+        self
+    }
+
     /// Adds a response header.
     pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
         self.0.headers.push((name, value));
@@ -115,7 +129,10 @@ impl AcmeError {
 impl IntoResponse for AcmeError {
     fn into_response(self) -> Response {
         let inner = *self.0;
-        if let Some(raw) = inner.raw {
+        if let Some(mut raw) = inner.raw {
+            if let Some(kind) = inner.fault {
+                raw.extensions_mut().insert(InjectedFault(kind));
+            }
             return raw;
         }
         let body = serde_json::to_vec(&inner.problem).unwrap_or_default();
@@ -127,6 +144,9 @@ impl IntoResponse for AcmeError {
         );
         for (name, value) in inner.headers {
             headers.append(name, value);
+        }
+        if let Some(kind) = inner.fault {
+            response.extensions_mut().insert(InjectedFault(kind));
         }
         response
     }

@@ -105,6 +105,8 @@ pub struct AppState {
     /// renewalInfo answers set through Pebble's `/set-renewal-info/`, by certificate serial
     /// (lower-case hex), served verbatim instead of the computed window.
     pub renewal_overrides: dashmap::DashMap<String, String>,
+    /// The web console's sessions.
+    pub console: crate::console::Console,
 }
 
 /// What [`AppState::new`] needs besides the store, the CA and the profiles.
@@ -160,6 +162,7 @@ impl AppState {
             limits: extras.limits,
             dir_alias: None,
             renewal_overrides: dashmap::DashMap::new(),
+            console: crate::console::Console::default(),
         }
     }
 
@@ -187,7 +190,8 @@ impl AppState {
         let Some(rule) = self.faults.decide(plans, eab_kid, endpoint) else {
             return Ok(None);
         };
-        match rule.fault {
+        let kind = rule.fault;
+        let decided = match rule.fault {
             F::BadNonce => Err(AcmeError::bad_nonce("The Replay Nonce is not recognized")),
             F::RateLimited => Err(AcmeError::html_page(
                 S::TOO_MANY_REQUESTS,
@@ -215,7 +219,8 @@ impl AppState {
                 None => Err(AcmeError::html_page(S::BAD_GATEWAY, None)),
             },
             F::Processing | F::InvalidChallenge => Ok(Some(rule)),
-        }
+        };
+        decided.map_err(|e| e.injected_by(kind))
     }
 
     /// An order's status now: `processing` turns `valid` when its time has come, and a
@@ -413,6 +418,7 @@ fn routes(state: Arc<AppState>) -> Router {
             post(h::certificate_alternate).fallback(h::post_only),
         )
         .nest("/admin", crate::admin::router(state.clone()))
+        .merge(crate::console::router(state.clone()))
         .fallback(h::not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -429,8 +435,8 @@ fn routes(state: Arc<AppState>) -> Router {
 /// a fresh Replay-Nonce, Link rel="index", Cache-Control, CORS and HSTS.
 async fn common_headers(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
-    if path.starts_with("/admin/") {
-        // The admin API answers JSON of its own, without ACME's headers.
+    if path.starts_with("/admin/") || path == "/console" || path.starts_with("/console/") {
+        // The admin API and the console answer of their own, without ACME's headers.
         return next.run(req).await;
     }
     let mut response = problem_for_every_error(next.run(req).await).await;

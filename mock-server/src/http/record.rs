@@ -136,6 +136,7 @@ pub(crate) async fn record(
             response_body: None,
             account: kid.clone(),
             eab_kid: eab_kid.clone(),
+            fault: None,
         }),
     };
 
@@ -171,6 +172,10 @@ pub(crate) async fn record(
         eab_kid = state.store.account_eab_kid(id);
     }
 
+    let fault = response
+        .extensions()
+        .get::<super::error::InjectedFault>()
+        .map(|f| f.0);
     let status = response.status().as_u16();
     let response_headers = pick(response.headers(), &RESPONSE_HEADERS, false);
     let is_json = response
@@ -203,6 +208,7 @@ pub(crate) async fn record(
         response_body,
         account,
         eab_kid,
+        fault,
     };
     keep(&state, exchange);
     response

@@ -53,6 +53,8 @@ pub struct RawExchange {
     pub account: Option<String>,
     /// The EAB key id involved: the scope the exchange is kept under.
     pub eab_kid: Option<String>,
+    /// The fault the fault plan answered this request with, if one did.
+    pub fault: Option<crate::faults::FaultKind>,
 }
 
 impl std::fmt::Debug for RawExchange {
@@ -72,6 +74,7 @@ impl std::fmt::Debug for RawExchange {
             )
             .field("account", &self.account)
             .field("eab_kid", &self.eab_kid)
+            .field("fault", &self.fault)
             .finish_non_exhaustive()
     }
 }
@@ -239,7 +242,17 @@ impl Kept {
             Kept::Restored(e) => (**e).clone(),
         }
     }
+
+    fn fault(&self) -> Option<crate::faults::FaultKind> {
+        match self {
+            Kept::Raw(r) => r.fault,
+            Kept::Restored(_) => None,
+        }
+    }
 }
+
+/// How many recorded exchanges wait for a slow live subscriber before it starts losing them.
+const LIVE_BACKLOG: usize = 1024;
 
 /// The transcript store.
 #[derive(Debug)]
@@ -247,6 +260,9 @@ pub struct Transcripts {
     started: Instant,
     seq: AtomicU64,
     scopes: super::Map<String, Mutex<VecDeque<Kept>>>,
+    /// Every recorded exchange as it is kept, for the console's live view. A broadcast
+    /// channel never blocks the sender: a subscriber that falls behind loses the oldest.
+    live: tokio::sync::broadcast::Sender<RawExchange>,
 }
 
 impl Default for Transcripts {
@@ -255,6 +271,7 @@ impl Default for Transcripts {
             started: Instant::now(),
             seq: AtomicU64::new(0),
             scopes: super::Map::default(),
+            live: tokio::sync::broadcast::channel(LIVE_BACKLOG).0,
         }
     }
 }
@@ -275,6 +292,10 @@ impl Transcripts {
 
     /// Stores an exchange under its EAB key id (or `-`).
     pub fn record(&self, exchange: RawExchange) {
+        // Nobody watching (the usual case under load) costs one atomic load.
+        if self.live.receiver_count() > 0 {
+            let _ = self.live.send(exchange.clone());
+        }
         let scope = exchange.eab_kid.clone();
         self.keep(scope.as_deref(), Kept::Raw(exchange));
     }
@@ -309,6 +330,21 @@ impl Transcripts {
 
     /// Every exchange after sequence number `since`, in sequence order.
     pub fn since(&self, since: u64) -> Vec<Exchange> {
+        self.kept_since(since).iter().map(Kept::decode).collect()
+    }
+
+    /// [`Transcripts::since`], each exchange with the fault injected into it (if any).
+    pub fn since_with_faults(
+        &self,
+        since: u64,
+    ) -> Vec<(Exchange, Option<crate::faults::FaultKind>)> {
+        self.kept_since(since)
+            .iter()
+            .map(|k| (k.decode(), k.fault()))
+            .collect()
+    }
+
+    fn kept_since(&self, since: u64) -> Vec<Kept> {
         let mut kept: Vec<Kept> = Vec::new();
         for list in self.scopes.iter() {
             if let Ok(l) = list.lock() {
@@ -316,7 +352,14 @@ impl Transcripts {
             }
         }
         kept.sort_by_key(Kept::seq);
-        kept.iter().map(Kept::decode).collect()
+        kept
+    }
+
+    /// Every exchange recorded from now on, as it is recorded. A subscriber more than
+    /// 1,024 exchanges behind gets `Lagged` and misses them (read them back with
+    /// [`Transcripts::since`]); the request path never waits for it.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<RawExchange> {
+        self.live.subscribe()
     }
 
     /// How many exchanges are kept, over every scope (nothing is decoded).
@@ -384,6 +427,7 @@ mod tests {
             )),
             account: None,
             eab_kid: eab_kid.map(str::to_owned),
+            fault: None,
         }
     }
 
@@ -483,5 +527,29 @@ mod tests {
             PER_SCOPE as u64 + 7,
             "restored records number on"
         );
+    }
+
+    /// The live view's channel never holds up recording: a watcher that reads nothing falls
+    /// behind, is told so, and the store keeps everything.
+    #[test]
+    fn a_watcher_that_does_not_read_never_blocks_recording() {
+        use tokio::sync::broadcast::error::TryRecvError;
+        let store = Transcripts::default();
+        let mut idle = store.subscribe();
+        let body = jws(
+            serde_json::json!({"alg": "ES256", "nonce": "n"}),
+            Value::Null,
+        );
+        for _ in 0..(LIVE_BACKLOG * 3) {
+            let (seq, _) = store.stamp();
+            store.record(raw(seq, body.clone(), Some("K")));
+        }
+        assert_eq!(store.count(), LIVE_BACKLOG * 3);
+        assert!(
+            matches!(idle.try_recv(), Err(TryRecvError::Lagged(n)) if n == 2 * LIVE_BACKLOG as u64)
+        );
+        // After the gap it gets the newest, in order.
+        let next = idle.try_recv().unwrap();
+        assert_eq!(next.seq, 2 * LIVE_BACKLOG as u64 + 1);
     }
 }
