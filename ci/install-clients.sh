@@ -13,10 +13,11 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 OPT=/opt/acme-harness
-# chromium: the HTML report's layout test and the screenshot CI keeps of it.
+# chromium: the HTML report's layout test and the screenshot CI keeps of it; chromium-driver:
+# the web console's browser test (WebDriver).
 # bubblewrap: the sandbox vet and the matrix run every client in (private network, filesystem
 # view); strace: the trace of what each client touched.
-PACKAGES=(certbot lego dehydrated uacme caddy acme-tiny pebble openssl jq curl python3 python3-venv procps util-linux strace bubblewrap chromium)
+PACKAGES=(certbot lego dehydrated uacme caddy acme-tiny pebble openssl jq curl python3 python3-venv procps util-linux strace bubblewrap chromium chromium-driver)
 # Debian's nodejs only where no node is installed (a machine may bring its own).
 command -v node >/dev/null 2>&1 || PACKAGES+=(nodejs)
 command -v npm >/dev/null 2>&1 || PACKAGES+=(npm)
