@@ -364,8 +364,12 @@ impl Client {
     }
 
     /// Sends a signed POST (payload `None` is POST-as-GET), retrying badNonce with the nonce
-    /// the refusal carries and waiting out 429/503 Retry-After within the deadline. Problems
-    /// come back as [`Error::Refused`].
+    /// the refusal carries and waiting out 429/503 Retry-After within the deadline. A request
+    /// that is safe to send again ([`repeatable`]: POST-as-GET, newAccount, newOrder, a
+    /// challenge response) is also sent again, a few times with backoff, after a proxy's
+    /// 502/504 page (after its Retry-After, when it gives one), a 429/503 without
+    /// Retry-After, or a connection that broke before the answer came. Problems come back as
+    /// [`Error::Refused`].
     pub(crate) async fn post(
         &self,
         action: &str,
@@ -374,13 +378,30 @@ impl Client {
         payload: Option<&Value>,
     ) -> Result<Response> {
         let mut bad_nonces = 0;
+        let mut transient = 0;
+        let repeatable = repeatable(action, payload);
         loop {
             let nonce = self.nonce().await?;
-            let response = self
+            let sent = self
                 .inner
                 .raw
                 .post_signed(signer.key, signer.kid, &nonce, url, payload)
-                .await?;
+                .await;
+            let response = match sent {
+                Ok(r) => r,
+                // The request was sent and the answer lost (not a refused connection or a
+                // TLS failure, which repeat the same way).
+                Err(Error::Transport { source, .. })
+                    if repeatable && !source.is_connect() && transient < TRANSIENT_RETRIES =>
+                {
+                    let what =
+                        format!("{action}: the connection broke before the answer ({source})");
+                    self.wait(&what, self.backoff(transient), false).await?;
+                    transient += 1;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             pool_nonce(&self.inner, &response);
             tracing::debug!(%url, status = response.status, action, "ACME request");
             if (200..300).contains(&response.status) {
@@ -398,6 +419,16 @@ impl Client {
             if let Some(delay) = busy_delay(&response) {
                 let what = format!("{action}: the CA is busy (HTTP {})", response.status);
                 self.wait(&what, delay, true).await?;
+                continue;
+            }
+            let gateway = matches!(response.status, 502 | 504) && repeatable;
+            if (gateway || matches!(response.status, 429 | 503)) && transient < TRANSIENT_RETRIES {
+                let what = format!("{action}: HTTP {} from the CA's side", response.status);
+                match response.retry_after() {
+                    Some(delay) => self.wait(&what, delay, true).await?,
+                    None => self.wait(&what, self.backoff(transient), false).await?,
+                }
+                transient += 1;
                 continue;
             }
             return Err(match problem {
@@ -468,6 +499,18 @@ impl Client {
             attempt += 1;
         }
     }
+}
+
+/// How many times a repeatable request is sent again after a gateway page, a busy answer
+/// without Retry-After or a broken connection (1, 1.6, 2.6, 4.1 s of backoff).
+const TRANSIENT_RETRIES: u32 = 4;
+
+/// Whether sending `action` again cannot do harm: POST-as-GET reads; newAccount (the same key
+/// finds the same account), newOrder (at worst a second order), a challenge response (the
+/// CA ignores a repeat). Not finalize (it looks at the order instead), revocation, key
+/// change or deactivation.
+fn repeatable(action: &str, payload: Option<&Value>) -> bool {
+    payload.is_none() || matches!(action, "newAccount" | "newOrder" | "challenge")
 }
 
 /// The delay a 429 or 503 asks for, if it gives one.

@@ -3,8 +3,9 @@
 //!
 //! - [`Client`]: directory discovery, the nonce pool (HEAD newNonce, GET fallback), signed
 //!   requests that retry badNonce with the nonce the refusal carries and wait out 429/503
-//!   Retry-After, polling with Retry-After (seconds or HTTP-date), backoff, jitter and one
-//!   overall deadline.
+//!   Retry-After, send requests that are safe to repeat again after a proxy's 502/504 page or
+//!   a broken connection, polling with Retry-After (seconds or HTTP-date), backoff, jitter and
+//!   one overall deadline.
 //! - [`Account`]: newAccount with External Account Binding ([`EabCredential`]),
 //!   onlyReturnExisting, contact update, deactivation, key rollover.
 //! - Orders: [`Account::issue`] runs newOrder, authorizations (already-valid ones are skipped,

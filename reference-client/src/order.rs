@@ -16,7 +16,7 @@ use crate::solver::{ChallengeData, Solver};
 
 /// How many times finalize is sent while the CA answers it with a server error and the order
 /// stays `ready` (the CSR was not taken).
-const FINALIZE_ATTEMPTS: u32 = 3;
+const FINALIZE_ATTEMPTS: u32 = 4;
 
 /// An order and its URL.
 #[derive(Clone, Debug)]
@@ -247,7 +247,7 @@ impl Account {
     /// Finalizes a ready order with `csr_der` and waits for it to become valid
     /// (RFC 8555 §7.4; Sectigo keeps it `processing` with Retry-After for a while). A server
     /// error at finalize is followed by a look at the order: the CSR is sent again (up to
-    /// three times in all, with backoff) only while the order is still `ready`.
+    /// four times in all, with backoff) only while the order is still `ready`.
     pub async fn finalize(&self, order: &OrderHandle, csr_der: &[u8]) -> Result<Order> {
         let payload = json!({ "csr": b64::encode(csr_der) });
         let mut attempt = 0;
@@ -265,10 +265,9 @@ impl Account {
                 // Sectigo answers finalize with serverInternal now and then (lego #1183). The
                 // order tells whether the CA took the CSR anyway: processing or valid, follow
                 // it; still ready, the CSR was not taken, so send it again, a few times.
-                // An HTML 5xx from a proxy in front of the CA (Error::Unexpected) likewise.
-                Err(e @ (Error::Refused { status, .. } | Error::Unexpected { status, .. }))
-                    if status >= 500 =>
-                {
+                // An HTML 5xx from a proxy in front of the CA (Error::Unexpected), or a
+                // connection that broke before the answer, likewise.
+                Err(e) if server_error_or_lost(&e) => {
                     let (now, retry_after) = self.fetch_order(&order.url).await?;
                     match now.status {
                         Status::Processing | Status::Valid => {
@@ -281,7 +280,7 @@ impl Account {
                         Status::Ready if attempt + 1 < FINALIZE_ATTEMPTS => {
                             self.client
                                 .wait(
-                                    "finalize refused with a server error, order still ready",
+                                    "finalize got no answer or a server error, order still ready",
                                     self.client.backoff(attempt + 1),
                                     false,
                                 )
@@ -470,5 +469,15 @@ impl Client {
             });
         }
         Ok(Some(r.json::<RenewalInfo>()?.suggested_window))
+    }
+}
+
+/// A finalize that may or may not have been taken: the CA answered a 5xx (its own problem
+/// or a proxy's page), or the connection broke after the request was sent.
+fn server_error_or_lost(e: &Error) -> bool {
+    match e {
+        Error::Refused { status, .. } | Error::Unexpected { status, .. } => *status >= 500,
+        Error::Transport { source, .. } => !source.is_connect(),
+        _ => false,
     }
 }

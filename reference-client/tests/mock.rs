@@ -504,6 +504,54 @@ async fn rate_limited_html_with_retry_after_is_waited_out() {
     );
 }
 
+/// What a proxy in front of the CA does now and then: a 502 page with Retry-After on newOrder,
+/// a 504 without one on the certificate download, a connection that breaks before the answer
+/// on an order poll and on finalize. Each request that is safe to repeat is sent again; the
+/// broken finalize is followed by a look at the order, still ready (the mock drops the
+/// connection before it takes the CSR), so the CSR goes again.
+#[tokio::test]
+async fn gateway_pages_and_broken_connections_are_ridden_out() {
+    let server = start().await;
+    let events = Events::default();
+    let client = client(&server, RSA, &events).await;
+    let account = register(&server, &client).await;
+    set_faults(
+        &server,
+        serde_json::json!({"rule": [
+            {"endpoint": "newOrder", "fault": "badGateway", "nth": [1], "retry_after": 1},
+            {"endpoint": "finalize", "fault": "drop", "nth": [1]},
+            {"endpoint": "order", "fault": "drop", "nth": [1]},
+            {"endpoint": "certificate", "fault": "gatewayTimeout", "nth": [1, 2]}
+        ]}),
+    )
+    .await;
+    let issued = issue_physics(&account).await.unwrap();
+    assert_eq!(issued.order.order.status, Status::Valid);
+    let lines = events.lines().join("\n");
+    assert!(
+        lines.contains("newOrder: HTTP 502 from the CA's side"),
+        "{lines}"
+    );
+    assert!(lines.contains("certificate download: HTTP 504"), "{lines}");
+    assert!(
+        lines.contains("the connection broke before the answer"),
+        "{lines}"
+    );
+    assert!(
+        lines.contains("finalize got no answer or a server error, order still ready"),
+        "{lines}"
+    );
+    let finalizes = server
+        .state()
+        .store
+        .transcripts
+        .all()
+        .into_iter()
+        .filter(|e| e.path().ends_with("/finalize"))
+        .count();
+    assert_eq!(finalizes, 2, "{lines}");
+}
+
 #[tokio::test]
 async fn server_internal_at_finalize_is_retried_while_the_order_is_ready() {
     let server = start().await;
@@ -532,11 +580,11 @@ async fn server_internal_at_finalize_is_retried_while_the_order_is_ready() {
     assert!(
         lines
             .iter()
-            .any(|l| l.starts_with("finalize refused with a server error, order still ready")),
+            .any(|l| l.starts_with("finalize got no answer or a server error, order still ready")),
         "{lines:?}"
     );
 
-    // Every time: after three attempts the refusal is typed, with the server's problem.
+    // Every time: after four attempts the refusal is typed, with the server's problem.
     set_faults(
         &server,
         serde_json::json!({"rule": [
@@ -552,25 +600,21 @@ async fn server_internal_at_finalize_is_retried_while_the_order_is_ready() {
         problem.detail.as_deref(),
         Some("The server experienced an internal error")
     );
-    assert_eq!(
-        finalize_statuses().len(),
-        1 + 1 + 3,
-        "two tries, then three"
-    );
+    assert_eq!(finalize_statuses().len(), 1 + 1 + 4, "two tries, then four");
 
     // A proxy's HTML 502 in front of the CA is treated the same way. The plan's counter goes on
-    // across plans: this is the 6th finalize.
+    // across plans: this is the 7th finalize.
     set_faults(
         &server,
         serde_json::json!({"rule": [
-            {"endpoint": "finalize", "fault": "badGateway", "nth": [6]}
+            {"endpoint": "finalize", "fault": "badGateway", "nth": [7]}
         ]}),
     )
     .await;
     let issued = issue_physics(&account).await.unwrap();
     assert_eq!(issued.order.order.status, Status::Valid);
     assert_eq!(
-        finalize_statuses()[5..],
+        finalize_statuses()[6..],
         [502, 200],
         "the 502, then the CSR again"
     );
