@@ -96,3 +96,139 @@ fn go_flag_errors_exit_2_and_help_exits_0() {
     let out = run(Command::new(&link).args(["-config", ""]));
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// Kills and reaps a child when the test ends, however it ends.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_for(port: u16) {
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("nothing listens on port {port}");
+}
+
+/// A plain-HTTP POST to the challtestsrv management API; returns the body.
+fn manage(port: u16, path: &str, body: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+/// Pebble and pebble-challtestsrv started as a suite starts them (links with their names,
+/// Go flags, Pebble's config and knobs), and the reference client obtains a certificate with
+/// real http-01 validation, the name resolved through challtestsrv's DNS.
+#[test]
+fn pebble_and_challtestsrv_issue_with_real_http01() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["pebble", "pebble-challtestsrv"] {
+        std::os::unix::fs::symlink(BIN, dir.path().join(name)).unwrap();
+    }
+    let (acme, mgmt, http01, dns, cts) = (
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+    );
+    let certs = repo().join("fixtures/pebble/certs");
+    let config = dir.path().join("pebble-config.json");
+    std::fs::write(
+        &config,
+        format!(
+            r#"{{"pebble": {{"listenAddress": "127.0.0.1:{acme}",
+                "managementListenAddress": "127.0.0.1:{mgmt}",
+                "certificate": "{cert}", "privateKey": "{key}",
+                "httpPort": {http01}, "tlsPort": 5001,
+                "externalAccountBindingRequired": false,
+                "retryAfter": {{"authz": 1, "order": 1}}}}}}"#,
+            cert = certs.join("cert.pem").display(),
+            key = certs.join("key.pem").display(),
+        ),
+    )
+    .unwrap();
+    let _cts = Reaped(
+        Command::new(dir.path().join("pebble-challtestsrv"))
+            .args(["-http01", "", "-https01", "", "-tlsalpn01", "", "-doh", ""])
+            .arg(format!("--dnsserver=127.0.0.1:{dns}"))
+            .args(["-management", &format!("127.0.0.1:{cts}")])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let _pebble = Reaped(
+        Command::new(dir.path().join("pebble"))
+            .args(["-config", config.to_str().unwrap()])
+            .args(["-dnsserver", &format!("127.0.0.1:{dns}")])
+            .env("PEBBLE_VA_NOSLEEP", "1")
+            .env("PEBBLE_WFE_NONCEREJECT", "0")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for(cts);
+    wait_for(acme);
+    wait_for(mgmt);
+    let out = Command::new(BIN)
+        .args([
+            "client",
+            "issue",
+            "--server",
+            &format!("https://localhost:{acme}/dir"),
+        ])
+        .args(["--ca-file", certs.join("ca.pem").to_str().unwrap()])
+        .args(["--state-dir", dir.path().join("state").to_str().unwrap()])
+        .args([
+            "-d",
+            "e2e.pebble.example",
+            "--agree-tos",
+            "--email",
+            "a@pebble.example",
+        ])
+        .args(["--http-01", &format!("127.0.0.1:{http01}")])
+        .args(["--out", dir.path().join("out").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let cert = std::fs::read_to_string(dir.path().join("out/cert.pem")).unwrap();
+    assert!(cert.contains("BEGIN CERTIFICATE"));
+    let history = manage(
+        cts,
+        "/dns-request-history",
+        r#"{"host":"e2e.pebble.example"}"#,
+    );
+    assert!(
+        history.contains("\"Name\": \"e2e.pebble.example.\""),
+        "validation resolved through challtestsrv: {history}"
+    );
+}

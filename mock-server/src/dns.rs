@@ -6,13 +6,14 @@ use std::io;
 use std::iter;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use dashmap::DashMap;
 use hickory_server::Server;
 use hickory_server::net::runtime::Time;
 use hickory_server::proto::op::{Edns, Header, HeaderCounts, Metadata, OpCode, ResponseCode};
-use hickory_server::proto::rr::rdata::{A, AAAA, CAA, TXT};
+use hickory_server::proto::rr::rdata::{A, AAAA, CAA, CNAME, TXT};
 use hickory_server::proto::rr::{Name, RData, Record, RecordType};
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
@@ -51,9 +52,61 @@ pub struct Records {
 }
 
 /// The zone data: names without the trailing dot, lower case.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MockDns {
     records: DashMap<String, Records>,
+    /// What A and AAAA queries get where nothing is set (pebble-challtestsrv's
+    /// `-defaultIPv4`/`-defaultIPv6`): 127.0.0.1 and nothing, unless changed.
+    defaults: std::sync::RwLock<(Option<Ipv4Addr>, Option<Ipv6Addr>)>,
+    /// Each record type falls back to its default on its own (challtestsrv), instead of a
+    /// name with any record set having exactly those records (the admin API).
+    per_type_defaults: AtomicBool,
+    /// CNAMEs: name -> target (FQDN without the trailing dot).
+    cnames: DashMap<String, String>,
+    /// Names every query for which gets SERVFAIL.
+    servfail: DashMap<String, ()>,
+    /// Whether questions are kept for [`MockDns::history`].
+    keep_history: AtomicBool,
+    /// Questions asked, by name as asked (without the trailing dot).
+    history: DashMap<String, Vec<DnsQuestion>>,
+}
+
+/// The record types the mock keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordKind {
+    /// IPv4 addresses.
+    A,
+    /// IPv6 addresses.
+    Aaaa,
+    /// Text.
+    Txt,
+    /// Certification Authority Authorization.
+    Caa,
+}
+
+/// A question the DNS server was asked (challtestsrv's `dns-request-history`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsQuestion {
+    /// The name, as asked, with its trailing dot.
+    pub name: String,
+    /// The query type (1 A, 28 AAAA, 16 TXT, 257 CAA, ...).
+    pub qtype: u16,
+    /// The query class (1 IN).
+    pub qclass: u16,
+}
+
+impl Default for MockDns {
+    fn default() -> Self {
+        Self {
+            records: DashMap::new(),
+            defaults: std::sync::RwLock::new((Some(Ipv4Addr::LOCALHOST), None)),
+            per_type_defaults: AtomicBool::new(false),
+            cnames: DashMap::new(),
+            servfail: DashMap::new(),
+            keep_history: AtomicBool::new(false),
+            history: DashMap::new(),
+        }
+    }
 }
 
 fn key(name: &str) -> String {
@@ -79,25 +132,150 @@ impl MockDns {
 
     /// Adds one TXT string to `name` (dns-01 solvers).
     pub fn add_txt(&self, name: &str, value: &str) {
-        self.records
-            .entry(key(name))
-            .or_insert_with(|| Records {
-                a: vec![Ipv4Addr::LOCALHOST],
-                ..Records::default()
-            })
-            .txt
-            .push(value.to_owned());
+        self.entry(name, |r| r.txt.push(value.to_owned()));
+    }
+
+    /// Changes the records of `name`, made with the default addresses (admin semantics) or
+    /// empty (per-type defaults) if it has none yet.
+    fn entry(&self, name: &str, change: impl FnOnce(&mut Records)) {
+        let per_type = self.per_type_defaults.load(Ordering::Relaxed);
+        let (v4, v6) = self.defaults();
+        let mut entry = self.records.entry(key(name)).or_insert_with(|| {
+            if per_type {
+                Records::default()
+            } else {
+                Records {
+                    a: v4.into_iter().collect(),
+                    aaaa: v6.into_iter().collect(),
+                    ..Records::default()
+                }
+            }
+        });
+        change(&mut entry);
+    }
+
+    fn defaults(&self) -> (Option<Ipv4Addr>, Option<Ipv6Addr>) {
+        *self.defaults.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sets what A queries get where no A record is set (`None`: nothing).
+    pub fn set_default_ipv4(&self, ip: Option<Ipv4Addr>) {
+        self.defaults.write().unwrap_or_else(|p| p.into_inner()).0 = ip;
+    }
+
+    /// Sets what AAAA queries get where no AAAA record is set (`None`: nothing).
+    pub fn set_default_ipv6(&self, ip: Option<Ipv6Addr>) {
+        self.defaults.write().unwrap_or_else(|p| p.into_inner()).1 = ip;
+    }
+
+    /// pebble-challtestsrv's model: each record type of a name falls back to its default on
+    /// its own, and questions are kept for [`MockDns::history`].
+    pub fn challtestsrv_mode(&self) {
+        self.per_type_defaults.store(true, Ordering::Relaxed);
+        self.keep_history.store(true, Ordering::Relaxed);
+    }
+
+    /// Appends A records.
+    pub fn add_a(&self, name: &str, ips: &[Ipv4Addr]) {
+        self.entry(name, |r| r.a.extend_from_slice(ips));
+    }
+
+    /// Appends AAAA records.
+    pub fn add_aaaa(&self, name: &str, ips: &[Ipv6Addr]) {
+        self.entry(name, |r| r.aaaa.extend_from_slice(ips));
+    }
+
+    /// Appends a CAA record.
+    pub fn add_caa(&self, name: &str, caa: Caa) {
+        self.entry(name, |r| r.caa.push(caa));
+    }
+
+    /// Removes one record type of `name`.
+    pub fn clear_type(&self, name: &str, kind: RecordKind) {
+        if let Some(mut r) = self.records.get_mut(&key(name)) {
+            match kind {
+                RecordKind::A => r.a.clear(),
+                RecordKind::Aaaa => r.aaaa.clear(),
+                RecordKind::Txt => r.txt.clear(),
+                RecordKind::Caa => r.caa.clear(),
+            }
+        }
+    }
+
+    /// Sets (or with `None` removes) the CNAME of `name`.
+    pub fn set_cname(&self, name: &str, target: Option<&str>) {
+        match target {
+            Some(t) => {
+                self.cnames.insert(key(name), key(t));
+            }
+            None => {
+                self.cnames.remove(&key(name));
+            }
+        }
+    }
+
+    /// Makes every query for `name` fail with SERVFAIL, or not.
+    pub fn set_servfail(&self, name: &str, on: bool) {
+        if on {
+            self.servfail.insert(key(name), ());
+        } else {
+            self.servfail.remove(&key(name));
+        }
+    }
+
+    /// The questions asked for `name` (as asked, without the trailing dot).
+    pub fn history(&self, name: &str) -> Vec<DnsQuestion> {
+        self.history
+            .get(name.trim_end_matches('.'))
+            .map(|h| h.clone())
+            .unwrap_or_default()
+    }
+
+    /// Forgets the questions asked for `name`.
+    pub fn clear_history(&self, name: &str) {
+        self.history.remove(name.trim_end_matches('.'));
+    }
+
+    fn note(&self, name: &Name, qtype: RecordType, qclass: u16) {
+        if !self.keep_history.load(Ordering::Relaxed) {
+            return;
+        }
+        let asked = name.to_ascii();
+        let mut list = self
+            .history
+            .entry(asked.trim_end_matches('.').to_owned())
+            .or_default();
+        if list.len() < 10_000 {
+            list.push(DnsQuestion {
+                name: asked,
+                qtype: u16::from(qtype),
+                qclass,
+            });
+        }
     }
 
     /// The records of `name`: what was set, or the default (A 127.0.0.1 and nothing else).
     pub fn get(&self, name: &str) -> Records {
-        self.records
+        let (v4, v6) = self.defaults();
+        let per_type = self.per_type_defaults.load(Ordering::Relaxed);
+        let mut records = self
+            .records
             .get(&key(name))
             .map(|r| r.clone())
             .unwrap_or_else(|| Records {
-                a: vec![Ipv4Addr::LOCALHOST],
+                a: v4.into_iter().collect(),
+                aaaa: v6.into_iter().collect(),
                 ..Records::default()
-            })
+            });
+        if per_type {
+            if records.a.is_empty() {
+                records.a = v4.into_iter().collect();
+            }
+            if records.aaaa.is_empty() {
+                records.aaaa = v6.into_iter().collect();
+            }
+        }
+        records
     }
 
     /// Forgets what was set for `name`.
@@ -203,7 +381,31 @@ impl RequestHandler for Handler {
             }
         };
         let name: Name = query.name().into();
-        let answers = self.0.answer(&name, query.query_type());
+        let qtype = query.query_type();
+        self.0.note(&name, qtype, u16::from(query.query_class()));
+        if self.0.servfail.contains_key(&key(&name.to_ascii())) {
+            let response = builder.error_msg(&request.metadata, ResponseCode::ServFail);
+            return response_handle
+                .send_response(response)
+                .await
+                .unwrap_or_else(|_| servfail_info(meta));
+        }
+        // A CNAME answers for itself and, for other types, is followed once.
+        let cname = self.0.cnames.get(&key(&name.to_ascii())).map(|t| t.clone());
+        let answers = match cname.and_then(|t| Name::from_ascii(format!("{t}.")).ok()) {
+            Some(target) => {
+                let mut answers = vec![Record::from_rdata(
+                    name.clone(),
+                    0,
+                    RData::CNAME(CNAME(target.clone())),
+                )];
+                if qtype != RecordType::CNAME {
+                    answers.extend(self.0.answer(&target, qtype));
+                }
+                answers
+            }
+            None => self.0.answer(&name, qtype),
+        };
         meta.response_code = ResponseCode::NoError;
         let response = builder.build(
             meta,

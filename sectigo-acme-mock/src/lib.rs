@@ -56,6 +56,7 @@
 
 mod admin;
 pub mod blocking;
+pub mod challtestsrv;
 mod faults;
 mod judge;
 

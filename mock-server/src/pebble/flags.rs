@@ -51,7 +51,7 @@ impl Parsed {
 
 /// Why a command line was not accepted.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
+#[allow(clippy::exhaustive_enums)] // callers match both: help exits 0, the rest 2
 pub enum FlagError {
     /// `-h` or `-help`: print the usage and exit 0.
     #[error("help requested")]

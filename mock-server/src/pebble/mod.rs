@@ -206,7 +206,7 @@ pub async fn start(
     let management_tls = match config.management_listen_address.as_str() {
         "" => None,
         text => Some((
-            loopback_addr("managementListenAddress", text)?,
+            loopback_addr("pebble.managementListenAddress", text)?,
             load_identity(config, cwd)?,
         )),
     };
@@ -239,7 +239,7 @@ pub fn server_config(
         "" => ":443",
         text => text,
     };
-    let listen = loopback_addr("listenAddress", listen_text)?;
+    let listen = loopback_addr("pebble.listenAddress", listen_text)?;
     let validation_dns = match dnsserver {
         "" => None,
         text => Some(dns_addr(text)?),
@@ -409,9 +409,9 @@ fn load_identity(config: &PebbleConfig, cwd: &Path) -> Result<ListenerIdentity, 
 
 /// A listen address in Go's `host:port` form, bound on loopback only: an empty host,
 /// `0.0.0.0` and `localhost` become 127.0.0.1, `[::]` becomes ::1, and any other address
-/// that is not loopback is refused (naming the key).
-pub fn loopback_addr(key: &str, text: &str) -> Result<SocketAddr, StartupError> {
-    let bad = |why: &str| StartupError(format!("pebble.{key}: {text:?}: {why}"));
+/// that is not loopback is refused, naming `what` (a key or a flag).
+pub fn loopback_addr(what: &str, text: &str) -> Result<SocketAddr, StartupError> {
+    let bad = |why: &str| StartupError(format!("{what}: {text:?}: {why}"));
     let (host, port) = text
         .rsplit_once(':')
         .ok_or_else(|| bad("missing port in address (want host:port)"))?;
@@ -473,6 +473,11 @@ async fn wait_for_signal() {
     }
 }
 
+/// Waits for SIGINT, SIGTERM (or SIGHUP, which pebble-challtestsrv also stops on).
+pub async fn wait_for_stop_signal() {
+    wait_for_signal().await;
+}
+
 /// Shared by the management API: the TLS acceptor of a listener identity.
 pub(crate) fn acceptor(
     identity: ListenerIdentity,
@@ -497,23 +502,25 @@ mod tests {
 
     #[test]
     fn listen_addresses_stay_on_loopback() {
-        let a = |t| loopback_addr("listenAddress", t).unwrap();
+        let a = |t| loopback_addr("pebble.listenAddress", t).unwrap();
         assert_eq!(a("0.0.0.0:14000"), "127.0.0.1:14000".parse().unwrap());
         assert_eq!(a(":14000"), "127.0.0.1:14000".parse().unwrap());
         assert_eq!(a("localhost:1"), "127.0.0.1:1".parse().unwrap());
         assert_eq!(a("[::]:2"), "[::1]:2".parse().unwrap());
-        let e = loopback_addr("listenAddress", "10.30.50.2:14000")
+        let e = loopback_addr("pebble.listenAddress", "10.30.50.2:14000")
             .unwrap_err()
             .0;
         assert!(
             e.contains("pebble.listenAddress") && e.contains("loopback"),
             "{e}"
         );
-        let e = loopback_addr("managementListenAddress", "15000")
+        let e = loopback_addr("pebble.managementListenAddress", "15000")
             .unwrap_err()
             .0;
         assert!(e.contains("pebble.managementListenAddress"), "{e}");
-        let e = loopback_addr("listenAddress", "x:99999").unwrap_err().0;
+        let e = loopback_addr("pebble.listenAddress", "x:99999")
+            .unwrap_err()
+            .0;
         assert!(e.contains("port"), "{e}");
     }
 

@@ -18,12 +18,43 @@ const PREFIX: &str = "/.well-known/acme-challenge/";
 
 type Tokens = Arc<Mutex<HashMap<String, String>>>;
 
+/// A request the listener saw (pebble-challtestsrv's `http-request-history`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpRequestSeen {
+    /// The request target (path and query).
+    pub target: String,
+    /// The Host header, port included.
+    pub host: String,
+    /// The User-Agent header.
+    pub user_agent: String,
+}
+
+/// What pebble-challtestsrv adds to a plain http-01 listener.
+#[derive(Clone, Default)]
+pub struct Http01Hooks {
+    /// Path -> URL: requests for exactly that path get a 302 there.
+    pub redirects: Arc<Mutex<HashMap<String, String>>>,
+    /// Called with every request.
+    pub observer: Option<Arc<dyn Fn(HttpRequestSeen) + Send + Sync>>,
+    /// Anything but a known token gets 200 with an empty body instead of 404.
+    pub empty_200_for_unknown: bool,
+}
+
+impl std::fmt::Debug for Http01Hooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Http01Hooks")
+            .field("empty_200_for_unknown", &self.empty_200_for_unknown)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Serves http-01 answers from its own listener (like certbot `--standalone`). The listener
 /// is bound on the first challenge and closed when the solver is dropped.
 #[derive(Debug)]
 pub struct Http01Standalone {
     addr: SocketAddr,
     tokens: Tokens,
+    hooks: Http01Hooks,
     server: tokio::sync::Mutex<Option<(SocketAddr, JoinHandle<()>)>>,
 }
 
@@ -31,11 +62,33 @@ impl Http01Standalone {
     /// A solver that will listen on `addr` (the CA connects to port 80 of the name; in tests
     /// and behind a port forward, another port).
     pub fn new(addr: SocketAddr) -> Self {
+        Self::with_hooks(addr, Http01Hooks::default())
+    }
+
+    /// As [`Http01Standalone::new`], with pebble-challtestsrv's additions.
+    pub fn with_hooks(addr: SocketAddr, hooks: Http01Hooks) -> Self {
         Self {
             addr,
             tokens: Arc::default(),
+            hooks,
             server: tokio::sync::Mutex::new(None),
         }
+    }
+
+    /// Serves `content` at `/.well-known/acme-challenge/<token>` (replacing any).
+    pub fn set_answer(&self, token: &str, content: &str) {
+        self.tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(token.to_owned(), content.to_owned());
+    }
+
+    /// Stops serving `token`.
+    pub fn remove_answer(&self, token: &str) {
+        self.tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(token);
     }
 
     /// Binds now instead of at the first challenge; returns the bound address (port 0 picks
@@ -59,6 +112,7 @@ impl Http01Standalone {
             message: e.to_string(),
         })?;
         let tokens = self.tokens.clone();
+        let hooks = self.hooks.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
@@ -66,8 +120,9 @@ impl Http01Standalone {
                     continue;
                 };
                 let tokens = tokens.clone();
+                let hooks = hooks.clone();
                 tokio::spawn(async move {
-                    let _ = serve_one(stream, tokens).await;
+                    let _ = serve_one(stream, tokens, &hooks).await;
                 });
             }
         });
@@ -84,7 +139,11 @@ impl Drop for Http01Standalone {
     }
 }
 
-async fn serve_one(mut stream: tokio::net::TcpStream, tokens: Tokens) -> std::io::Result<()> {
+async fn serve_one(
+    mut stream: tokio::net::TcpStream,
+    tokens: Tokens,
+    hooks: &Http01Hooks,
+) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     let read = async {
@@ -103,6 +162,34 @@ async fn serve_one(mut stream: tokio::net::TcpStream, tokens: Tokens) -> std::io
     let head = String::from_utf8_lossy(&buf);
     let mut parts = head.lines().next().unwrap_or_default().split_whitespace();
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let header = |name: &str| {
+        head.lines()
+            .skip(1)
+            .filter_map(|l| l.split_once(':'))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim().to_owned())
+            .unwrap_or_default()
+    };
+    if let Some(observe) = &hooks.observer {
+        observe(HttpRequestSeen {
+            target: path.to_owned(),
+            host: header("host"),
+            user_agent: header("user-agent"),
+        });
+    }
+    let redirect = hooks
+        .redirects
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(path.split('?').next().unwrap_or_default())
+        .cloned();
+    if let Some(target) = redirect {
+        let response = format!(
+            "HTTP/1.1 302 Found\r\nLocation: {target}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        stream.write_all(response.as_bytes()).await?;
+        return stream.shutdown().await;
+    }
     let answer = path
         .strip_prefix(PREFIX)
         .filter(|_| method == "GET" || method == "HEAD")
@@ -125,6 +212,9 @@ async fn serve_one(mut stream: tokio::net::TcpStream, tokens: Tokens) -> std::io
                 "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                 body.len()
             )
+        }
+        None if hooks.empty_200_for_unknown => {
+            "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into()
         }
         None => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into(),
     };

@@ -16,8 +16,8 @@ use std::pin::Pin;
 use acme_proto::KeyAuthorization;
 
 pub use dns01::{Dns01Hook, Dns01MockAdmin};
-pub use http01::{Http01Standalone, Http01Webroot};
-pub use tlsalpn01::{ACME_TLS_ALPN, TlsAlpn01Standalone};
+pub use http01::{Http01Hooks, Http01Standalone, Http01Webroot, HttpRequestSeen};
+pub use tlsalpn01::{ACME_TLS_ALPN, HelloObserver, HelloSeen, TlsAlpn01Standalone};
 
 use acme_proto::ChallengeType;
 

@@ -15,16 +15,62 @@ use tokio::task::JoinHandle;
 use super::{BoxFuture, ChallengeData, Solver};
 use crate::error::{Error, Result};
 
+mod sha2_digest {
+    /// SHA-256 of `data`.
+    pub(super) fn sha256(data: &[u8]) -> Vec<u8> {
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data)
+            .as_ref()
+            .to_vec()
+    }
+}
+
 /// The ALPN protocol of RFC 8737 §6.2.
 pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
 
 type Certs = Arc<Mutex<HashMap<String, Arc<CertifiedKey>>>>;
 
-#[derive(Debug)]
-struct BySni(Certs);
+/// A ClientHello the listener saw: its SNI and the ALPN protocols it offered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HelloSeen {
+    /// The server name asked for (empty without SNI).
+    pub server_name: String,
+    /// The ALPN protocols offered.
+    pub alpn: Vec<String>,
+}
+
+/// Called with every ClientHello (pebble-challtestsrv's request history).
+pub type HelloObserver = Arc<dyn Fn(HelloSeen) + Send + Sync>;
+
+struct BySni(Certs, Option<HelloObserver>);
+
+impl std::fmt::Debug for BySni {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BySni").finish_non_exhaustive()
+    }
+}
 
 impl ResolvesServerCert for BySni {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        if let Some(observe) = &self.1 {
+            observe(HelloSeen {
+                server_name: hello.server_name().unwrap_or_default().to_owned(),
+                alpn: hello
+                    .alpn()
+                    .map(|protos| {
+                        protos
+                            .map(|p| String::from_utf8_lossy(p).into_owned())
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            });
+        }
+        // RFC 8737 §3: only a hello offering acme-tls/1 gets the validation certificate.
+        if !hello
+            .alpn()
+            .is_some_and(|mut protos| protos.any(|p| p == ACME_TLS_ALPN))
+        {
+            return None;
+        }
         let name = hello.server_name()?.to_ascii_lowercase();
         self.0
             .lock()
@@ -43,11 +89,28 @@ fn solver_error(message: impl Into<String>) -> Error {
 
 /// Answers tls-alpn-01 from its own listener (the CA connects to port 443 of the name). The
 /// listener is bound on the first challenge and closed when the solver is dropped.
-#[derive(Debug)]
 pub struct TlsAlpn01Standalone {
     addr: SocketAddr,
     certs: Certs,
+    observer: Option<HelloObserver>,
     server: tokio::sync::Mutex<Option<(SocketAddr, JoinHandle<()>)>>,
+}
+
+impl std::fmt::Debug for HelloObserverSlot<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Some(..)" } else { "None" })
+    }
+}
+
+struct HelloObserverSlot<'a>(&'a Option<HelloObserver>);
+
+impl std::fmt::Debug for TlsAlpn01Standalone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsAlpn01Standalone")
+            .field("addr", &self.addr)
+            .field("observer", &HelloObserverSlot(&self.observer))
+            .finish_non_exhaustive()
+    }
 }
 
 impl TlsAlpn01Standalone {
@@ -56,8 +119,39 @@ impl TlsAlpn01Standalone {
         Self {
             addr,
             certs: Arc::default(),
+            observer: None,
             server: tokio::sync::Mutex::new(None),
         }
+    }
+
+    /// As [`TlsAlpn01Standalone::new`], calling `observer` with every ClientHello.
+    pub fn with_observer(addr: SocketAddr, observer: HelloObserver) -> Self {
+        Self {
+            addr,
+            certs: Arc::default(),
+            observer: Some(observer),
+            server: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// Answers handshakes for `name` with the validation certificate of the key
+    /// authorization `key_authorization` (what pebble-challtestsrv's `add-tlsalpn01` does).
+    pub fn set_answer(&self, name: &str, key_authorization: &str) -> Result<()> {
+        use sha2_digest::sha256;
+        let cert = validation_cert_for(name, &sha256(key_authorization.as_bytes()))?;
+        self.certs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_ascii_lowercase(), Arc::new(cert));
+        Ok(())
+    }
+
+    /// Stops answering for `name`.
+    pub fn remove_answer(&self, name: &str) {
+        self.certs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&name.to_ascii_lowercase());
     }
 
     /// Binds now; returns the bound address.
@@ -71,7 +165,7 @@ impl TlsAlpn01Standalone {
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
             .map_err(|e| solver_error(e.to_string()))?
             .with_no_client_auth()
-            .with_cert_resolver(Arc::new(BySni(self.certs.clone())));
+            .with_cert_resolver(Arc::new(BySni(self.certs.clone(), self.observer.clone())));
         config.alpn_protocols = vec![ACME_TLS_ALPN.to_vec()];
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let listener = TcpListener::bind(self.addr).await.map_err(|e| {
@@ -125,13 +219,16 @@ impl Drop for TlsAlpn01Standalone {
 
 /// The RFC 8737 §3 validation certificate for `challenge`.
 pub(crate) fn validation_cert(challenge: &ChallengeData) -> Result<CertifiedKey> {
+    validation_cert_for(&challenge.identifier, &challenge.key_authorization.digest())
+}
+
+/// The validation certificate for `name` over the SHA-256 `digest` of a key authorization.
+fn validation_cert_for(name: &str, digest: &[u8]) -> Result<CertifiedKey> {
     let key = rcgen::KeyPair::generate().map_err(|e| solver_error(e.to_string()))?;
-    let mut params = rcgen::CertificateParams::new(vec![challenge.identifier.clone()])
+    let mut params = rcgen::CertificateParams::new(vec![name.to_owned()])
         .map_err(|e| solver_error(e.to_string()))?;
     params.distinguished_name = rcgen::DistinguishedName::new();
-    params.custom_extensions = vec![rcgen::CustomExtension::new_acme_identifier(
-        &challenge.key_authorization.digest(),
-    )];
+    params.custom_extensions = vec![rcgen::CustomExtension::new_acme_identifier(digest)];
     let cert = params
         .self_signed(&key)
         .map_err(|e| solver_error(e.to_string()))?;

@@ -1,0 +1,264 @@
+//! The pebble-challtestsrv stand-in over real sockets: records set through its management API
+//! are what its DNS answers, http-01 answers are served, and requests are in the histories.
+#![allow(clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::proto::rr::{RData, RecordType};
+use sectigo_acme_mock::challtestsrv::{ChallTestSrv, Settings};
+
+/// A plain-HTTP client (reqwest wants a TLS provider even for http://).
+fn http(redirects: bool) -> reqwest::Client {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let policy = if redirects {
+        reqwest::redirect::Policy::default()
+    } else {
+        reqwest::redirect::Policy::none()
+    };
+    reqwest::Client::builder().redirect(policy).build().unwrap()
+}
+
+fn any_port() -> SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
+}
+
+async fn start() -> ChallTestSrv {
+    ChallTestSrv::start(&Settings {
+        http01: vec![any_port()],
+        tlsalpn01: vec![any_port()],
+        dns: vec![any_port()],
+        management: Some(any_port()),
+        default_ipv4: Some("127.0.0.1".parse().unwrap()),
+        default_ipv6: Some("::1".parse().unwrap()),
+    })
+    .await
+}
+
+fn resolver(dns: SocketAddr) -> hickory_resolver::TokioResolver {
+    let mut udp = ConnectionConfig::udp();
+    udp.port = dns.port();
+    let ns = NameServerConfig::new(dns.ip(), true, vec![udp]);
+    let mut opts = ResolverOpts::default();
+    opts.cache_size = 0;
+    opts.timeout = Duration::from_secs(2);
+    hickory_resolver::Resolver::builder_with_config(
+        ResolverConfig::from_name_servers(vec![ns]),
+        TokioRuntimeProvider::default(),
+    )
+    .with_options(opts)
+    .build()
+    .unwrap()
+}
+
+async fn post(srv: &ChallTestSrv, path: &str, body: &str) -> (u16, String) {
+    let url = format!("http://{}{path}", srv.management_addr().unwrap());
+    let r = http(true)
+        .post(url)
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+async fn txt(r: &hickory_resolver::TokioResolver, name: &str) -> Vec<String> {
+    match r.txt_lookup(name).await {
+        Ok(l) => l
+            .answers()
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::TXT(t) => Some(
+                    t.txt_data
+                        .iter()
+                        .map(|s| String::from_utf8_lossy(s).into_owned())
+                        .collect(),
+                ),
+                _ => None,
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+#[tokio::test]
+async fn set_txt_is_what_the_dns_answers_and_history_records_it() {
+    let srv = start().await;
+    let r = resolver(srv.bound.2[0]);
+    let host = "_acme-challenge.test.example.";
+    assert_eq!(
+        post(
+            &srv,
+            "/set-txt",
+            &format!(r#"{{"host":"{host}","value":"one"}}"#)
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(
+        post(
+            &srv,
+            "/set-txt",
+            &format!(r#"{{"Host":"{host}","Value":"two"}}"#)
+        )
+        .await
+        .0,
+        200
+    );
+    let mut got = txt(&r, host).await;
+    got.sort();
+    assert_eq!(got, ["one", "two"], "set-txt appends");
+    assert_eq!(
+        post(&srv, "/clear-txt", &format!(r#"{{"host":"{host}"}}"#))
+            .await
+            .0,
+        200
+    );
+    assert!(txt(&r, host).await.is_empty());
+
+    // Defaults per type, explicit records, SERVFAIL.
+    let ips = r.lookup_ip("anything.example.").await.unwrap();
+    assert!(ips.iter().any(|ip| ip.is_loopback()));
+    post(
+        &srv,
+        "/add-a",
+        r#"{"host":"a.example","addresses":["127.0.0.9","nope"]}"#,
+    )
+    .await;
+    let a = r.lookup_ip("a.example.").await.unwrap();
+    assert_eq!(
+        a.iter()
+            .filter(|ip| ip.is_ipv4())
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>(),
+        ["127.0.0.9"]
+    );
+    post(&srv, "/set-servfail", r#"{"host":"bad.example"}"#).await;
+    assert!(r.lookup("bad.example.", RecordType::TXT).await.is_err());
+
+    let (status, body) = post(
+        &srv,
+        "/dns-request-history",
+        r#"{"host":"_acme-challenge.test.example"}"#,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let events: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(events[0]["Question"]["Name"], host);
+    assert_eq!(events[0]["Question"]["Qtype"], 16);
+    assert!(body.contains("\n   {"), "Go's 3-space indent: {body}");
+}
+
+#[tokio::test]
+async fn http01_answers_redirects_and_history() {
+    let srv = start().await;
+    let base = format!("http://{}", srv.bound.0[0]);
+    assert_eq!(
+        post(
+            &srv,
+            "/add-http01",
+            r#"{"token":"tok","content":"tok.thumb"}"#
+        )
+        .await
+        .0,
+        200
+    );
+    let client = http(false);
+    let r = client
+        .get(format!("{base}/.well-known/acme-challenge/tok"))
+        .header("user-agent", "probe")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "tok.thumb");
+    let r = client
+        .get(format!("{base}/elsewhere"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status().as_u16(), r.text().await.unwrap()),
+        (200, String::new())
+    );
+    post(
+        &srv,
+        "/add-redirect",
+        r#"{"path":"/moved","targetURL":"https://example.invalid/x"}"#,
+    )
+    .await;
+    let r = client.get(format!("{base}/moved")).send().await.unwrap();
+    assert_eq!(r.status(), 302);
+    assert_eq!(r.headers()["location"], "https://example.invalid/x");
+    assert_eq!(post(&srv, "/del-http01", r#"{"token":"tok"}"#).await.0, 200);
+    let r = client
+        .get(format!("{base}/.well-known/acme-challenge/tok"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), "");
+
+    let (_, body) = post(&srv, "/http-request-history", r#"{"host":"127.0.0.1"}"#).await;
+    let events: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(events[0]["URL"], "/.well-known/acme-challenge/tok");
+    assert_eq!(events[0]["UserAgent"], "probe");
+    assert_eq!(events[0]["HTTPS"], false);
+    assert_eq!(
+        post(
+            &srv,
+            "/clear-request-history",
+            r#"{"host":"127.0.0.1","type":"http"}"#
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(
+        post(&srv, "/http-request-history", r#"{"host":"127.0.0.1"}"#)
+            .await
+            .1,
+        "[]"
+    );
+}
+
+#[tokio::test]
+async fn refusals_match_challtestsrv() {
+    let srv = start().await;
+    let (status, body) = post(&srv, "/set-txt", "").await;
+    assert_eq!(
+        (status, body.as_str()),
+        (400, "expected JSON POST body, was empty\n")
+    );
+    let (status, body) = post(&srv, "/set-txt", r#"{"host":"x.example."}"#).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (400, ""),
+        "missing value: 400, empty body"
+    );
+    let (status, body) = post(
+        &srv,
+        "/clear-request-history",
+        r#"{"host":"x","type":"ftp"}"#,
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(body.contains("\"ftp\" event type unknown"), "{body}");
+    assert_eq!(
+        post(&srv, "/add-servfail", "{}").await.0,
+        404,
+        "there is no add-servfail"
+    );
+    assert_eq!(
+        post(
+            &srv,
+            "/add-tlsalpn01",
+            r#"{"host":"t.example","content":"k.a"}"#
+        )
+        .await
+        .0,
+        200
+    );
+}
