@@ -203,6 +203,62 @@ impl AdminClient {
         self.typed(method, path, Some(body)).await
     }
 
+    /// A Pebble management answer under `/pebble`: the body as text, or the refusal.
+    async fn pebble(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<String, Error> {
+        let (status, value) = self.send(method, &format!("/pebble{path}"), body).await?;
+        let text = match value {
+            Value::String(s) => s,
+            other => serde_json::to_string_pretty(&other).unwrap_or_default(),
+        };
+        if !(200..300).contains(&status) {
+            return Err(Error::Admin(format!(
+                "the admin API refused /pebble{path} ({status}): {text}"
+            )));
+        }
+        Ok(text)
+    }
+
+    /// The PEM of the root(s) chain `chain` ends at (Pebble's `/roots/N`; 0 or 1).
+    pub async fn roots_pem(&self, chain: usize) -> Result<String, Error> {
+        self.pebble(Method::GET, &format!("/roots/{chain}"), None)
+            .await
+    }
+
+    /// The PEM of the CAs that sign leaves on chain `chain` (Pebble's `/intermediates/N`).
+    pub async fn intermediates_pem(&self, chain: usize) -> Result<String, Error> {
+        self.pebble(Method::GET, &format!("/intermediates/{chain}"), None)
+            .await
+    }
+
+    /// A certificate's status by serial (hex), as Pebble's `/cert-status-by-serial/`:
+    /// `{"Status": "Valid"|"Revoked", "Serial", "Certificate", "Reason"?}`.
+    pub async fn certificate_status(&self, serial_hex: &str) -> Result<Value, Error> {
+        let text = self
+            .pebble(
+                Method::GET,
+                &format!("/cert-status-by-serial/{serial_hex}"),
+                None,
+            )
+            .await?;
+        serde_json::from_str(&text)
+            .map_err(|e| Error::Admin(format!("the certificate status is not JSON: {e}")))
+    }
+
+    /// From now on, renewalInfo for the certificate `certificate_pem` answers `answer`
+    /// verbatim; an empty `answer` restores the computed window (Pebble's
+    /// `/set-renewal-info/`).
+    pub async fn set_renewal_info(&self, certificate_pem: &str, answer: &str) -> Result<(), Error> {
+        let body = serde_json::json!({"certificate": certificate_pem, "ariResponse": answer});
+        self.pebble(Method::POST, "/set-renewal-info/", Some(&body))
+            .await
+            .map(drop)
+    }
+
     /// Every organisation with its domains, departments and delegations.
     pub async fn organizations(&self) -> Result<Vec<OrganizationView>, Error> {
         self.typed(Method::GET, "/organizations", None).await

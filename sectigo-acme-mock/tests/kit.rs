@@ -485,3 +485,65 @@ async fn a_request_the_client_abandoned_is_recorded_unanswered() {
     assert_eq!(ok.status(), 200);
     assert!(ca.transcript().iter().any(|e| e.status == 200));
 }
+
+/// Pebble's management information for a Sectigo profile, through the admin API: the roots
+/// and issuing CAs, a certificate's status by serial, and an ARI answer set by hand.
+#[tokio::test]
+async fn pebble_management_answers_through_the_admin_api() {
+    let ca = MockCa::builder()
+        .processing_delay(Duration::ZERO)
+        .start()
+        .await;
+    issue(&ca, ca.demo_credential(), "physics.example.edu")
+        .await
+        .unwrap();
+    let admin = ca.admin();
+    assert_eq!(
+        admin
+            .roots_pem(0)
+            .await
+            .unwrap()
+            .matches("BEGIN CERTIFICATE")
+            .count(),
+        1
+    );
+    assert_eq!(
+        admin
+            .roots_pem(1)
+            .await
+            .unwrap()
+            .matches("BEGIN CERTIFICATE")
+            .count(),
+        2,
+        "the USERTrust RSA and ECC roots"
+    );
+    assert!(
+        admin
+            .intermediates_pem(0)
+            .await
+            .unwrap()
+            .contains("BEGIN CERTIFICATE")
+    );
+    let err = admin.roots_pem(2).await.unwrap_err().to_string();
+    assert!(err.contains("404"), "{err}");
+
+    let certs = admin
+        .certificates(ca.demo_credential().key_id())
+        .await
+        .unwrap();
+    let serial = &certs[0].serial;
+    let status = admin.certificate_status(serial).await.unwrap();
+    assert_eq!(status["Status"], "Valid");
+    let pem = status["Certificate"].as_str().unwrap();
+    assert!(pem.contains("BEGIN CERTIFICATE"));
+    admin
+        .set_renewal_info(pem, r#"{"suggestedWindow": {}}"#)
+        .await
+        .unwrap();
+    let err = admin
+        .certificate_status("00ff")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("404"), "{err}");
+}

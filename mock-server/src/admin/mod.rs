@@ -87,6 +87,9 @@ pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/certificates/{id}/revoke", post(revoke_cert))
         .route("/faults/events", get(fault_events))
         .route("/dns/{name}", put(set_dns).delete(clear_dns).get(get_dns))
+        // Pebble's management API (roots, intermediates, certificate status, ARI answers),
+        // for every profile: the same handlers as `acme-harness pebble`'s own listener.
+        .nest_service("/pebble", crate::pebble::management::router(state.clone()))
         .layer(middleware::from_fn_with_state(state, require_token))
         .layer(middleware::from_fn(loopback_only))
 }
