@@ -19,7 +19,13 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// Offline test harness for Sectigo's ACME service (InCommon, ZeroSSL): a mock CA that
 /// behaves like Sectigo's, so ACME clients can be tried before they get real secrets.
 #[derive(Debug, Parser)]
-#[command(name = "acme-harness", version, about, long_about = None)]
+#[command(
+    name = "acme-harness",
+    version,
+    about,
+    long_about = None,
+    after_help = "Stand-ins for Pebble's binaries, with their own Go-style flags (docs/pebble.md):\n  acme-harness pebble -config FILE [-strict] [-dnsserver HOST:PORT] [-version]\n  acme-harness challtestsrv [-dnsserver ADDRS] [-http01 ADDRS] [-management ADDR] ...\nThe same when the binary is run through a link named pebble or pebble-challtestsrv."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -95,6 +95,9 @@ fn go_flag_errors_exit_2_and_help_exits_0() {
     assert!(text(&out.stdout).contains("invalid command line arguments: false"));
     let out = run(Command::new(&link).args(["-config", ""]));
     assert_eq!(out.status.code(), Some(1));
+    // The harness's own help says where the stand-ins are.
+    let out = run(Command::new(BIN).arg("--help"));
+    assert!(text(&out.stdout).contains("acme-harness challtestsrv"));
 }
 
 /// Kills and reaps a child when the test ends, however it ends.
