@@ -240,6 +240,17 @@ pub fn server_config(
         text => text,
     };
     let listen = loopback_addr("pebble.listenAddress", listen_text)?;
+    // Pebble builds its URLs from each request's Host header. A suite that lets it listen on
+    // every address (or on localhost) reaches it as `localhost`, which old TLS stacks need as
+    // a name (they cannot check a certificate for an IP address): the URLs carry `localhost`
+    // then, and the bound address when the suite named one.
+    let listen_host = listen_text
+        .rsplit_once(':')
+        .map_or("", |(h, _)| h.trim_start_matches('[').trim_end_matches(']'));
+    let hostnames = match listen_host {
+        "" | "0.0.0.0" | "::" | "localhost" => vec!["localhost".to_owned()],
+        _ => Vec::new(),
+    };
     let validation_dns = match dnsserver {
         "" => None,
         text => Some(dns_addr(text)?),
@@ -253,7 +264,7 @@ pub fn server_config(
     let plan = knobs.fault_plan();
     Ok(ServerConfig {
         listen,
-        hostnames: Vec::new(),
+        hostnames,
         data_dir: None,
         ca: None,
         profiles: vec![profile],
@@ -324,10 +335,11 @@ pub fn pebble_profile(config: &PebbleConfig) -> Profile {
             .challenge_types
             .push(acme_proto::ChallengeType::DnsAccount01);
     }
-    // Pebble refuses an account that does not agree to its terms, and any request without a
-    // User-Agent; `-strict` adds the rest (set by `strict_profile`).
+    // Pebble refuses an account that does not agree to its terms; `-strict` adds the
+    // refusals of `Knobs::apply`. Pebble 2.10 also refuses requests without a User-Agent, but
+    // Pebble 2.4 (Debian's) does not, and suites written against it send none (acme2's):
+    // `strict.require_user_agent` stays off here (docs/pebble.md, "What differs").
     p.account.terms_agreement_required = true;
-    p.strict.require_user_agent = true;
     p.order.challenge_retry_after =
         (config.retry_after_authz > 0).then_some(config.retry_after_authz as u64);
     p.order.processing_retry_after = config.retry_after_order.max(0) as u64;
@@ -535,6 +547,11 @@ mod tests {
         });
         let sc = server_config(&config, "127.0.0.1:8053", &knobs, &repo()).unwrap();
         assert_eq!(sc.listen, "127.0.0.1:14000".parse().unwrap());
+        assert_eq!(
+            sc.hostnames,
+            ["localhost"],
+            "0.0.0.0 is reached as localhost"
+        );
         assert_eq!((sc.http01_port, sc.tlsalpn01_port), (5002, 5001));
         assert_eq!(sc.validation_dns, Some("127.0.0.1:8053".parse().unwrap()));
         assert!(sc.faults.is_none(), "no nonce rejection, no sleep");
@@ -552,7 +569,7 @@ mod tests {
         assert!(p.order.ip_identifiers && p.account.terms_agreement_required);
         assert_eq!(p.order.authz_reuse_percent, 50);
         assert_eq!(p.account.orders_per_page, Some(3));
-        assert!(p.strict.require_user_agent && !p.strict.refuse_resource_field);
+        assert!(!p.strict.require_user_agent && !p.strict.refuse_resource_field);
         let strict = Knobs {
             strict: true,
             ..knobs
