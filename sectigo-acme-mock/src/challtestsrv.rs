@@ -118,14 +118,21 @@ pub struct Settings {
 pub struct SettingsError(pub String);
 
 fn addresses(flag: &str, text: &str) -> Result<Vec<SocketAddr>, SettingsError> {
-    text.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|a| {
-            mock_server::pebble::loopback_addr(&format!("-{flag}"), a)
-                .map_err(|e| SettingsError(e.0))
-        })
-        .collect()
+    let mut out = Vec::new();
+    for a in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let addr = mock_server::pebble::loopback_addr(&format!("-{flag}"), a)
+            .map_err(|e| SettingsError(e.0))?;
+        // Go binds an empty host (`:8055`) and `[::]` on every address, IPv6 too: suites then
+        // reach it at [::1] (instant-acme) as well as at 127.0.0.1. Both loopbacks, ::1 first
+        // (the management API takes the first).
+        if a.starts_with(':') || a.starts_with("[::]:") {
+            out.push(SocketAddr::from((Ipv6Addr::LOCALHOST, addr.port())));
+            out.push(SocketAddr::from((Ipv4Addr::LOCALHOST, addr.port())));
+        } else {
+            out.push(addr);
+        }
+    }
+    Ok(out)
 }
 
 impl Settings {
@@ -808,4 +815,23 @@ async fn clear_history(State(s): St, b: Bytes) -> Response {
         }
     }
     StatusCode::OK.into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_host_binds_both_loopbacks() {
+        let both = addresses("http01", ":5002").expect("addresses");
+        assert_eq!(
+            both,
+            [
+                "[::1]:5002".parse::<SocketAddr>().expect("v6"),
+                "127.0.0.1:5002".parse().expect("v4"),
+            ]
+        );
+        let one = addresses("http01", "127.0.0.1:5002,").expect("addresses");
+        assert_eq!(one, ["127.0.0.1:5002".parse::<SocketAddr>().expect("v4")]);
+    }
 }
