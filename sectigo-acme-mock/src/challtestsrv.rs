@@ -33,7 +33,7 @@ const SPECS: &[FlagSpec] = &[
         name: "https01",
         kind: FlagKind::Value,
         default: ":5003",
-        usage: "Comma separated bind addresses/ports for HTTPS HTTP-01 challenges (not served by the stand-in).",
+        usage: "Comma separated bind addresses/ports for HTTPS HTTP-01 challenges. Set empty to disable.",
     },
     FlagSpec {
         name: "dnsserver",
@@ -100,6 +100,8 @@ fn log(message: &str) {
 pub struct Settings {
     /// Plain-HTTP http-01 responders.
     pub http01: Vec<SocketAddr>,
+    /// HTTPS http-01 responders (self-signed certificate).
+    pub https01: Vec<SocketAddr>,
     /// tls-alpn-01 responders.
     pub tlsalpn01: Vec<SocketAddr>,
     /// DNS servers (UDP and TCP each).
@@ -170,6 +172,7 @@ impl Settings {
             .next();
         Ok(Self {
             http01: addresses("http01", &value("http01"))?,
+            https01: addresses("https01", &value("https01"))?,
             tlsalpn01: addresses("tlsalpn01", &value("tlsalpn01"))?,
             dns: addresses("dnsserver", &dns)?,
             management,
@@ -206,13 +209,17 @@ pub fn main(program: &str, args: &[String]) -> i32 {
             return 1;
         }
     };
-    if settings.http01.is_empty() && settings.tlsalpn01.is_empty() && settings.dns.is_empty() {
+    if settings.http01.is_empty()
+        && settings.https01.is_empty()
+        && settings.tlsalpn01.is_empty()
+        && settings.dns.is_empty()
+    {
         eprintln!(
             "Unable to construct challenge server: no listeners: give -http01, -tlsalpn01 or -dnsserver"
         );
         return 1;
     }
-    for (flag, default) in [("https01", ":5003"), ("doh", ":8443")] {
+    for (flag, default) in [("doh", ":8443")] {
         if parsed.value(flag, default) != default && !parsed.value(flag, default).is_empty() {
             log(&format!(
                 "-{flag} is not served by the acme-harness stand-in (docs/pebble.md)"
@@ -306,7 +313,23 @@ impl ChallTestSrv {
             Arc::default();
         let mut bound = (Vec::new(), Vec::new(), Vec::new());
         let mut http = Vec::new();
-        for addr in &settings.http01 {
+        let https_acceptor = if settings.https01.is_empty() {
+            None
+        } else {
+            match self_signed_acceptor() {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    log(&format!("https-01 servers: {e}"));
+                    None
+                }
+            }
+        };
+        let plain = settings.http01.iter().map(|a| (*a, None));
+        let secure = settings
+            .https01
+            .iter()
+            .filter_map(|a| https_acceptor.clone().map(|t| (*a, Some(t))));
+        for (addr, tls) in plain.chain(secure) {
             let history = http_history.clone();
             let hooks = Http01Hooks {
                 redirects: redirects.clone(),
@@ -319,13 +342,14 @@ impl ChallTestSrv {
                     push(
                         &history,
                         &key,
-                        json!({"URL": seen.target, "Host": seen.host, "HTTPS": false,
-                               "ServerName": "", "UserAgent": seen.user_agent}),
+                        json!({"URL": seen.target, "Host": seen.host, "HTTPS": seen.https,
+                               "ServerName": seen.server_name, "UserAgent": seen.user_agent}),
                     );
                 })),
                 empty_200_for_unknown: true,
+                tls,
             };
-            let solver = Arc::new(Http01Standalone::with_hooks(*addr, hooks));
+            let solver = Arc::new(Http01Standalone::with_hooks(addr, hooks));
             match solver.bind().await {
                 Ok(a) => {
                     log(&format!("Starting challenge servers: http-01 on {a}"));
@@ -414,11 +438,32 @@ impl ChallTestSrv {
     }
 }
 
+/// A TLS acceptor with a fresh self-signed ECDSA certificate, CN `challenge test server`, as
+/// pebble-challtestsrv makes for its HTTPS responders.
+fn self_signed_acceptor() -> Result<tokio_rustls::TlsAcceptor, String> {
+    let key = rcgen::KeyPair::generate().map_err(|e| e.to_string())?;
+    let mut params =
+        rcgen::CertificateParams::new(Vec::<String>::new()).map_err(|e| e.to_string())?;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "challenge test server");
+    let cert = params.self_signed(&key).map_err(|e| e.to_string())?;
+    let der = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.der().clone()], der)
+        .map_err(|e| e.to_string())?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
 /// The management routes; as in pebble-challtestsrv, a feature's routes exist only when it
 /// has a listener configured.
 fn router(shared: Arc<Shared>, settings: &Settings) -> Router {
     let mut r = Router::new();
-    if !settings.http01.is_empty() {
+    if !settings.http01.is_empty() || !settings.https01.is_empty() {
         r = r
             .route("/add-http01", any(add_http01))
             .route("/del-http01", any(del_http01))

@@ -28,6 +28,7 @@ fn any_port() -> SocketAddr {
 async fn start() -> ChallTestSrv {
     ChallTestSrv::start(&Settings {
         http01: vec![any_port()],
+        https01: vec![any_port()],
         tlsalpn01: vec![any_port()],
         dns: vec![any_port()],
         management: Some(any_port()),
@@ -261,4 +262,42 @@ async fn refusals_match_challtestsrv() {
         .0,
         200
     );
+}
+
+#[tokio::test]
+async fn https01_serves_the_same_answers_over_tls_and_records_it() {
+    let srv = start().await;
+    let https = srv.bound.0[1];
+    post(
+        &srv,
+        "/add-http01",
+        r#"{"token":"sec","content":"sec.thumb"}"#,
+    )
+    .await;
+    post(
+        &srv,
+        "/add-redirect",
+        r#"{"path":"/.well-known/acme-challenge/sec","targetURL":"http://x.invalid/"}"#,
+    )
+    .await;
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let client = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = client
+        .get(format!(
+            "https://localhost:{}/.well-known/acme-challenge/sec",
+            https.port()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "redirects apply to plain HTTP only");
+    assert_eq!(r.text().await.unwrap(), "sec.thumb");
+    let (_, body) = post(&srv, "/http-request-history", r#"{"host":"localhost"}"#).await;
+    let events: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(events[0]["HTTPS"], true);
+    assert_eq!(events[0]["ServerName"], "localhost");
 }

@@ -27,6 +27,10 @@ pub struct HttpRequestSeen {
     pub host: String,
     /// The User-Agent header.
     pub user_agent: String,
+    /// Whether it came over TLS.
+    pub https: bool,
+    /// The TLS server name asked for (empty over plain HTTP).
+    pub server_name: String,
 }
 
 /// What pebble-challtestsrv adds to a plain http-01 listener.
@@ -38,6 +42,9 @@ pub struct Http01Hooks {
     pub observer: Option<Arc<dyn Fn(HttpRequestSeen) + Send + Sync>>,
     /// Anything but a known token gets 200 with an empty body instead of 404.
     pub empty_200_for_unknown: bool,
+    /// Serve HTTPS with this acceptor instead of plain HTTP (challtestsrv's `-https01`;
+    /// redirects apply to plain HTTP only).
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl std::fmt::Debug for Http01Hooks {
@@ -122,7 +129,23 @@ impl Http01Standalone {
                 let tokens = tokens.clone();
                 let hooks = hooks.clone();
                 tokio::spawn(async move {
-                    let _ = serve_one(stream, tokens, &hooks).await;
+                    match hooks.tls.clone() {
+                        None => {
+                            let _ = serve_one(stream, tokens, &hooks, None).await;
+                        }
+                        Some(acceptor) => {
+                            let accepted = tokio::time::timeout(
+                                std::time::Duration::from_secs(10),
+                                acceptor.accept(stream),
+                            )
+                            .await;
+                            if let Ok(Ok(tls)) = accepted {
+                                let sni =
+                                    tls.get_ref().1.server_name().unwrap_or_default().to_owned();
+                                let _ = serve_one(tls, tokens, &hooks, Some(sni)).await;
+                            }
+                        }
+                    }
                 });
             }
         });
@@ -139,11 +162,16 @@ impl Drop for Http01Standalone {
     }
 }
 
-async fn serve_one(
-    mut stream: tokio::net::TcpStream,
+/// Answers one request; `sni` is the TLS server name when the connection is HTTPS.
+async fn serve_one<S>(
+    mut stream: S,
     tokens: Tokens,
     hooks: &Http01Hooks,
-) -> std::io::Result<()> {
+    sni: Option<String>,
+) -> std::io::Result<()>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     let read = async {
@@ -175,6 +203,8 @@ async fn serve_one(
             target: path.to_owned(),
             host: header("host"),
             user_agent: header("user-agent"),
+            https: sni.is_some(),
+            server_name: sni.clone().unwrap_or_default(),
         });
     }
     let redirect = hooks
@@ -182,7 +212,8 @@ async fn serve_one(
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .get(path.split('?').next().unwrap_or_default())
-        .cloned();
+        .cloned()
+        .filter(|_| sni.is_none());
     if let Some(target) = redirect {
         let response = format!(
             "HTTP/1.1 302 Found\r\nLocation: {target}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
