@@ -648,8 +648,8 @@ pub(crate) async fn accept_loop(
         };
         let acceptor = acceptor.clone();
         let control = crate::http::ConnControl {
-            drop: Arc::default(),
             peer: Some(peer),
+            ..crate::http::ConnControl::default()
         };
         let app = app.clone().layer(axum::Extension(control.clone()));
         let watcher = graceful.watcher();
@@ -926,8 +926,8 @@ mod tests {
         let token = server.ready().admin_token.clone().unwrap();
         let ask = |peer: &str| {
             let control = crate::http::ConnControl {
-                drop: Arc::default(),
                 peer: Some(peer.parse().unwrap()),
+                ..crate::http::ConnControl::default()
             };
             let app = crate::http::router(server.state().clone()).layer(axum::Extension(control));
             let request = http::Request::get("/admin/organizations")

@@ -153,13 +153,16 @@ async fn an_issuance_shows_up_live_within_a_second_with_its_grade() {
     assert!(grades.contains("rules passed"), "{grades}");
 }
 
-/// An answer a fault plan made is marked with the fault; the others are not.
+/// An answer a fault plan made is marked with the fault, whatever its kind (a delayed answer
+/// and a dropped connection too); the others are not.
 #[tokio::test]
 async fn injected_faults_are_marked_as_such() {
     let server = start_without_processing().await;
     let plan = serde_json::json!({"rule": [
         {"endpoint": "newOrder", "fault": "badNonce", "nth": [1]},
         {"endpoint": "order", "fault": "serviceUnavailable", "nth": [1]},
+        {"endpoint": "order", "fault": "slow", "nth": [2], "delay_ms": 50},
+        {"endpoint": "order", "fault": "drop", "nth": [3]},
     ]});
     let (status, body) = admin(
         &server,
@@ -177,9 +180,27 @@ async fn injected_faults_are_marked_as_such() {
     assert_eq!(order.status, 201);
     let polled = client.get(&order.location()).await;
     assert_eq!(polled.status, 503);
+    let slow = client.get(&order.location()).await;
+    assert_eq!(slow.status, 200);
+    // The third poll's connection is closed without an answer.
+    let nonce = client.fresh_nonce().await;
+    let jws = client
+        .key
+        .sign_request(client.kid.as_deref(), &nonce, &order.location(), None)
+        .unwrap();
+    let dropped = client
+        .http
+        .post(order.location())
+        .header("content-type", "application/jose+json")
+        .body(serde_json::to_string(&jws).unwrap())
+        .send()
+        .await;
+    assert!(dropped.is_err(), "no answer: {dropped:?}");
 
     let http = browser(&server);
     let cookie = login(&server, &http).await;
+    // The dropped request is recorded when the server notices the closed connection.
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let list: Vec<Value> = http
         .get(format!("{}/console/api/exchanges", origin(&server)))
         .header("cookie", &cookie)
@@ -195,7 +216,12 @@ async fn injected_faults_are_marked_as_such() {
         .collect();
     assert_eq!(
         faults,
-        [("newOrder", "badNonce"), ("order", "serviceUnavailable")]
+        [
+            ("newOrder", "badNonce"),
+            ("order", "serviceUnavailable"),
+            ("order", "slow"),
+            ("order", "drop")
+        ]
     );
     let new_orders = list.iter().filter(|e| e["endpoint"] == "newOrder").count();
     assert_eq!(new_orders, 2, "the retried newOrder is there, unmarked");

@@ -133,6 +133,10 @@ pub struct ConnControl {
     pub drop: Arc<tokio::sync::Notify>,
     /// The peer's address.
     pub peer: Option<std::net::SocketAddr>,
+    /// The fault the plan applied to the request being served, whatever its kind: the
+    /// recorder gives each ACME request a fresh slot, so that the transcript marks a slow
+    /// answer, a dropped connection or a processing order as injected too.
+    pub injected: Arc<std::sync::OnceLock<crate::faults::FaultKind>>,
 }
 
 impl AppState {
@@ -191,6 +195,9 @@ impl AppState {
             return Ok(None);
         };
         let kind = rule.fault;
+        if let Some(conn) = conn {
+            let _ = conn.injected.set(kind);
+        }
         let decided = match rule.fault {
             F::BadNonce => Err(AcmeError::bad_nonce("The Replay Nonce is not recognized")),
             F::RateLimited => Err(AcmeError::html_page(

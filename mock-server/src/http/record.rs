@@ -61,7 +61,13 @@ pub(crate) async fn record(
     }
     let time = OffsetDateTime::now_utc();
     let (seq, elapsed_ms) = state.store.transcripts.stamp();
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
+    // A fresh slot for the fault this request meets (see ConnControl::injected).
+    let injected = parts.extensions.get_mut::<super::ConnControl>().map(|c| {
+        let slot: Arc<std::sync::OnceLock<crate::faults::FaultKind>> = Arc::default();
+        c.injected = slot.clone();
+        slot
+    });
     // The one place the body is read: with the size limit and a deadline (slow senders).
     let limits = state.limits;
     let collect =
@@ -122,6 +128,7 @@ pub(crate) async fn record(
     // A client that gives up before the answer (its timeout shorter than a held request)
     // still sent the request: the guard records it, with status 0, if the handler is dropped.
     let mut unanswered = Unanswered {
+        injected: injected.clone(),
         state: state.clone(),
         exchange: Some(RawExchange {
             seq,
@@ -175,7 +182,8 @@ pub(crate) async fn record(
     let fault = response
         .extensions()
         .get::<super::error::InjectedFault>()
-        .map(|f| f.0);
+        .map(|f| f.0)
+        .or_else(|| injected.as_ref().and_then(|s| s.get().copied()));
     let status = response.status().as_u16();
     let response_headers = pick(response.headers(), &RESPONSE_HEADERS, false);
     let is_json = response
@@ -222,14 +230,17 @@ fn keep(state: &AppState, exchange: RawExchange) {
 }
 
 /// Records its exchange, status 0 and no answer, when dropped before the handler finished.
+/// A `drop` fault ends the request this way: the slot says so.
 struct Unanswered {
     state: Arc<AppState>,
     exchange: Option<RawExchange>,
+    injected: Option<Arc<std::sync::OnceLock<crate::faults::FaultKind>>>,
 }
 
 impl Drop for Unanswered {
     fn drop(&mut self) {
-        if let Some(exchange) = self.exchange.take() {
+        if let Some(mut exchange) = self.exchange.take() {
+            exchange.fault = self.injected.as_ref().and_then(|s| s.get().copied());
             keep(&self.state, exchange);
         }
     }
