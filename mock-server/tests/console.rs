@@ -226,3 +226,73 @@ async fn injected_faults_are_marked_as_such() {
     let new_orders = list.iter().filter(|e| e["endpoint"] == "newOrder").count();
     assert_eq!(new_orders, 2, "the retried newOrder is there, unmarked");
 }
+
+/// A certificate from the credential's page: downloaded as the chain the ACME certificate URL
+/// serves, then revoked through the form, with a reason, as the admin API records it.
+#[tokio::test]
+async fn a_certificate_is_downloaded_with_its_chain_and_revoked() {
+    let server = start_without_processing().await;
+    let mut client = Client::new(&server, RSA, acme_proto::SignatureAlgorithm::Es256).await;
+    assert_eq!(client.register().await.status, 201);
+    let issued = client.issue(&["physics.example.edu"]).await;
+    let (status, certs) = admin(
+        &server,
+        reqwest::Method::GET,
+        &format!("/eab/{DEMO_KID}/certificates"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{certs}");
+    let id = certs[0]["id"].as_str().unwrap().to_owned();
+
+    let http = browser(&server);
+    let origin = origin(&server);
+    let cookie = login(&server, &http).await;
+    let page = http
+        .get(format!("{origin}/console/credentials/{DEMO_KID}"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(&id), "{page}");
+    let pem = http
+        .get(format!("{origin}/console/certificates/{id}/pem"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pem.status(), 200);
+    assert_eq!(pem.text().await.unwrap(), issued.pem, "the chain as served");
+
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+    let revoked = http
+        .post(format!("{origin}/console/certificates/{id}/revoke"))
+        .header("cookie", &cookie)
+        .header("origin", &origin)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("reason", "4"),
+            ("credential", DEMO_KID),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 303, "{}", revoked.text().await.unwrap());
+    let (_, certs) = admin(
+        &server,
+        reqwest::Method::GET,
+        &format!("/eab/{DEMO_KID}/certificates"),
+        None,
+    )
+    .await;
+    assert_eq!(certs[0]["revoked"], true, "{certs}");
+    assert_eq!(certs[0]["reason"], 4, "{certs}");
+}

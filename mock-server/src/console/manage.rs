@@ -398,7 +398,12 @@ pub(crate) async fn download_certificate(
             ),
             (header::CONTENT_DISPOSITION, name),
         ],
-        cert.leaf_pem,
+        // The chain as the ACME certificate URL serves it (the default one), not the leaf
+        // alone: what a client would have installed.
+        state
+            .ca
+            .chain(&cert.leaf_pem, cert.family, 0)
+            .unwrap_or(cert.leaf_pem),
     )
         .into_response()
 }

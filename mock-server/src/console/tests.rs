@@ -480,6 +480,105 @@ async fn forms_get_the_admin_api_validation_and_messages() {
     assert!(state.credential(&kid).unwrap().faults.load_full().is_none());
 }
 
+/// The administrator's workflow through the console's forms, as in Sectigo's portal: a new
+/// organisation, a domain added unvalidated and then validated, a department, a delegation; a
+/// delegation of a name the organisation does not have is refused with the admin API's words.
+#[tokio::test]
+async fn the_organisation_workflow_runs_through_the_forms() {
+    let state = Arc::new(test_state());
+    let (cookie, csrf) = login(&state).await;
+    let form = |path: &str, fields: &str| {
+        post(
+            path,
+            Some(&cookie),
+            Some(ORIGIN),
+            &format!("csrf={csrf}&{fields}"),
+        )
+    };
+    let r = send(
+        &state,
+        form(
+            "/console/org/organizations",
+            "name=Example+College&country=US&state=Ohio",
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let org = (state.store.orgs.load().organizations.iter())
+        .find(|o| o.name == "Example College")
+        .map(|o| o.id)
+        .unwrap();
+    // Added without `validated`: not validated.
+    let r = send(
+        &state,
+        form(
+            &format!("/console/org/organizations/{org}/domains"),
+            "name=college.example",
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let validated = |state: &AppState| {
+        (state.store.orgs.load().domains.iter())
+            .find(|d| d.name == "college.example")
+            .map(|d| (d.org, d.validated))
+    };
+    assert_eq!(validated(&state), Some((org, false)));
+    let r = send(
+        &state,
+        form(
+            "/console/org/domains/college.example/validation",
+            "validated=true",
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(validated(&state), Some((org, true)));
+    let r = send(
+        &state,
+        form(
+            &format!("/console/org/organizations/{org}/departments"),
+            "name=Library",
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let dept = (state.store.orgs.load().departments.iter())
+        .find(|d| d.org == org && d.name == "Library")
+        .map(|d| d.id)
+        .unwrap();
+    let delegations = format!("/console/org/departments/{dept}/delegations");
+    let r = send(&state, form(&delegations, "domain=college.example")).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert!(
+        state.store.orgs.load().departments[dept]
+            .domains
+            .contains("college.example")
+    );
+    // A name of another organisation: refused, with the admin API's message on the page.
+    let r = send(&state, form(&delegations, "domain=physics.example.edu")).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    let admin = crate::admin::call(
+        &state,
+        http::Method::POST,
+        &format!("/departments/{dept}/delegations"),
+        Some(serde_json::json!({"domain": "physics.example.edu"})),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        r.body.replace("&quot;", "\"").contains(&admin.1),
+        "{}\n{}",
+        r.body,
+        admin.1
+    );
+    // The organisation page lists what was made.
+    let page = send(&state, get("/console/org", Some(&cookie))).await;
+    for text in ["Example College", "college.example", "Library"] {
+        assert!(page.body.contains(text), "{text}: {}", page.body);
+    }
+}
+
 /// Stands in for the real-client harness's HTML report (which depends on this crate): a page
 /// with inline CSS, as that report has.
 fn fake_report(text: &str) -> Result<String, String> {
