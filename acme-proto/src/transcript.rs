@@ -26,6 +26,11 @@ pub struct Exchange {
     pub time: String,
     /// Milliseconds since the server started, monotonic: use this for intervals.
     pub elapsed_ms: u64,
+    /// How long the server took to answer, microseconds (from the request's arrival to its
+    /// answer leaving the handler). Absent for a request left unanswered (the client gave up,
+    /// or a fault dropped the connection) and in older transcripts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_us: Option<u64>,
     /// HTTP method.
     pub method: String,
     /// The full request URL.
@@ -167,6 +172,7 @@ mod tests {
             seq: 1,
             time: "2026-01-01T00:00:00Z".into(),
             elapsed_ms: 5,
+            duration_us: Some(1200),
             method: "POST".into(),
             url: "https://127.0.0.1:1/v2/X/newAccount".into(),
             request_headers: BTreeMap::new(),

@@ -89,6 +89,7 @@ fn transcripts(c: &mut Criterion) {
         seq,
         time: time::OffsetDateTime::now_utc(),
         elapsed_ms: 0,
+        duration_us: Some(900),
         method: http::Method::POST,
         url: "https://127.0.0.1:14000/v2/InCommonRSAOV/newOrder".into(),
         request_headers: Default::default(),

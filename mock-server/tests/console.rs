@@ -258,6 +258,25 @@ async fn a_certificate_is_downloaded_with_its_chain_and_revoked() {
         .await
         .unwrap();
     assert!(page.contains(&id), "{page}");
+    // Each exchange says how long the server took to answer it.
+    let first = http
+        .get(format!("{origin}/console/exchanges/1"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let answered = first
+        .split("<dt>answered in</dt><dd>")
+        .nth(1)
+        .and_then(|rest| rest.split(" ms</dd>").next())
+        .unwrap_or_else(|| panic!("{first}"));
+    assert!(
+        answered.parse::<f64>().is_ok_and(|ms| ms >= 0.0),
+        "{answered}"
+    );
     let pem = http
         .get(format!("{origin}/console/certificates/{id}/pem"))
         .header("cookie", &cookie)

@@ -296,6 +296,7 @@ async fn hostile_strings_are_escaped_everywhere_they_are_shown() {
         seq,
         time: time::OffsetDateTime::now_utc(),
         elapsed_ms,
+        duration_us: Some(1500),
         method: http::Method::POST,
         url: "https://127.0.0.1:1/v2/InCommonRSAOV/newOrder".into(),
         request_headers: vec![("content-type", "application/jose+json".parse().unwrap())],

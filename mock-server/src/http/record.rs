@@ -60,6 +60,7 @@ pub(crate) async fn record(
         return next.run(req).await;
     }
     let time = OffsetDateTime::now_utc();
+    let started = std::time::Instant::now();
     let (seq, elapsed_ms) = state.store.transcripts.stamp();
     let (mut parts, body) = req.into_parts();
     // A fresh slot for the fault this request meets (see ConnControl::injected).
@@ -134,6 +135,7 @@ pub(crate) async fn record(
             seq,
             time,
             elapsed_ms,
+            duration_us: None,
             method: method.clone(),
             url: url.clone(),
             request_headers: request_headers.clone(),
@@ -207,6 +209,7 @@ pub(crate) async fn record(
         seq,
         time,
         elapsed_ms,
+        duration_us: Some(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX)),
         method,
         url,
         request_headers,

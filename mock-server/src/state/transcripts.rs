@@ -35,6 +35,8 @@ pub struct RawExchange {
     pub time: OffsetDateTime,
     /// Milliseconds since the server started.
     pub elapsed_ms: u64,
+    /// How long the answer took, microseconds (none: unanswered).
+    pub duration_us: Option<u64>,
     /// HTTP method.
     pub method: http::Method,
     /// The full request URL.
@@ -109,6 +111,7 @@ impl RawExchange {
             seq: self.seq,
             time: self.time.format(&Rfc3339).unwrap_or_default(),
             elapsed_ms: self.elapsed_ms,
+            duration_us: self.duration_us,
             method: self.method.to_string(),
             url: self.url.clone(),
             request_headers: joined(&self.request_headers),
@@ -405,6 +408,7 @@ mod tests {
             seq,
             time: OffsetDateTime::UNIX_EPOCH,
             elapsed_ms: 0,
+            duration_us: None,
             method: http::Method::POST,
             url: "https://127.0.0.1:1/v2/X/newAccount".into(),
             request_headers: vec![(

@@ -98,7 +98,8 @@
           from !== undefined ? el("span", {}, " (returned by #" + from + ")") : null,
           " · returned ", el("code", {}, x.nonce_returned || "none")),
         el("h4", {}, "Timing"),
-        el("p", {}, x.time + " · " + x.elapsed_ms + " ms after the server started"),
+        el("p", {}, x.time + " · " + x.elapsed_ms + " ms after the server started · " +
+          (x.duration_us !== undefined ? "answered in " + (x.duration_us / 1000).toFixed(1) + " ms" : "no answer")),
       );
       if (x.fault) d.append(el("p", { class: "fault" }, "Injected fault: " + x.fault));
       if (x.jws) {
