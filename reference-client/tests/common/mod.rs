@@ -7,7 +7,8 @@ use std::time::Duration;
 use acme_proto::SignatureAlgorithm;
 use mock_server::{MockServer, Orgs, Profile, ServerConfig};
 use reference_client::{
-    Account, Client, ClientConfig, EabCredential, NewAccountOptions, Progress, generate_account_key,
+    Account, Backoff, Client, ClientConfig, EabCredential, NewAccountOptions, Progress,
+    generate_account_key,
 };
 
 pub const RSA: &str = "sectigo-incommon-rsa-ov";
@@ -56,6 +57,13 @@ pub fn config(server: &MockServer, events: &Events, deadline: Duration) -> Clien
         progress: Some(Arc::new(move |p: &Progress| {
             recorder.0.lock().unwrap().push(p.clone())
         })),
+        // The client's own waits a tenth as long as a real run's: the tests count retries,
+        // not seconds (Retry-After is still honoured as the server asks).
+        backoff: Backoff {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(1),
+            ..Backoff::default()
+        },
         ..ClientConfig::default()
     }
 }
