@@ -10,12 +10,18 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
 use http::{Method, StatusCode, header};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::pages::message;
 use super::{Session, render};
-use crate::admin::call;
+use crate::admin::{api, call};
 use crate::http::AppState;
+
+/// A request body of the admin API, from its own typed request (these always serialize; a
+/// null body would be refused by the API, visibly).
+fn typed<T: serde::Serialize>(request: &T) -> Value {
+    serde_json::to_value(request).unwrap_or(Value::Null)
+}
 
 /// An admin API refusal, shown as a page with the API's own message.
 fn refused(session: &Session, (status, text): (StatusCode, String)) -> Response {
@@ -74,10 +80,10 @@ fn back_to_org() -> Response {
 }
 
 /// A text field that may be left empty.
-fn optional(s: &str) -> Value {
+fn optional(s: &str) -> Option<String> {
     match s.trim() {
-        "" => Value::Null,
-        t => Value::String(t.to_owned()),
+        "" => None,
+        t => Some(t.to_owned()),
     }
 }
 
@@ -104,9 +110,11 @@ pub(crate) async fn add_org(
     Extension(session): Extension<Session>,
     Form(f): Form<OrgForm>,
 ) -> Response {
-    let body = json!({
-        "name": f.name, "country": f.country, "state": f.region,
-        "locality": optional(&f.locality),
+    let body = typed(&api::NewOrganization {
+        name: f.name,
+        country: f.country,
+        state: f.region,
+        locality: optional(&f.locality),
     });
     match call(&state, Method::POST, "/organizations", Some(body)).await {
         Ok(_) => back_to_org(),
@@ -127,7 +135,10 @@ pub(crate) async fn add_domain(
     Path(org): Path<String>,
     Form(f): Form<DomainForm>,
 ) -> Response {
-    let body = json!({ "name": f.name, "validated": f.validated.is_some() });
+    let body = typed(&api::NewDomain {
+        name: f.name,
+        validated: f.validated.is_some(),
+    });
     let path = format!("/organizations/{}/domains", segment(&org));
     match call(&state, Method::POST, &path, Some(body)).await {
         Ok(_) => back_to_org(),
@@ -146,7 +157,9 @@ pub(crate) async fn set_validation(
     Path(name): Path<String>,
     Form(f): Form<ValidationForm>,
 ) -> Response {
-    let body = json!({ "validated": f.validated == "true" });
+    let body = typed(&api::SetValidation {
+        validated: f.validated == "true",
+    });
     let path = format!("/domains/{}/validation", segment(&name));
     match call(&state, Method::PUT, &path, Some(body)).await {
         Ok(_) => back_to_org(),
@@ -166,7 +179,14 @@ pub(crate) async fn add_department(
     Form(f): Form<NameForm>,
 ) -> Response {
     let path = format!("/organizations/{}/departments", segment(&org));
-    match call(&state, Method::POST, &path, Some(json!({ "name": f.name }))).await {
+    match call(
+        &state,
+        Method::POST,
+        &path,
+        Some(typed(&api::NewDepartment { name: f.name })),
+    )
+    .await
+    {
         Ok(_) => back_to_org(),
         Err(e) => refused(&session, e),
     }
@@ -188,7 +208,7 @@ pub(crate) async fn delegate(
         &state,
         Method::POST,
         &path,
-        Some(json!({ "domain": f.domain })),
+        Some(typed(&api::NewDelegation { domain: f.domain })),
     )
     .await
     {
@@ -214,7 +234,7 @@ pub(crate) async fn create_credential(
     Extension(session): Extension<Session>,
     Form(f): Form<CredentialForm>,
 ) -> Response {
-    let Ok(department) = f.department.trim().parse::<u64>() else {
+    let Ok(department) = f.department.trim().parse::<usize>() else {
         return message(
             &session,
             StatusCode::BAD_REQUEST,
@@ -223,11 +243,11 @@ pub(crate) async fn create_credential(
         );
     };
     let profiles: Vec<String> = names(&f.profile);
-    let body = json!({
-        "department": department,
-        "domains": names(&f.domains),
-        "reusable": f.reusable.is_some(),
-        "profiles": profiles,
+    let body = typed(&api::NewEab {
+        department,
+        domains: names(&f.domains),
+        reusable: f.reusable.is_some(),
+        profiles,
     });
     match call(&state, Method::POST, "/eab", Some(body)).await {
         Ok(minted) => render(
@@ -362,7 +382,7 @@ pub(crate) async fn revoke_certificate(
         &state,
         Method::POST,
         &path,
-        Some(json!({ "reason": reason })),
+        Some(typed(&api::RevokeCertificate { reason })),
     )
     .await
     {
