@@ -15,7 +15,7 @@ use axum::routing::any;
 use dashmap::DashMap;
 use http::StatusCode;
 use mock_server::dns::{Caa, MockDns, RecordKind};
-use mock_server::pebble::flags::{self, FlagError, FlagKind, FlagSpec};
+use mock_server::pebble::flags::{self, FlagKind, FlagSpec};
 use serde_json::{Value, json};
 
 use reference_client::solver::{
@@ -185,17 +185,9 @@ impl Settings {
 /// Runs `pebble-challtestsrv` with `args` (without the program name); returns the exit
 /// status.
 pub fn main(program: &str, args: &[String]) -> i32 {
-    let parsed = match flags::parse(SPECS, args) {
+    let parsed = match flags::parse_or_usage(program, SPECS, args) {
         Ok(p) => p,
-        Err(FlagError::Help) => {
-            eprint!("{}", flags::usage(program, SPECS));
-            return 0;
-        }
-        Err(FlagError::Bad(m)) => {
-            eprintln!("{m}");
-            eprint!("{}", flags::usage(program, SPECS));
-            return 2;
-        }
+        Err(status) => return status,
     };
     if !parsed.rest.is_empty() {
         println!("invalid command line arguments: {}", parsed.rest.join(" "));

@@ -125,6 +125,23 @@ pub fn parse(specs: &[FlagSpec], args: &[String]) -> Result<Parsed, FlagError> {
     Ok(parsed)
 }
 
+/// [`parse`] as a Go program's `main` does it: `-h` prints the usage (exit status 0), a bad
+/// flag its message and the usage (2), both on stderr; `Err` carries that status.
+pub fn parse_or_usage(program: &str, specs: &[FlagSpec], args: &[String]) -> Result<Parsed, i32> {
+    match parse(specs, args) {
+        Ok(p) => Ok(p),
+        Err(FlagError::Help) => {
+            eprint!("{}", usage(program, specs));
+            Err(0)
+        }
+        Err(FlagError::Bad(message)) => {
+            eprintln!("{message}");
+            eprint!("{}", usage(program, specs));
+            Err(2)
+        }
+    }
+}
+
 /// The usage text, laid out as Go's `flag.PrintDefaults` does.
 pub fn usage(program: &str, specs: &[FlagSpec]) -> String {
     let mut out = format!("Usage of {program}:\n");
@@ -216,5 +233,20 @@ mod tests {
         assert!(text.starts_with("Usage of pebble:\n"));
         assert!(text.contains("  -config string\n"), "{text}");
         assert!(text.contains("(default \"test/config/pebble-config.json\")"));
+    }
+
+    #[test]
+    fn a_go_main_exits_0_after_help_and_2_after_a_bad_flag() {
+        let args = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            parse_or_usage("pebble", SPECS, &args(&["-h"])).err(),
+            Some(0)
+        );
+        assert_eq!(
+            parse_or_usage("pebble", SPECS, &args(&["-nosuchflag"])).err(),
+            Some(2)
+        );
+        let parsed = parse_or_usage("pebble", SPECS, &args(&["-config", "x.json"])).unwrap();
+        assert_eq!(parsed.value("config", "default.json"), "x.json");
     }
 }

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use config::PebbleConfig;
-use flags::{FlagError, FlagKind, FlagSpec};
+use flags::{FlagKind, FlagSpec};
 use knobs::Knobs;
 
 use crate::ca::ListenerIdentity;
@@ -87,17 +87,9 @@ pub fn log(message: &str) {
 /// status: 0 after `-version`, `-h` or a signal, 1 for a bad configuration, 2 for a bad
 /// command line, as Pebble.
 pub fn main(program: &str, args: &[String]) -> i32 {
-    let parsed = match flags::parse(SPECS, args) {
+    let parsed = match flags::parse_or_usage(program, SPECS, args) {
         Ok(p) => p,
-        Err(FlagError::Help) => {
-            eprint!("{}", flags::usage(program, SPECS));
-            return 0;
-        }
-        Err(FlagError::Bad(message)) => {
-            eprintln!("{message}");
-            eprint!("{}", flags::usage(program, SPECS));
-            return 2;
-        }
+        Err(status) => return status,
     };
     if parsed.on("version") {
         println!("{}", version_line());
