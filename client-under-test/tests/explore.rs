@@ -106,7 +106,21 @@ async fn a_crash_on_the_second_bad_nonce_in_a_row_shrinks_to_two_bad_nonces() {
 #[ignore = "a minute or more of client runs: .ci/run runs it with --ignored"]
 async fn ignoring_retry_after_shrinks_to_one_429_with_retry_after_1() {
     let report = run("ignore-retry-after", 8, 5, 30).await;
-    let f = only(&report, "rule:retry-after-honoured");
+    // Every finding is this flaw. Besides the shrunk trigger below, a case on the HTTP-date
+    // base may show it without any fault: the order's Retry-After there is a date, rounded
+    // up, which the client's fixed wait falls short of by timing alone.
+    for f in &report.findings {
+        assert_eq!(f.property, "rule:retry-after-honoured", "{f:#?}");
+        assert!(
+            f.minimal.base == "happy-rsa-ov-rsa" || f.minimal.base == "retry-after-http-date",
+            "{f:#?}"
+        );
+    }
+    let on_happy: Vec<_> = (report.findings.iter())
+        .filter(|f| f.minimal.base == "happy-rsa-ov-rsa")
+        .collect();
+    assert_eq!(on_happy.len(), 1, "{:#?}", report.findings);
+    let f = on_happy[0];
     assert_eq!(f.severity, Severity::Fragile);
     assert!(f.shrink_complete, "{f:#?}");
     // Exactly the trigger: one response with Retry-After, on the first request to an endpoint.
@@ -123,8 +137,7 @@ async fn ignoring_retry_after_shrinks_to_one_429_with_retry_after_1() {
         "{:#?}",
         f.evidence
     );
-    assert_eq!(report.findings.len(), 1, "{:#?}", report.findings);
-    // A fragile finding alone does not fail the run.
+    // Fragile findings alone do not fail the run.
     assert!(report.passed());
 }
 
