@@ -26,47 +26,6 @@ fn browser(server: &mock_server::MockServer) -> reqwest::Client {
         .unwrap()
 }
 
-/// A certificate for the demo name through the reference client; its certificate URL.
-async fn reference_issuance(server: &mock_server::MockServer) -> String {
-    use reference_client::{
-        CertKeyType, ClientConfig, CsrSource, EabCredential, IssueRequest, NewAccountOptions,
-    };
-    let config = ClientConfig {
-        ca_files: vec![server.ready().ca_bundle.clone()],
-        ..ClientConfig::default()
-    };
-    let client = reference_client::Client::connect(server.directory_url(RSA).unwrap(), config)
-        .await
-        .unwrap();
-    let key = reference_client::generate_account_key(acme_proto::SignatureAlgorithm::Es256, 2048)
-        .unwrap();
-    let hmac = acme_proto::b64::encode(demo_hmac());
-    let registered = client
-        .new_account(
-            key,
-            &NewAccountOptions {
-                contact: vec!["mailto:admin@physics.example.edu".into()],
-                terms_of_service_agreed: true,
-                eab: Some(EabCredential::new(DEMO_KID, &hmac, None).unwrap()),
-            },
-        )
-        .await
-        .unwrap();
-    let issued = registered
-        .account
-        .issue(
-            IssueRequest {
-                names: vec!["physics.example.edu".into()],
-                csr: CsrSource::Generate(CertKeyType::EcdsaP256),
-                preferred_chain: None,
-            },
-            &[],
-        )
-        .await
-        .unwrap();
-    issued.order.order.certificate.unwrap()
-}
-
 async fn login(server: &mock_server::MockServer, http: &reqwest::Client) -> String {
     let origin = origin(server);
     let token = server.ready().admin_token.clone().unwrap();

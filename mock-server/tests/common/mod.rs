@@ -413,3 +413,44 @@ pub async fn start_custom(edit: impl FnOnce(&mut ServerConfig)) -> Server {
     edit(&mut config);
     start_config(config).await
 }
+
+/// A certificate for the demo name through the reference client; its certificate URL.
+pub async fn reference_issuance(server: &MockServer) -> String {
+    use reference_client::{
+        CertKeyType, ClientConfig, CsrSource, EabCredential, IssueRequest, NewAccountOptions,
+    };
+    let config = ClientConfig {
+        ca_files: vec![server.ready().ca_bundle.clone()],
+        ..ClientConfig::default()
+    };
+    let client = reference_client::Client::connect(server.directory_url(RSA).unwrap(), config)
+        .await
+        .unwrap();
+    let key = reference_client::generate_account_key(acme_proto::SignatureAlgorithm::Es256, 2048)
+        .unwrap();
+    let hmac = acme_proto::b64::encode(demo_hmac());
+    let registered = client
+        .new_account(
+            key,
+            &NewAccountOptions {
+                contact: vec!["mailto:admin@physics.example.edu".into()],
+                terms_of_service_agreed: true,
+                eab: Some(EabCredential::new(DEMO_KID, &hmac, None).unwrap()),
+            },
+        )
+        .await
+        .unwrap();
+    let issued = registered
+        .account
+        .issue(
+            IssueRequest {
+                names: vec!["physics.example.edu".into()],
+                csr: CsrSource::Generate(CertKeyType::EcdsaP256),
+                preferred_chain: None,
+            },
+            &[],
+        )
+        .await
+        .unwrap();
+    issued.order.order.certificate.unwrap()
+}
