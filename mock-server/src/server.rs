@@ -359,13 +359,7 @@ impl MockServer {
         write_file(&ca_bundle, ca.listener_ca_pem.as_bytes(), false)?;
         write_file(&roots, ca.roots_pem.as_bytes(), false)?;
 
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let mut tls = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()?
-            .with_no_client_auth()
-            .with_single_cert(identity.chain, identity.key)?;
-        tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+        let acceptor = tls_acceptor(identity)?;
 
         let profiles = config.profiles;
         let default_name = profiles[0].name.clone();
@@ -719,6 +713,20 @@ async fn prune_loop(state: Arc<AppState>, mut stopped: watch::Receiver<bool>, ke
             tracing::debug!(dropped, "old orders pruned");
         }
     }
+}
+
+/// The TLS acceptor of a listener identity (aws-lc-rs, HTTP/2 and HTTP/1.1 by ALPN): the ACME
+/// listener's, and Pebble's management API's.
+pub(crate) fn tls_acceptor(
+    identity: crate::ca::ListenerIdentity,
+) -> Result<tokio_rustls::TlsAcceptor, rustls::Error> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(identity.chain, identity.key)?;
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(tls)))
 }
 
 #[cfg(test)]

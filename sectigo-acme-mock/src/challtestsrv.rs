@@ -218,15 +218,8 @@ pub fn main(program: &str, args: &[String]) -> i32 {
             ));
         }
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cannot start the async runtime: {e}");
-            return 1;
-        }
+    let Some(runtime) = mock_server::pebble::runtime() else {
+        return 1;
     };
     runtime.block_on(async move {
         let server = ChallTestSrv::start(&settings).await;

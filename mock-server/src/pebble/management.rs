@@ -40,7 +40,7 @@ pub async fn serve(
     addr: SocketAddr,
     identity: ListenerIdentity,
 ) -> std::io::Result<ManagementServer> {
-    let acceptor = super::acceptor(identity).map_err(std::io::Error::other)?;
+    let acceptor = crate::server::tls_acceptor(identity).map_err(std::io::Error::other)?;
     let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = watch::channel(false);

@@ -12,7 +12,6 @@ pub mod management;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use config::PebbleConfig;
 use flags::{FlagKind, FlagSpec};
@@ -109,15 +108,8 @@ pub fn main(program: &str, args: &[String]) -> i32 {
         eprint!("{}", flags::usage(program, SPECS));
         return 1;
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cannot start the async runtime: {e}");
-            return 1;
-        }
+    let Some(runtime) = runtime() else {
+        return 1;
     };
     let dnsserver = parsed.value("dnsserver", "").to_owned();
     let config_path = PathBuf::from(config_path);
@@ -482,17 +474,18 @@ pub async fn wait_for_stop_signal() {
     wait_for_signal().await;
 }
 
-/// Shared by the management API: the TLS acceptor of a listener identity.
-pub(crate) fn acceptor(
-    identity: ListenerIdentity,
-) -> Result<tokio_rustls::TlsAcceptor, rustls::Error> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(identity.chain, identity.key)?;
-    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(tls)))
+/// The stand-ins' async runtime; `None` (said on stderr) when it cannot start, an exit 1.
+pub fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => Some(rt),
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            None
+        }
+    }
 }
 
 #[cfg(test)]
