@@ -1,5 +1,5 @@
 //! `vet --explore` finds planted fragilities and shrinks each to exactly its trigger (the
-//! reference client's few hundred cases are in cli/tests/vet.rs, through its command line).
+//! reference client's few hundred cases are in cli/tests/cli/vet.rs, through its command line).
 //! Each search runs a client dozens of times, so these are `--ignored` (run by .ci/run) and
 //! `cargo test` stays quick; the strategy, shrinking and reports are unit-tested in the crate.
 //!

@@ -7,6 +7,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "mock/common/mod.rs"]
 mod common;
 
 use std::path::PathBuf;
