@@ -19,6 +19,9 @@ fn temp_dir(name: &str) -> PathBuf {
 }
 
 /// Runs caddy-run.sh with a stand-in `caddy` that runs `body` (sh) with its log on stderr.
+/// A body ends with `exec sleep 30` for Caddy running on until it is told to stop. Like Caddy,
+/// the stand-in ends on SIGINT: it is started in the background, where a shell would ignore
+/// SIGINT, so the stand-in takes the default action back before it runs its body.
 fn caddy_run(name: &str, body: &str) -> (Output, String) {
     caddy_run_with(name, body, "{}", &[]).0
 }
@@ -36,7 +39,15 @@ fn caddy_run_with(
     let bin = dir.join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     let fake = bin.join("caddy");
-    std::fs::write(&fake, format!("#!/bin/sh\n{body}\n")).unwrap();
+    let script = dir.join("caddy-body.sh");
+    std::fs::write(&script, body).unwrap();
+    let sigint = "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); \
+                  os.execvp('sh', ['sh'] + sys.argv[1:])";
+    let fake_text = format!(
+        "#!/bin/sh\nexec python3 -c \"{sigint}\" {} \"$@\"\n",
+        script.display()
+    );
+    std::fs::write(&fake, fake_text).unwrap();
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
     let log = dir.join("caddy.log");
     let path = format!(
@@ -50,7 +61,7 @@ fn caddy_run_with(
         .arg(&log)
         .args(args)
         .env("PATH", path)
-        .env("CADDY_RUN_TIMEOUT", "5")
+        .env("CADDY_RUN_TIMEOUT", "2")
         .env("STDIN_COPY", dir.join("stdin.json"))
         .output()
         .unwrap();
@@ -71,7 +82,7 @@ fn caddy_run_edits_the_config_on_its_way_to_caddy_renew_preferred_chain() {
         "renew",
         r#"[ "$3" = - ] && cat > "$STDIN_COPY"
 echo '{"level":"info","msg":"certificate renewed successfully","identifier":"physics.example.edu"}' >&2
-sleep 30"#,
+exec sleep 30"#,
         r#"{"apps":{"tls":{"automation":{"policies":[{"subjects":["physics.example.edu"],
             "issuers":[{"module":"acme","external_account":{"key_id":"K","mac_key":"M"}}]}]}}}}"#,
         &[
@@ -92,13 +103,13 @@ sleep 30"#,
     // Without options Caddy reads the file itself; an unknown option is a usage error.
     let ((out, _), stdin) = caddy_run_with(
         "plain",
-        "echo '{\"msg\":\"certificate obtained successfully\"}' >&2; sleep 30",
+        "echo '{\"msg\":\"certificate obtained successfully\"}' >&2; exec sleep 30",
         "{}",
         &[],
     );
     assert_eq!(out.status.code(), Some(0));
     assert!(stdin.is_empty());
-    let ((out, stderr), _) = caddy_run_with("usage", "sleep 30", "{}", &["--sideways"]);
+    let ((out, stderr), _) = caddy_run_with("usage", "exec sleep 30", "{}", &["--sideways"]);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
 }
 
@@ -109,7 +120,7 @@ fn caddy_run_exits_0_once_the_certificate_is_obtained_and_stops_caddy() {
         r#"echo '{"level":"info","msg":"obtaining certificate"}' >&2
 sleep 0.3
 echo '{"level":"info","logger":"tls.obtain","msg":"certificate obtained successfully","identifier":"physics.example.edu"}' >&2
-sleep 30"#,
+exec sleep 30"#,
     );
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert!(
@@ -123,7 +134,7 @@ fn caddy_run_exits_1_with_caddys_error_on_the_first_failed_attempt() {
     let (out, stderr) = caddy_run(
         "retry",
         r#"echo '{"level":"error","logger":"tls.obtain","msg":"will retry","error":"[physics.example.edu] Obtain: HTTP 403 urn:ietf:params:acme:error:unauthorized - [External Account Binding] Invalid MAC","attempt":1,"retrying_in":60,"elapsed":0.4}' >&2
-sleep 30"#,
+exec sleep 30"#,
     );
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(
@@ -139,9 +150,9 @@ fn caddy_run_passes_on_caddys_own_failure_and_gives_up_after_its_timeout() {
     assert_eq!(out.status.code(), Some(3), "{out:?}");
     assert!(stderr.contains("caddy exited (3)"), "{stderr}");
     assert!(stderr.contains("loading config: bad"), "{stderr}");
-    let (out, stderr) = caddy_run("silent", "sleep 30");
+    let (out, stderr) = caddy_run("silent", "exec sleep 30");
     assert_eq!(out.status.code(), Some(124), "{out:?}");
-    assert!(stderr.contains("no certificate after 5 s"), "{stderr}");
+    assert!(stderr.contains("no certificate after 2 s"), "{stderr}");
 }
 
 /// The driver refuses a key file others can read, and names no key in its error. Needs node
