@@ -2,7 +2,6 @@
 
 mod admin;
 mod bench;
-mod client;
 mod conformance;
 mod serve;
 mod vet;
@@ -38,7 +37,7 @@ enum Command {
     Serve(serve::ServeArgs),
     /// The reference ACME client: register (with EAB), issue, renew, revoke, deactivate,
     /// rollover, show. Exit codes: 1 local, 2 usage, 3 refused by the CA, 4 network.
-    Client(client::ClientArgs),
+    Client(reference_client::command::ClientArgs),
     /// Manage the running mock server: organisations, departments, domains, delegations,
     /// EAB credentials, certificates, recorded requests, fault plans, DNS records.
     Admin(admin::AdminArgs),
@@ -101,7 +100,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => serve::run(args).await.map(|()| ExitCode::SUCCESS),
-            Command::Client(args) => client::run(args).await,
+            Command::Client(args) => Ok(reference_client::command::run(args).await),
             Command::Admin(args) => admin::run(args).await.map(|()| ExitCode::SUCCESS),
             Command::Conformance(args) => conformance::run(args).await,
             Command::Bench(args) => bench::run(args).await.map(|()| ExitCode::SUCCESS),

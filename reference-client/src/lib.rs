@@ -42,6 +42,8 @@
 mod account;
 pub mod cert;
 mod client;
+#[cfg(feature = "cli")]
+pub mod command;
 mod error;
 pub mod manage;
 mod order;

@@ -1,4 +1,5 @@
-//! `acme-harness client ...`: the reference ACME client for people and scripts.
+//! The reference client's command line, `acme-harness client ...`, for people and scripts
+//! (feature `cli`): its arguments, what each subcommand calls, its output and exit codes.
 //!
 //! State (account key 0600, account.json without any secret) lives under
 //! `--state-dir/accounts/<server>/`; certificates go to `--out` (default
@@ -12,12 +13,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::manage::{CertRequest, Registration, Workspace, secret_from_file_or_env};
+use crate::solver::{Dns01Hook, Http01Standalone, Http01Webroot, Solver, TlsAlpn01Standalone};
+use crate::{Client, ClientConfig, Error, Progress};
 use clap::{Args, Subcommand};
-use reference_client::manage::{CertRequest, Registration, Workspace, secret_from_file_or_env};
-use reference_client::solver::{
-    Dns01Hook, Http01Standalone, Http01Webroot, Solver, TlsAlpn01Standalone,
-};
-use reference_client::{Client, ClientConfig, Error, Progress};
 use serde_json::{Value, json};
 
 /// Environment variable holding the EAB HMAC key (instead of --eab-hmac-key-file).
@@ -53,7 +52,7 @@ Exit codes:
 /// Reference ACME client: register an account with EAB, issue, renew and revoke certificates.
 #[derive(Debug, Args)]
 #[command(after_long_help = AFTER_HELP)]
-pub(crate) struct ClientArgs {
+pub struct ClientArgs {
     #[command(subcommand)]
     command: ClientCommand,
 }
@@ -282,8 +281,9 @@ struct ShowArgs {
 }
 
 /// Runs a client command and prints its answer (text, or one JSON object with `--json`).
-/// The exit codes (0-4, see `--help`) are part of the interface scripts rely on.
-pub(crate) async fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
+/// Runs one subcommand, prints its answer (text, or JSON with `--json`) and returns the exit
+/// code. The exit codes (0-4, see `--help`) are part of the interface scripts rely on.
+pub async fn run(args: ClientArgs) -> ExitCode {
     let (name, common) = match &args.command {
         ClientCommand::Register(a) => ("register", &a.common),
         ClientCommand::Issue(a) => ("issue", &a.common),
@@ -318,7 +318,7 @@ pub(crate) async fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
     };
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
-    Ok(ExitCode::from(code))
+    ExitCode::from(code)
 }
 
 /// The JSON and the text answer of a report.
@@ -390,7 +390,7 @@ async fn connect(common: &CommonArgs) -> Result<(Workspace, Client), Error> {
                 Error::InvalidInput("cannot find a data directory: pass --state-dir DIR".into())
             })?,
     };
-    let progress: reference_client::ProgressFn = Arc::new(|p: &Progress| eprintln!("{p}"));
+    let progress: crate::ProgressFn = Arc::new(|p: &Progress| eprintln!("{p}"));
     let config = ClientConfig {
         ca_files: common.ca_files.clone(),
         deadline: Duration::from_secs(common.timeout),
