@@ -182,7 +182,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The command that mints a fresh credential like the demo one.
+/// Returns on Ctrl-C or SIGTERM.
 async fn wait_for_signal() -> anyhow::Result<()> {
     #[cfg(unix)]
     {

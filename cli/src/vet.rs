@@ -68,7 +68,7 @@ pub(crate) struct VetArgs {
     run: RunArgs,
 
     #[command(flatten)]
-    out: OutArgs,
+    out: Outputs,
 
     #[command(flatten)]
     explore: ExploreArgs,
@@ -171,21 +171,6 @@ impl RunArgs {
     }
 }
 
-#[derive(Debug, Args)]
-struct OutArgs {
-    /// Write the results as JSON.
-    #[arg(long, value_name = "FILE")]
-    json: Option<PathBuf>,
-
-    /// Write JUnit XML (one test case per client and scenario).
-    #[arg(long, value_name = "FILE")]
-    junit: Option<PathBuf>,
-
-    /// Write a self-contained HTML report.
-    #[arg(long, value_name = "FILE")]
-    html: Option<PathBuf>,
-}
-
 const MATRIX_HELP: &str = "\
 Examples:
   acme-harness matrix --expectations ci/matrix-expectations.tsv --markdown matrix.md
@@ -245,26 +230,19 @@ struct MatrixReportArgs {
     markdown: Option<PathBuf>,
 
     #[command(flatten)]
-    out: OutArgs,
+    out: Outputs,
 }
 
 fn harness_bin() -> Option<PathBuf> {
     std::env::current_exe().ok()
 }
 
-impl OutArgs {
-    /// Writes the requested report files, naming each on stderr.
-    fn write(&self, report: &RunReport) -> anyhow::Result<()> {
-        let outputs = Outputs {
-            json: self.json.clone(),
-            junit: self.junit.clone(),
-            html: self.html.clone(),
-        };
-        for path in outputs.write(report)? {
-            eprintln!("wrote {}", path.display());
-        }
-        Ok(())
+/// Writes the requested report files, naming each on stderr.
+fn write_outputs(out: &Outputs, report: &RunReport) -> anyhow::Result<()> {
+    for path in out.write(report)? {
+        eprintln!("wrote {}", path.display());
     }
+    Ok(())
 }
 
 fn exit(passed: bool) -> ExitCode {
@@ -341,7 +319,7 @@ pub(crate) async fn run(args: VetArgs) -> anyhow::Result<ExitCode> {
     if plan.compares_modes() {
         print!("\n{}", report::secret_modes_table(&plan.per_mode(&report)));
     }
-    args.out.write(&report)?;
+    write_outputs(&args.out, &report)?;
     Ok(exit(plan.passed(&report)))
 }
 
@@ -362,15 +340,10 @@ async fn run_explore(
         workdir: args.run.workdir.clone(),
         sandbox: !args.run.no_sandbox,
     };
-    let outputs = Outputs {
-        json: args.out.json.clone(),
-        junit: args.out.junit.clone(),
-        html: args.out.html.clone(),
-    };
     let expectations = args.explore.expectations.as_deref();
     let progress = |l: &str| eprintln!("{l}");
     let done =
-        explore::command::run(plan, &flags, harness, expectations, &outputs, &progress).await?;
+        explore::command::run(plan, &flags, harness, expectations, &args.out, &progress).await?;
     print!("\n{}", done.summary);
     done.written
         .iter()
@@ -433,7 +406,7 @@ async fn remote(args: VetArgs, label: String) -> anyhow::Result<ExitCode> {
     let mut report = RunReport::new(seed, results);
     report.remote = Some(RemoteScope::new(r.scan_dir.as_deref()));
     print!("\n{}", report::table_for(&report));
-    args.out.write(&report)?;
+    write_outputs(&args.out, &report)?;
     Ok(exit(report.all_passed()))
 }
 
@@ -451,7 +424,7 @@ fn finish_matrix(args: &MatrixReportArgs, report: &RunReport) -> anyhow::Result<
         );
         eprintln!("wrote {}", vet::write(p, &text)?.display());
     }
-    args.out.write(report)?;
+    write_outputs(&args.out, report)?;
     let summary = verdict.summary(report.results.len());
     if !summary.is_empty() {
         println!("{summary}");

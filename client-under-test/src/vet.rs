@@ -279,14 +279,18 @@ pub fn listing(harness: Option<&Path>) -> String {
     out
 }
 
-/// Report files to write: JSON, JUnit XML, HTML.
-#[derive(Debug, Clone, Default)]
+/// Report files to write: JSON, JUnit XML, HTML. They are also the command line's flags
+/// (`--json`, `--junit`, `--html` of `vet` and `matrix`); the field docs are their help.
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct Outputs {
-    /// `--json FILE`.
+    /// Write the results as JSON.
+    #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
-    /// `--junit FILE`.
+    /// Write JUnit XML (one test case per client and scenario).
+    #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
-    /// `--html FILE`.
+    /// Write a self-contained HTML report.
+    #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
 }
 
