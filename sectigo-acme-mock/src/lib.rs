@@ -868,7 +868,7 @@ fn root_store(pem: &str) -> rustls::RootCertStore {
 pub mod internal {
     use std::ops::Deref;
 
-    use mock_server::{MockServer, ServerConfig};
+    use mock_server::{MockServer, Orgs, Profile, ServerConfig};
 
     /// A mock seen as the server underneath.
     #[derive(Debug)]
@@ -895,5 +895,44 @@ pub mod internal {
     /// When the server cannot start.
     pub async fn start(config: ServerConfig) -> TestServer {
         TestServer(crate::MockCa::builder().server_config(config).start().await)
+    }
+
+    /// The InCommon RSA OV profile's name, the one most tests use.
+    pub const RSA: &str = "sectigo-incommon-rsa-ov";
+    /// The InCommon ECC OV profile's name.
+    pub const ECC: &str = "sectigo-incommon-ecc-ov";
+
+    /// Every built-in profile with the demo organisation.
+    ///
+    /// # Panics
+    /// When the server cannot start.
+    pub async fn start_demo() -> TestServer {
+        start_with(
+            Orgs::demo(),
+            Profile::all_built_in().expect("built-in profiles"),
+        )
+        .await
+    }
+
+    /// `profiles` with `orgs` on an ephemeral server (the shared test CA, port 0).
+    ///
+    /// # Panics
+    /// When the server cannot start.
+    pub async fn start_with(orgs: Orgs, profiles: Vec<Profile>) -> TestServer {
+        let mut config = ServerConfig::ephemeral();
+        config.orgs = orgs;
+        config.profiles = profiles;
+        start(config).await
+    }
+
+    /// A copy of the built-in profile `base` named `name` and served at `path`, for tweaking.
+    ///
+    /// # Panics
+    /// When `base` is not a built-in profile.
+    pub fn profile_variant(base: &str, name: &str, path: &str) -> Profile {
+        let mut p = Profile::built_in(base).expect("a built-in profile");
+        p.name = name.into();
+        p.directory_path = path.into();
+        p
     }
 }

@@ -11,16 +11,14 @@ use reference_client::raw;
 use serde_json::{Value, json};
 
 pub const DEMO_KID: &str = "DemoPhysicsKeyId0000Ab";
-pub const RSA: &str = "sectigo-incommon-rsa-ov";
-pub const ECC: &str = "sectigo-incommon-ecc-ov";
-
 /// A mock started through the embeddable kit (sectigo-acme-mock), so that every server test
-/// exercises the kit's start and drop; the tests look at the server underneath.
-pub use sectigo_acme_mock::internal::{TestServer as Server, start as start_config};
-
-pub async fn start() -> Server {
-    start_with(Orgs::demo(), Profile::all_built_in().unwrap()).await
-}
+/// exercises the kit's start and drop; the tests look at the server underneath. (The browser
+/// test, a binary of its own, uses only some of them.)
+#[allow(unused_imports)]
+pub use sectigo_acme_mock::internal::{
+    ECC, RSA, TestServer as Server, profile_variant, start as start_config, start_demo as start,
+    start_with,
+};
 
 /// The built-in profiles without the processing wait after finalize: for tests about what is
 /// issued rather than when (the wait has tests of its own).
@@ -30,13 +28,6 @@ pub async fn start_without_processing() -> Server {
         p.order.processing_ms = 0;
     }
     start_with(Orgs::demo(), profiles).await
-}
-
-pub async fn start_with(orgs: Orgs, profiles: Vec<Profile>) -> Server {
-    let mut config = ServerConfig::ephemeral();
-    config.orgs = orgs;
-    config.profiles = profiles;
-    start_config(config).await
 }
 
 pub fn demo_hmac() -> Vec<u8> {
@@ -400,9 +391,7 @@ pub async fn admin_with(
 
 /// A server with one profile changed by `edit` (served at its own path under `name`).
 pub async fn start_profile(base: &str, name: &str, edit: impl FnOnce(&mut Profile)) -> Server {
-    let mut profile = Profile::built_in(base).unwrap();
-    profile.name = name.into();
-    profile.directory_path = format!("/v2/{name}");
+    let mut profile = profile_variant(base, name, &format!("/v2/{name}"));
     edit(&mut profile);
     start_with(Orgs::demo(), vec![profile]).await
 }

@@ -5,36 +5,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use acme_proto::SignatureAlgorithm;
-use mock_server::{MockServer, Orgs, Profile, ServerConfig};
+use mock_server::MockServer;
 use reference_client::{
     Account, Backoff, Client, ClientConfig, EabCredential, NewAccountOptions, Progress,
     generate_account_key,
 };
 
-pub const RSA: &str = "sectigo-incommon-rsa-ov";
-pub const ECC: &str = "sectigo-incommon-ecc-ov";
-
-/// A mock started through the embeddable kit (sectigo-acme-mock), seen as the server.
-pub use sectigo_acme_mock::internal::TestServer as Server;
-
-pub async fn start() -> Server {
-    start_with(Orgs::demo(), Profile::all_built_in().unwrap()).await
-}
-
-pub async fn start_with(orgs: Orgs, profiles: Vec<Profile>) -> Server {
-    let mut config = ServerConfig::ephemeral();
-    config.orgs = orgs;
-    config.profiles = profiles;
-    sectigo_acme_mock::internal::start(config).await
-}
-
-/// A copy of a built-in profile served at its own path, for tweaking.
-pub fn profile_variant(base: &str, name: &str, path: &str) -> Profile {
-    let mut p = Profile::built_in(base).unwrap();
-    p.name = name.into();
-    p.directory_path = path.into();
-    p
-}
+/// Mocks started through the embeddable kit (sectigo-acme-mock), seen as the server.
+pub use sectigo_acme_mock::internal::{ECC, RSA, profile_variant, start_demo as start, start_with};
 
 /// Progress events, recorded.
 #[derive(Clone, Default)]
