@@ -925,6 +925,110 @@ pub mod internal {
         start(config).await
     }
 
+    /// A web console session logged in with the admin token, as a browser holds it (the
+    /// cookie; redirects not followed), for tests of the console's pages and forms.
+    #[derive(Debug)]
+    pub struct ConsoleSession {
+        /// The client, trusting the listener.
+        pub http: reqwest::Client,
+        /// `https://HOST:PORT`, the origin forms are posted from.
+        pub origin: String,
+        /// The session cookie (`name=value`).
+        pub cookie: String,
+    }
+
+    impl ConsoleSession {
+        /// Logs in to the console next to `admin_url` with `token`, trusting `ca_bundle`.
+        ///
+        /// # Panics
+        /// When the login is not answered with a redirect and a cookie.
+        pub async fn login(admin_url: &str, ca_bundle: &std::path::Path, token: &str) -> Self {
+            let tls = reference_client::raw::tls_config(&[ca_bundle.to_path_buf()])
+                .expect("the listener's CA bundle");
+            let http = reqwest::Client::builder()
+                .use_preconfigured_tls(tls)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("an HTTP client");
+            let origin = admin_url.trim_end_matches("/admin").to_owned();
+            let r = http
+                .post(format!("{origin}/console/login"))
+                .header("origin", &origin)
+                .form(&[("token", token)])
+                .send()
+                .await
+                .expect("the login answers");
+            assert_eq!(r.status(), 303, "a login redirects");
+            let set = r.headers()["set-cookie"].to_str().expect("a cookie");
+            let cookie = set.split(';').next().unwrap_or_default().to_owned();
+            ConsoleSession {
+                http,
+                origin,
+                cookie,
+            }
+        }
+
+        /// Logs in to `server`'s console.
+        ///
+        /// # Panics
+        /// When the server has no admin API or the login fails.
+        pub async fn of(server: &MockServer) -> Self {
+            let ready = server.ready();
+            let admin = ready.admin_url.as_deref().expect("an admin API");
+            let token = ready.admin_token.as_deref().expect("an admin token");
+            Self::login(admin, &ready.ca_bundle, token).await
+        }
+
+        /// GETs a console path (`/console/...`) in the session.
+        ///
+        /// # Panics
+        /// When the request gets no answer.
+        pub async fn get(&self, path: &str) -> reqwest::Response {
+            self.http
+                .get(format!("{}{path}", self.origin))
+                .header("cookie", &self.cookie)
+                .send()
+                .await
+                .expect("the console answers")
+        }
+
+        /// The text of a console page.
+        ///
+        /// # Panics
+        /// When the request gets no answer.
+        pub async fn page(&self, path: &str) -> String {
+            self.get(path).await.text().await.expect("a page")
+        }
+
+        /// POSTs a form to a console path in the session, from the console's origin, with
+        /// the CSRF token of `form_page` (the page the form is on) added to `fields`.
+        ///
+        /// # Panics
+        /// When `form_page` has no CSRF token or the request gets no answer.
+        pub async fn submit(
+            &self,
+            path: &str,
+            form_page: &str,
+            fields: &[(&str, &str)],
+        ) -> reqwest::Response {
+            let csrf = form_page
+                .split("name=\"csrf\" value=\"")
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .expect("a CSRF token on the form's page");
+            let mut form = vec![("csrf", csrf)];
+            form.extend_from_slice(fields);
+            self.http
+                .post(format!("{}{path}", self.origin))
+                .header("cookie", &self.cookie)
+                .header("origin", &self.origin)
+                .form(&form)
+                .send()
+                .await
+                .expect("the console answers")
+        }
+    }
+
     /// A copy of the built-in profile `base` named `name` and served at `path`, for tweaking.
     ///
     /// # Panics

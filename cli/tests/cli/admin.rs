@@ -244,69 +244,27 @@ async fn the_console_of_serve_shows_a_vet_report() {
     let ready: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("ready.json")).unwrap())
             .unwrap();
-    let tls =
-        reference_client::raw::tls_config(&[ready["ca_bundle"].as_str().unwrap().into()]).unwrap();
-    let http = reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let admin_url = ready["admin_url"].as_str().unwrap();
-    let origin = admin_url.trim_end_matches("/admin");
-    let login = http
-        .post(format!("{origin}/console/login"))
-        .header("origin", origin)
-        .form(&[("token", ready["admin_token"].as_str().unwrap())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(login.status(), 303);
-    let cookie = login.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let page = http
-        .get(format!("{origin}/console/reports"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let csrf = page
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap()
-        .to_owned();
+    let console = sectigo_acme_mock::internal::ConsoleSession::login(
+        ready["admin_url"].as_str().unwrap(),
+        std::path::Path::new(ready["ca_bundle"].as_str().unwrap()),
+        ready["admin_token"].as_str().unwrap(),
+    )
+    .await;
+    let page = console.page("/console/reports").await;
     // A vet report as `vet --json` writes it: one scenario of a client named here.
     let mut report = client_under_test::report::RunReport::new(8, Vec::new());
     report.skipped = vec![("planted-client-name".into(), "not installed".into())];
     let json = serde_json::to_string(&report).unwrap();
-    let opened = http
-        .post(format!("{origin}/console/reports"))
-        .header("cookie", &cookie)
-        .header("origin", origin)
-        .form(&[("csrf", csrf.as_str()), ("report", json.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let opened = console
+        .submit("/console/reports", &page, &[("report", json.as_str())])
+        .await;
     let status = opened.status();
     assert!(
         status.is_success(),
         "{status}: {}",
         opened.text().await.unwrap()
     );
-    let frame = http
-        .get(format!("{origin}/console/reports/current"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let frame = console.get("/console/reports/current").await;
     assert_eq!(frame.status(), 200);
     let html = frame.text().await.unwrap();
     assert!(html.contains("planted-client-name"), "{html}");

@@ -8,58 +8,22 @@ use crate::common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use reference_client::raw;
+use sectigo_acme_mock::internal::ConsoleSession;
 use serde_json::Value;
-
-fn origin(server: &mock_server::MockServer) -> String {
-    let admin = server.ready().admin_url.clone().unwrap();
-    admin.strip_suffix("/admin").unwrap().to_owned()
-}
-
-/// A browser-like client: trusts the listener, follows no redirect.
-fn browser(server: &mock_server::MockServer) -> reqwest::Client {
-    let tls = raw::tls_config(&[server.ready().ca_bundle.clone()]).unwrap();
-    reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-async fn login(server: &mock_server::MockServer, http: &reqwest::Client) -> String {
-    let origin = origin(server);
-    let token = server.ready().admin_token.clone().unwrap();
-    let r = http
-        .post(format!("{origin}/console/login"))
-        .header("origin", &origin)
-        .form(&[("token", token)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303);
-    let set = r.headers()["set-cookie"].to_str().unwrap();
-    set.split(';').next().unwrap().to_owned()
-}
 
 #[tokio::test]
 async fn an_issuance_shows_up_live_within_a_second_with_its_grade() {
     let server = start_without_processing().await;
-    let http = browser(&server);
-    let origin = origin(&server);
-    let r = http
-        .get(format!("{origin}/console/api/events"))
+    let console = ConsoleSession::of(&server).await;
+    let r = console
+        .http
+        .get(format!("{}/console/api/events", console.origin))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 401, "no stream without the session");
-    let cookie = login(&server, &http).await;
 
-    let mut events = http
-        .get(format!("{origin}/console/api/events"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let mut events = console.get("/console/api/events").await;
     assert_eq!(events.status(), 200);
     assert!(
         events.headers()["content-type"]
@@ -130,15 +94,7 @@ async fn an_issuance_shows_up_live_within_a_second_with_its_grade() {
     );
 
     // The grade of the demo credential, from the same page the browser refreshes.
-    let grades = http
-        .get(format!("{origin}/console/grading/fragment"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let grades = console.page("/console/grading/fragment").await;
     assert!(
         grades.contains(&format!("data-scope=\"{DEMO_KID}\"")),
         "{grades}"
@@ -190,16 +146,12 @@ async fn injected_faults_are_marked_as_such() {
         .await;
     assert!(dropped.is_err(), "no answer: {dropped:?}");
 
-    let http = browser(&server);
-    let cookie = login(&server, &http).await;
+    let console = ConsoleSession::of(&server).await;
     // The dropped request is recorded when the server notices the closed connection.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let list: Vec<Value> = http
-        .get(format!("{}/console/api/exchanges", origin(&server)))
-        .header("cookie", &cookie)
-        .send()
+    let list: Vec<Value> = console
+        .get("/console/api/exchanges")
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -238,29 +190,13 @@ async fn a_certificate_is_downloaded_with_its_chain_and_revoked() {
     assert_eq!(status, 200, "{certs}");
     let id = certs[0]["id"].as_str().unwrap().to_owned();
 
-    let http = browser(&server);
-    let origin = origin(&server);
-    let cookie = login(&server, &http).await;
-    let page = http
-        .get(format!("{origin}/console/credentials/{DEMO_KID}"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let console = ConsoleSession::of(&server).await;
+    let page = console
+        .page(&format!("/console/credentials/{DEMO_KID}"))
+        .await;
     assert!(page.contains(&id), "{page}");
     // Each exchange says how long the server took to answer it.
-    let first = http
-        .get(format!("{origin}/console/exchanges/1"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let first = console.page("/console/exchanges/1").await;
     let answered = first
         .split("<dt>answered in</dt><dd>")
         .nth(1)
@@ -270,33 +206,19 @@ async fn a_certificate_is_downloaded_with_its_chain_and_revoked() {
         answered.parse::<f64>().is_ok_and(|ms| ms >= 0.0),
         "{answered}"
     );
-    let pem = http
-        .get(format!("{origin}/console/certificates/{id}/pem"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let pem = console
+        .get(&format!("/console/certificates/{id}/pem"))
+        .await;
     assert_eq!(pem.status(), 200);
     assert_eq!(pem.text().await.unwrap(), issued.pem, "the chain as served");
 
-    let csrf = page
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap()
-        .to_owned();
-    let revoked = http
-        .post(format!("{origin}/console/certificates/{id}/revoke"))
-        .header("cookie", &cookie)
-        .header("origin", &origin)
-        .form(&[
-            ("csrf", csrf.as_str()),
-            ("reason", "4"),
-            ("credential", DEMO_KID),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let revoked = console
+        .submit(
+            &format!("/console/certificates/{id}/revoke"),
+            &page,
+            &[("reason", "4"), ("credential", DEMO_KID)],
+        )
+        .await;
     assert_eq!(revoked.status(), 303, "{}", revoked.text().await.unwrap());
     let (_, certs) = admin(
         &server,
