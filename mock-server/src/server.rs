@@ -825,17 +825,7 @@ mod tests {
     /// A TLS handshake with the listener at `addr` that expects the certificate to be valid
     /// for `name`, trusting the server's ca-bundle.pem only.
     async fn handshake(server: &MockServer, name: &str) -> Result<(), std::io::Error> {
-        let pem = std::fs::read(&server.ready().ca_bundle).unwrap();
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-            roots.add(cert.unwrap()).unwrap();
-        }
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let tls = reference_client::raw::tls_config(&[server.ready().ca_bundle.clone()]).unwrap();
         let connector = tokio_rustls::TlsConnector::from(Arc::new(tls));
         let tcp = tokio::net::TcpStream::connect(server.addr()).await?;
         let name = ServerName::try_from(name.to_owned()).unwrap();

@@ -100,17 +100,7 @@ fn start_by_name() -> Serve {
 /// A full TLS handshake with the server at `addr`, expecting a certificate valid for `name`
 /// under the CA in `ca` (PEM).
 fn handshake(addr: SocketAddr, name: &str, ca: &Path) -> Result<(), rustls::Error> {
-    let pem = std::fs::read(ca).unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let config = reference_client::raw::tls_config(&[ca.to_path_buf()]).unwrap();
     let name = ServerName::try_from(name.to_owned()).unwrap();
     let mut conn = rustls::ClientConnection::new(Arc::new(config), name)?;
     let mut tcp = TcpStream::connect(addr).unwrap();
