@@ -92,7 +92,10 @@ fn grade(
         print!("{}", report.to_markdown());
     }
     if let Some(path) = json {
-        std::fs::write(&path, report.to_json())
+        let text = report
+            .to_json()
+            .context("cannot serialize the JSON report")?;
+        std::fs::write(&path, text)
             .with_context(|| format!("cannot write the JSON report to {}", path.display()))?;
     }
     if let Some(path) = junit {

@@ -149,7 +149,11 @@ impl Report {
                         out,
                         "\n  {}\n\n  ```json\n{}\n  ```\n",
                         describe(e),
-                        indent(&serde_json::to_string_pretty(e).unwrap_or_default(), "  ")
+                        indent(
+                            &serde_json::to_string_pretty(e)
+                                .unwrap_or_else(|e| format!("(cannot show the exchange: {e})")),
+                            "  "
+                        )
                     );
                 }
             }
@@ -175,8 +179,12 @@ impl Report {
     }
 
     /// The JSON report.
-    pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).unwrap_or_default()
+    ///
+    /// # Errors
+    /// When the report cannot be serialized (a finding holding a value JSON cannot express):
+    /// an error, never an empty report.
+    pub fn to_json(&self) -> Result<String, serde_json::Error> {
+        serde_json::to_string_pretty(self)
     }
 
     /// JUnit XML: one test suite, one test case per rule; failures carry the findings,
