@@ -329,16 +329,19 @@ struct Seen {
     downloads: Vec<(String, usize)>,
 }
 
-/// The certificate id and chain index of a certificate URL (`.../cert/ID`, `.../cert/ID/N`).
+/// The certificate id and chain index of a certificate URL (`.../cert/ID`,
+/// `.../cert/ID/alternate/N`).
 fn cert_download(url: &str) -> Option<(String, usize)> {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let path = &rest[rest.find('/')?..];
     let at = path.find("/cert/")?;
     let mut parts = path[at + "/cert/".len()..].split('/');
     let id = parts.next().filter(|s| !s.is_empty())?;
-    let index = match parts.next() {
-        None => 0,
-        Some(n) => n.parse().ok()?,
+    // An alternate chain is at `cert/ID/alternate/N`.
+    let index = match (parts.next(), parts.next()) {
+        (None, _) => 0,
+        (Some("alternate"), Some(n)) => n.parse().ok()?,
+        _ => return None,
     };
     Some((id.to_owned(), index))
 }
@@ -1026,7 +1029,7 @@ mod tests {
             Some(("abc".into(), 0))
         );
         assert_eq!(
-            cert_download("https://127.0.0.1:1/v2/OV/rXYZ/cert/abc/1"),
+            cert_download("https://127.0.0.1:1/v2/OV/rXYZ/cert/abc/alternate/1"),
             Some(("abc".into(), 1))
         );
         assert_eq!(cert_download("https://127.0.0.1:1/v2/OV/revokeCert"), None);

@@ -235,6 +235,26 @@ impl AdminClient {
             .await
     }
 
+    /// The private key(s) of the root(s) chain `chain` ends at (Pebble's `/root-keys/N`):
+    /// RSA as PKCS#1, ECDSA as PKCS#8. Only a CA made in memory (the kit's) hands its keys
+    /// out; a CA kept in a data directory refuses (404).
+    pub async fn root_key_pem(&self, chain: usize) -> Result<acme_proto::Secret<String>, Error> {
+        self.pebble(Method::GET, &format!("/root-keys/{chain}"), None)
+            .await
+            .map(acme_proto::Secret::new)
+    }
+
+    /// The private key(s) of the CAs that sign leaves on chain `chain` (Pebble's
+    /// `/intermediate-keys/N`), as [`AdminClient::root_key_pem`].
+    pub async fn intermediate_key_pem(
+        &self,
+        chain: usize,
+    ) -> Result<acme_proto::Secret<String>, Error> {
+        self.pebble(Method::GET, &format!("/intermediate-keys/{chain}"), None)
+            .await
+            .map(acme_proto::Secret::new)
+    }
+
     /// A certificate's status by serial (hex), as Pebble's `/cert-status-by-serial/`:
     /// `{"Status": "Valid"|"Revoked", "Serial", "Certificate", "Reason"?}`.
     pub async fn certificate_status(&self, serial_hex: &str) -> Result<Value, Error> {

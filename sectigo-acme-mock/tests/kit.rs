@@ -526,6 +526,52 @@ async fn pebble_management_answers_through_the_admin_api() {
     );
     let err = admin.roots_pem(2).await.unwrap_err().to_string();
     assert!(err.contains("404"), "{err}");
+    // The kit's CA is made in memory: its keys are handed to the admin token's holder, each
+    // the key of the certificate it goes with, in the same order (RSA as PKCS#1).
+    use rcgen::PublicKeyData as _;
+    let key_publics = |pem: &str| -> Vec<Vec<u8>> {
+        rustls_pemfile::read_all(&mut pem.as_bytes())
+            .map(|item| match item.unwrap() {
+                rustls_pemfile::Item::Pkcs1Key(k) => k.into(),
+                rustls_pemfile::Item::Pkcs8Key(k) => k.into(),
+                other => panic!("not a key: {other:?}"),
+            })
+            .map(|der: rustls::pki_types::PrivateKeyDer<'_>| {
+                rcgen::KeyPair::try_from(&der)
+                    .unwrap()
+                    .subject_public_key_info()
+            })
+            .collect()
+    };
+    let cert_publics = |pem: &str| -> Vec<Vec<u8>> {
+        rustls_pemfile::certs(&mut pem.as_bytes())
+            .map(|c| {
+                let c = c.unwrap();
+                let (_, x) = x509_parser::parse_x509_certificate(&c).unwrap();
+                x.public_key().raw.to_vec()
+            })
+            .collect()
+    };
+    let key = admin.root_key_pem(0).await.unwrap();
+    assert!(key.expose().starts_with("-----BEGIN RSA PRIVATE KEY-----"));
+    assert_eq!(
+        key_publics(key.expose()),
+        cert_publics(&admin.roots_pem(0).await.unwrap())
+    );
+    for chain in [0, 1] {
+        let keys = admin.intermediate_key_pem(chain).await.unwrap();
+        let publics = key_publics(keys.expose());
+        assert_eq!(publics.len(), 2, "the RSA and the ECC issuing CA's");
+        assert_eq!(
+            publics,
+            cert_publics(&admin.intermediates_pem(chain).await.unwrap())
+        );
+    }
+    assert_eq!(
+        key_publics(admin.root_key_pem(1).await.unwrap().expose()),
+        cert_publics(&admin.roots_pem(1).await.unwrap())
+    );
+    assert!(admin.root_key_pem(2).await.is_err());
 
     let certs = admin
         .certificates(ca.demo_credential().key_id())

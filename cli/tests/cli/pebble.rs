@@ -80,6 +80,29 @@ fn bad_configs_name_the_key_or_file_and_exit_1() {
     assert!(text(&out.stderr).contains("/nonexistent/pebble.json"));
 }
 
+/// `PEBBLE_CHAIN_LENGTH=0` kills Pebble while it makes its CA (a Go panic, exit 2): the
+/// stand-in stops there too, after reading the configuration, naming the knob.
+#[test]
+fn chain_length_0_dies_at_start_with_exit_2() {
+    let (dir, link) = linked();
+    let config = dir.path().join("pebble-config.json");
+    std::fs::write(
+        &config,
+        r#"{"pebble": {"listenAddress": "127.0.0.1:0", "certificate": "fixtures/pebble/certs/cert.pem",
+            "privateKey": "fixtures/pebble/certs/key.pem"}}"#,
+    )
+    .unwrap();
+    let out = run(Command::new(&link)
+        .args(["-config", config.to_str().unwrap()])
+        .env("PEBBLE_CHAIN_LENGTH", "0"));
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        text(&out.stderr).contains("PEBBLE_CHAIN_LENGTH=0"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
 #[test]
 fn go_flag_errors_exit_2_and_help_exits_0() {
     let (_dir, link) = linked();

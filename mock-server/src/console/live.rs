@@ -66,6 +66,7 @@ pub(crate) fn endpoint_of(url: &str) -> String {
     match parts.as_slice() {
         [] => "directory".into(),
         [name] => (*name).into(),
+        [kind, _, "alternate", ..] => (*kind).into(),
         [_, _, sub, ..] if sub.chars().all(|c| c.is_ascii_alphabetic()) => (*sub).into(),
         [kind, ..] => (*kind).into(),
     }
@@ -131,7 +132,7 @@ mod tests {
             endpoint_of(&format!("{base}/order/AbC/finalize")),
             "finalize"
         );
-        assert_eq!(endpoint_of(&format!("{base}/cert/AbC/1")), "cert");
+        assert_eq!(endpoint_of(&format!("{base}/cert/AbC/alternate/1")), "cert");
         assert_eq!(
             endpoint_of(&format!("{base}/r0123456789abcdefghij/authz/X")),
             "authz"

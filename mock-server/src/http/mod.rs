@@ -421,7 +421,7 @@ fn routes(state: Arc<AppState>) -> Router {
             post(h::certificate).fallback(h::post_only),
         )
         .route(
-            "/v2/{dir}/cert/{id}/{n}",
+            "/v2/{dir}/cert/{id}/alternate/{n}",
             post(h::certificate_alternate).fallback(h::post_only),
         )
         .nest("/admin", crate::admin::router(state.clone()))

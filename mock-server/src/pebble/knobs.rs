@@ -1,7 +1,8 @@
 //! Pebble's environment knobs (`PEBBLE_*`), read as Pebble reads them and mapped onto the
-//! mock's own switches: profile settings and a seeded fault plan, so that a run with knobs is
-//! replayable with the seed printed at start like any other.
+//! mock's own switches: profile settings, a seeded fault plan (so that a run with knobs is
+//! replayable with the seed printed at start like any other), and the shape of the CA.
 
+use crate::ca::{CaKeyAlgorithm, PebbleShape};
 use crate::faults::{Endpoint, FaultKind, FaultPlan, FaultRule};
 use crate::profile::Profile;
 
@@ -20,9 +21,10 @@ pub struct Knobs {
     pub authz_reuse: u32,
     /// `PEBBLE_WFE_ORDERS_PER_PAGE`: page size of the orders list.
     pub orders_per_page: u32,
-    /// `PEBBLE_CHAIN_LENGTH`: intermediates between leaf and root.
+    /// `PEBBLE_CHAIN_LENGTH`: intermediates between leaf and root (0 is kept: Pebble dies
+    /// of it at start, and so does the stand-in, [`Knobs::ca_shape`]).
     pub chain_length: u32,
-    /// `PEBBLE_ALTERNATE_ROOTS`: extra root chains.
+    /// `PEBBLE_ALTERNATE_ROOTS`: extra chains, each to a root of its own.
     pub alternate_roots: u32,
     /// The `-strict` flag (a flag, not a knob; carried with them to the same switches).
     pub strict: bool,
@@ -69,7 +71,10 @@ impl Knobs {
             nonce_reject,
             authz_reuse,
             orders_per_page: positive("PEBBLE_WFE_ORDERS_PER_PAGE", 3),
-            chain_length: positive("PEBBLE_CHAIN_LENGTH", 1),
+            chain_length: match int("PEBBLE_CHAIN_LENGTH") {
+                Some(n) if n >= 0 => u32::try_from(n).unwrap_or(u32::MAX),
+                _ => 1,
+            },
             alternate_roots: match int("PEBBLE_ALTERNATE_ROOTS") {
                 Some(n) if n > 0 => u32::try_from(n).unwrap_or(u32::MAX),
                 _ => 0,
@@ -124,22 +129,25 @@ impl Knobs {
         }
     }
 
-    /// Warnings for knobs set to something this stand-in does not do.
-    pub fn unsupported(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        if self.chain_length != 1 {
-            out.push(format!(
-                "PEBBLE_CHAIN_LENGTH={} is not supported: chains have the mock's fixed shape (see docs/pebble.md)",
-                self.chain_length
-            ));
+    /// The CA's shape: `PEBBLE_CHAIN_LENGTH` intermediates in each of 1 +
+    /// `PEBBLE_ALTERNATE_ROOTS` chains, keys of `key_algorithm` (the configuration's
+    /// `keyAlgorithm`: `ecdsa`, else RSA). A chain length of 0 is refused, naming the knob:
+    /// Pebble panics on it while making its CA.
+    pub fn ca_shape(&self, key_algorithm: &str) -> Result<PebbleShape, String> {
+        if self.chain_length == 0 {
+            return Err(
+                "PEBBLE_CHAIN_LENGTH=0: At least one intermediate must be present in the certificate chain (set it to 1 or more)"
+                    .into(),
+            );
         }
-        if self.alternate_roots != 0 {
-            out.push(format!(
-                "PEBBLE_ALTERNATE_ROOTS={} is not supported: the mock offers its own two chains (see docs/pebble.md)",
-                self.alternate_roots
-            ));
-        }
-        out
+        Ok(PebbleShape {
+            chain_length: self.chain_length,
+            alternate_roots: self.alternate_roots,
+            key_algorithm: match key_algorithm {
+                "ecdsa" => CaKeyAlgorithm::Ecdsa,
+                _ => CaKeyAlgorithm::Rsa,
+            },
+        })
     }
 }
 
@@ -220,15 +228,48 @@ mod tests {
     }
 
     #[test]
-    fn always_valid_skips_validation_and_chain_knobs_are_reported() {
+    fn always_valid_skips_validation() {
         let mut p = Profile::built_in("rfc8555").unwrap();
         knobs(&[("PEBBLE_VA_ALWAYS_VALID", "true")]).apply(&mut p);
         assert!(p.order.danger_skip_validation);
+    }
+
+    #[test]
+    fn chain_knobs_shape_the_ca_as_pebble_reads_them() {
         let k = knobs(&[
             ("PEBBLE_CHAIN_LENGTH", "3"),
             ("PEBBLE_ALTERNATE_ROOTS", "2"),
         ]);
-        assert_eq!(k.unsupported().len(), 2);
-        assert!(Knobs::default().unsupported().is_empty());
+        let shape = k.ca_shape("").unwrap();
+        assert_eq!((shape.chain_length, shape.alternate_roots), (3, 2));
+        assert_eq!(shape.key_algorithm, CaKeyAlgorithm::Rsa);
+        assert_eq!(
+            k.ca_shape("ecdsa").unwrap().key_algorithm,
+            CaKeyAlgorithm::Ecdsa
+        );
+        assert_eq!(
+            Knobs::default().ca_shape("rsa").unwrap(),
+            PebbleShape::default()
+        );
+        // Negative or not a number: 1 and 0, as Pebble's ParseInt fallbacks.
+        for (length, roots) in [("-2", "-1"), ("three", "x"), ("", "")] {
+            let k = knobs(&[
+                ("PEBBLE_CHAIN_LENGTH", length),
+                ("PEBBLE_ALTERNATE_ROOTS", roots),
+            ]);
+            assert_eq!(
+                (k.chain_length, k.alternate_roots),
+                (1, 0),
+                "{length} {roots}"
+            );
+        }
+        // 0 is kept, and refused when the CA is made, naming the knob.
+        let zero = knobs(&[("PEBBLE_CHAIN_LENGTH", "0")]);
+        assert_eq!(zero.chain_length, 0);
+        assert!(
+            zero.ca_shape("rsa")
+                .unwrap_err()
+                .contains("PEBBLE_CHAIN_LENGTH=0")
+        );
     }
 }

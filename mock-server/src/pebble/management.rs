@@ -1,7 +1,11 @@
 //! Pebble's management API (`managementListenAddress`, HTTPS with the ACME listener's
-//! certificate): the CA certificates suites trust issued certificates with, a certificate's
-//! status by serial, and ARI answers set by hand. Bodies and status codes follow Pebble's
-//! `ManagementHandler` (wfe/wfe.go); docs/pebble.md lists what differs.
+//! certificate): the CA certificates suites trust issued certificates with and their keys,
+//! a certificate's status by serial, and ARI answers set by hand. Bodies and status codes
+//! follow Pebble's `ManagementHandler` (wfe/wfe.go); docs/pebble.md lists what differs.
+//!
+//! The key endpoints send private keys on purpose, as Pebble does: they belong to a test CA
+//! made in memory for this run ([`crate::ca::Ca::pebble`]). A CA kept in a data directory
+//! has none to send ([`crate::ca::Ca::root_key_pem`]). Nothing here logs a body.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,7 +13,7 @@ use std::sync::atomic::AtomicU64;
 
 use acme_proto::ProblemType;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{OriginalUri, Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
@@ -59,9 +63,9 @@ pub async fn serve(
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/roots/{n}", any(roots))
-        .route("/root-keys/{n}", any(no_key))
+        .route("/root-keys/{n}", any(root_keys))
         .route("/intermediates/{n}", any(intermediates))
-        .route("/intermediate-keys/{n}", any(no_key))
+        .route("/intermediate-keys/{n}", any(intermediate_keys))
         .route("/cert-status-by-serial/{serial}", any(cert_status))
         .route("/set-renewal-info/", any(set_renewal_info))
         .fallback(|| async { (StatusCode::NOT_FOUND, "404 page not found\n") })
@@ -70,19 +74,31 @@ pub fn router(state: Arc<AppState>) -> Router {
 
 type Shared = State<Arc<AppState>>;
 
-/// Pebble's chain index: a decimal within range, else 404 with an empty body.
-fn chain_index(text: &str) -> Option<usize> {
+/// Pebble's chain index: a decimal within `[0, chains)`, else `None` (404, empty body).
+fn chain_index(text: &str, chains: usize) -> Option<usize> {
     let n: usize = text.parse().ok()?;
-    (n < crate::ca::Ca::CHAINS).then_some(n)
+    (n < chains).then_some(n)
 }
 
-/// A PEM answer with `rel="alternate"` links to the other chains' same resource.
-fn pem_response(
+/// Content types of Pebble's certificate and key answers.
+const PEM_CHAIN: &str = "application/pem-certificate-chain; charset=utf-8";
+const PEM_FILE: &str = "application/x-pem-file; charset=utf-8";
+
+/// Answers one of the four chain endpoints (`/<prefix>/N`): the PEM `pick` gives for chain
+/// N, as `content_type`, with `rel="alternate"` links to the same resource of every other
+/// chain; 404 with an empty body when N is out of range or the CA has nothing to give.
+fn chain_answer(
+    state: &AppState,
     (uri, headers): (&Uri, &HeaderMap),
-    prefix: &str,
-    index: usize,
-    pem: String,
+    (prefix, n): (&str, &str),
+    content_type: &'static str,
+    pick: impl Fn(&crate::ca::Ca, usize) -> Option<String>,
 ) -> Response {
+    let chains = state.ca.chain_count();
+    let Some((index, pem)) = chain_index(n, chains).and_then(|i| Some((i, pick(&state.ca, i)?)))
+    else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
     // HTTP/1.1 names the host in Host, HTTP/2 in the request's authority.
     let host = headers
         .get(header::HOST)
@@ -90,16 +106,20 @@ fn pem_response(
         .or_else(|| uri.authority().map(|a| a.as_str()))
         .filter(|h| !h.is_empty())
         .unwrap_or("localhost");
+    // The path as sent, so that under the admin API (`/admin/pebble/roots/N`) the links
+    // keep the prefix they came with.
+    let base = uri
+        .path()
+        .strip_suffix(n)
+        .filter(|b| b.ends_with(&format!("/{prefix}/")))
+        .map_or_else(|| format!("/{prefix}/"), str::to_owned);
     let mut response = (StatusCode::OK, pem).into_response();
     let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/pem-certificate-chain; charset=utf-8"),
-    );
-    for other in (0..crate::ca::Ca::CHAINS).filter(|i| *i != index) {
-        if let Ok(v) = HeaderValue::from_str(&format!(
-            "<https://{host}/{prefix}/{other}>;rel=\"alternate\""
-        )) {
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    for other in (0..chains).filter(|i| *i != index) {
+        if let Ok(v) =
+            HeaderValue::from_str(&format!("<https://{host}{base}{other}>;rel=\"alternate\""))
+        {
             h.append(header::LINK, v);
         }
     }
@@ -110,33 +130,66 @@ fn pem_response(
 async fn roots(
     State(state): Shared,
     Path(n): Path<String>,
-    uri: Uri,
+    OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
 ) -> Response {
-    match chain_index(&n).and_then(|i| Some((i, state.ca.chain_roots_pem(i)?.to_owned()))) {
-        Some((i, pem)) => pem_response((&uri, &headers), "roots", i, pem),
-        None => StatusCode::NOT_FOUND.into_response(),
-    }
+    chain_answer(
+        &state,
+        (&uri, &headers),
+        ("roots", &n),
+        PEM_CHAIN,
+        |ca, i| ca.chain_roots_pem(i).map(str::to_owned),
+    )
 }
 
-/// `/intermediates/N`: the CA(s) that sign leaves on chain N.
+/// `/intermediates/N`: the CA(s) that sign leaves on chain N (the extra intermediates of
+/// `PEBBLE_CHAIN_LENGTH` > 1 are not exposed, as in Pebble).
 async fn intermediates(
     State(state): Shared,
     Path(n): Path<String>,
-    uri: Uri,
+    OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
 ) -> Response {
-    match chain_index(&n).and_then(|i| Some((i, state.ca.issuing_pem(i)?))) {
-        Some((i, pem)) => pem_response((&uri, &headers), "intermediates", i, pem),
-        None => StatusCode::NOT_FOUND.into_response(),
-    }
+    chain_answer(
+        &state,
+        (&uri, &headers),
+        ("intermediates", &n),
+        PEM_CHAIN,
+        |ca, i| ca.issuing_pem(i).map(str::to_owned),
+    )
 }
 
-/// `/root-keys/N`, `/intermediate-keys/N`: Pebble exports RSA CA keys only, and answers 404
-/// for ECDSA ones (the `keyAlgorithm: "ecdsa"` of its example configuration); the mock's
-/// CA keys are not exported at all.
-async fn no_key() -> Response {
-    StatusCode::NOT_FOUND.into_response()
+/// `/root-keys/N`: the private key(s) of chain N's root(s): PKCS#1 for RSA, as Pebble sends
+/// them, PKCS#8 for ECDSA ([`crate::ca::export_key_pem`]).
+async fn root_keys(
+    State(state): Shared,
+    Path(n): Path<String>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+) -> Response {
+    chain_answer(
+        &state,
+        (&uri, &headers),
+        ("root-keys", &n),
+        PEM_FILE,
+        |ca, i| ca.root_key_pem(i).map(|k| k.expose().clone()),
+    )
+}
+
+/// `/intermediate-keys/N`: the private key(s) of the CA(s) that sign leaves on chain N.
+async fn intermediate_keys(
+    State(state): Shared,
+    Path(n): Path<String>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+) -> Response {
+    chain_answer(
+        &state,
+        (&uri, &headers),
+        ("intermediate-keys", &n),
+        PEM_FILE,
+        |ca, i| ca.issuing_key_pem(i).map(|k| k.expose().clone()),
+    )
 }
 
 /// Pebble's certificate status body, members in its order.
@@ -363,8 +416,8 @@ mod tests {
             "/roots/2",
             "/roots/x",
             "/intermediates/-1",
-            "/root-keys/0",
-            "/intermediate-keys/0",
+            "/root-keys/2",
+            "/intermediate-keys/02x",
         ] {
             let (status, _, body) = call(&state, Method::GET, path, "", false).await;
             assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
@@ -373,6 +426,64 @@ mod tests {
         let (status, _, body) = call(&state, Method::GET, "/nowhere", "", false).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         assert_eq!(body, b"404 page not found\n");
+    }
+
+    /// The test CA is made in memory, so its keys are handed out: each chain's root key(s)
+    /// and issuing keys, RSA as PKCS#1, as Pebble sends them.
+    #[tokio::test]
+    async fn keys_of_an_in_memory_ca_with_alternates() {
+        let state = Arc::new(crate::http::test_state());
+        let (status, headers, body) = call(&state, Method::GET, "/root-keys/0", "", false).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            headers["content-type"],
+            "application/x-pem-file; charset=utf-8"
+        );
+        assert_eq!(
+            headers["link"],
+            "<https://localhost:15000/root-keys/1>;rel=\"alternate\""
+        );
+        let text = String::from_utf8(body).unwrap();
+        assert!(
+            text.starts_with("-----BEGIN RSA PRIVATE KEY-----\n"),
+            "the AAA root's"
+        );
+        assert_eq!(&text, state.ca.root_key_pem(0).unwrap().expose());
+        // Chain 1 ends at two roots (USERTrust RSA and ECC): both keys, RSA then ECC.
+        let (status, _, body) = call(&state, Method::GET, "/root-keys/1", "", false).await;
+        assert_eq!(status, StatusCode::OK);
+        let text = String::from_utf8(body).unwrap();
+        assert_eq!(text.matches("-----BEGIN RSA PRIVATE KEY-----").count(), 1);
+        assert_eq!(text.matches("-----BEGIN PRIVATE KEY-----").count(), 1);
+        let (status, headers, body) =
+            call(&state, Method::PUT, "/intermediate-keys/1", "", false).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            headers["link"],
+            "<https://localhost:15000/intermediate-keys/0>;rel=\"alternate\""
+        );
+        assert_eq!(
+            String::from_utf8(body).unwrap(),
+            *state.ca.issuing_key_pem(1).unwrap().expose()
+        );
+    }
+
+    /// Under the admin API the links keep the `/admin/pebble` prefix they were asked with.
+    #[tokio::test]
+    async fn alternate_links_keep_the_prefix() {
+        let state = Arc::new(crate::http::test_state());
+        let app = Router::new().nest_service("/admin/pebble", router(state));
+        let request = Request::builder()
+            .uri("/admin/pebble/intermediates/1")
+            .header("host", "127.0.0.1:14000")
+            .body(Body::empty())
+            .unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            response.headers()["link"],
+            "<https://127.0.0.1:14000/admin/pebble/intermediates/0>;rel=\"alternate\""
+        );
     }
 
     #[tokio::test]

@@ -17,7 +17,7 @@ use config::PebbleConfig;
 use flags::{FlagKind, FlagSpec};
 use knobs::Knobs;
 
-use crate::ca::ListenerIdentity;
+use crate::ca::{Ca, ListenerIdentity};
 use crate::profile::Profile;
 use crate::server::{MockServer, ServerConfig};
 use crate::state::org::Orgs;
@@ -120,16 +120,33 @@ pub fn main(program: &str, args: &[String]) -> i32 {
         };
         match run(&config_path, &dnsserver, knobs).await {
             Ok(()) => 0,
-            Err(e) => {
+            Err(RunError::Startup(e)) => {
                 eprintln!("{e}");
                 1
+            }
+            Err(RunError::CaSetup(e)) => {
+                eprintln!("panic: {e}");
+                2
             }
         }
     })
 }
 
+/// Why [`run`] stopped before serving: a bad configuration (exit 1), or what Pebble dies
+/// of while making its CA, a panic there (exit 2).
+enum RunError {
+    Startup(StartupError),
+    CaSetup(String),
+}
+
+impl From<StartupError> for RunError {
+    fn from(e: StartupError) -> Self {
+        Self::Startup(e)
+    }
+}
+
 /// Loads everything, starts both listeners, and serves until SIGINT or SIGTERM.
-async fn run(config_path: &Path, dnsserver: &str, knobs: Knobs) -> Result<(), StartupError> {
+async fn run(config_path: &Path, dnsserver: &str, knobs: Knobs) -> Result<(), RunError> {
     log("Starting Pebble ACME server");
     let config = PebbleConfig::from_file(config_path).map_err(|e| StartupError(e.to_string()))?;
     for key in &config.unknown_keys {
@@ -138,9 +155,9 @@ async fn run(config_path: &Path, dnsserver: &str, knobs: Knobs) -> Result<(), St
             config_path.display()
         );
     }
-    for warning in knobs.unsupported() {
-        eprintln!("warning: {warning}");
-    }
+    knobs
+        .ca_shape(&config.key_algorithm)
+        .map_err(RunError::CaSetup)?;
     let running = start(&config, dnsserver, &knobs, Path::new(".")).await?;
     match running.management_addr() {
         Some(addr) => {
@@ -246,11 +263,17 @@ pub fn server_config(
     let mut profile = pebble_profile(config);
     knobs.apply(&mut profile);
     let plan = knobs.fault_plan();
+    // Pebble's CA, made afresh at every start: the chain knobs and `keyAlgorithm` shape it.
+    let shape = knobs
+        .ca_shape(&config.key_algorithm)
+        .map_err(StartupError)?;
+    let ca = Ca::pebble(shape)
+        .map_err(|e| StartupError(format!("cannot make the CA ({shape:?}): {e}")))?;
     Ok(ServerConfig {
         listen,
         hostnames,
         data_dir: None,
-        ca: None,
+        ca: Some(std::sync::Arc::new(ca)),
         profiles: vec![profile],
         orgs: eab_orgs(config)?,
         seed: None,

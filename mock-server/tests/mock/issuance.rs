@@ -87,7 +87,7 @@ async fn rsa_and_ecdsa_certificates_chain_to_the_roots() {
         // The alternate chain ends at the self-signed USERTrust root.
         let link = r.header("link").unwrap();
         assert!(link.contains("rel=\"alternate\""), "{link}");
-        let alt_url = format!("{cert_url}/1");
+        let alt_url = format!("{cert_url}/alternate/1");
         assert!(link.contains(&alt_url), "{link}");
         let alt = pem_certs(&client.get(&alt_url).await.text());
         assert_eq!(alt.len(), 2);
@@ -303,6 +303,15 @@ async fn restart_with_the_same_data_dir_keeps_the_ca() {
     let http = http_client(&dir.path().join("ca-bundle.pem"));
     let r = http.get(&second.ready().directory).send().await.unwrap();
     assert_eq!(r.status(), 200);
+    // A CA kept in the data directory never hands its keys out, not even to the admin
+    // token's holder (docs/pebble.md); its certificates it does.
+    let (status, root) = admin(&second, reqwest::Method::GET, "/pebble/roots/0", None).await;
+    assert_eq!(status, 200);
+    assert!(root.as_str().unwrap().contains("BEGIN CERTIFICATE"));
+    for path in ["/pebble/root-keys/0", "/pebble/intermediate-keys/1"] {
+        let (status, body) = admin(&second, reqwest::Method::GET, path, None).await;
+        assert_eq!((status, body.as_str()), (404, Some("")), "{path}");
+    }
 }
 
 #[tokio::test]

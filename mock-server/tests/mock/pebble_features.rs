@@ -1,7 +1,8 @@
 //! The ACME features a current Pebble has and client suites exercise, each a profile switch:
 //! certificate profiles, the blocklist's subproblems, IP identifiers (RFC 8738), ARI
 //! `replaces` (RFC 9773), authorization reuse, order-list pages, userActionRequired and the
-//! strict refusals.
+//! strict refusals. Then the Pebble stand-in itself, started in-process as `acme-harness
+//! pebble` starts it: the CA its chain knobs shape, with its management API.
 
 #![allow(clippy::unwrap_used)]
 
@@ -492,4 +493,213 @@ async fn dns_account_01_under_the_account_label() {
         }
     }
     panic!("dns-account-01 validation never finished");
+}
+
+// ---- The stand-in's CA: PEBBLE_CHAIN_LENGTH, PEBBLE_ALTERNATE_ROOTS and the key endpoints.
+
+fn repo() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The CA the fixtures' Pebble certificate chains to (both listeners use it).
+fn fixture_ca() -> std::path::PathBuf {
+    repo().join("fixtures/pebble/certs/ca.pem")
+}
+
+/// The Pebble stand-in on free loopback ports with the fixtures' certificate, every
+/// challenge valid without a look (`PEBBLE_VA_ALWAYS_VALID`), no sleep, no refused nonce,
+/// and `knobs`; Pebble's default `keyAlgorithm` (RSA).
+async fn stand_in(knobs: &[(&str, &str)]) -> mock_server::pebble::Running {
+    use mock_server::pebble::{config::PebbleConfig, knobs::Knobs};
+    let config = PebbleConfig::parse(
+        r#"{"pebble": {"listenAddress": "127.0.0.1:0", "managementListenAddress": "127.0.0.1:0",
+            "certificate": "fixtures/pebble/certs/cert.pem",
+            "privateKey": "fixtures/pebble/certs/key.pem", "httpPort": 1, "tlsPort": 1}}"#,
+    )
+    .unwrap();
+    let mut env: HashMap<&str, &str> = HashMap::from([
+        ("PEBBLE_VA_ALWAYS_VALID", "1"),
+        ("PEBBLE_VA_NOSLEEP", "1"),
+        ("PEBBLE_WFE_NONCEREJECT", "0"),
+    ]);
+    env.extend(knobs.iter().copied());
+    let knobs = Knobs::from_lookup(|k| env.get(k).map(|v| (*v).to_owned()));
+    mock_server::pebble::start(&config, "", &knobs, &repo())
+        .await
+        .unwrap()
+}
+
+/// A certificate for `name` from the stand-in: the account's client and the download of the
+/// default chain.
+async fn stand_in_issue(
+    running: &mock_server::pebble::Running,
+    name: &str,
+) -> (Client, common::Resp, String) {
+    let url = format!("https://localhost:{}/dir", running.server.addr().port());
+    let key = acme_proto::AccountKey::generate(SignatureAlgorithm::Es256).unwrap();
+    let mut client = Client::at(&url, &fixture_ca(), key).await;
+    let r = client
+        .register_with(json!({"termsOfServiceAgreed": true}))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let r = order(&mut client, json!({"identifiers": ids(&[("dns", name)])})).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let order_url = r.location();
+    validate_http01(&mut client, &Answers::default(), &r.json(), &order_url).await;
+    let (der, _) = csr(&[name], &rcgen::PKCS_ECDSA_P256_SHA256);
+    let done = client.finalize_and_wait(&order_url, &der).await;
+    let cert_url = done["certificate"].as_str().unwrap().to_owned();
+    let r = client.get(&cert_url).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    (client, r, cert_url)
+}
+
+/// A management API answer: status, `Link` alternates, body.
+async fn management(
+    running: &mock_server::pebble::Running,
+    path: &str,
+) -> (u16, Vec<String>, String) {
+    let port = running.management_addr().unwrap().port();
+    let r = http_client(&fixture_ca())
+        .get(format!("https://localhost:{port}{path}"))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let links = alternates(r.headers());
+    (status, links, r.text().await.unwrap())
+}
+
+/// The targets of the `Link: <...>;rel="alternate"` headers.
+fn alternates(headers: &reqwest::header::HeaderMap) -> Vec<String> {
+    let mut out: Vec<String> = headers
+        .get_all("link")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter(|v| v.ends_with(";rel=\"alternate\""))
+        .filter_map(|v| {
+            v.split_once('>')
+                .map(|(u, _)| u.trim_start_matches('<').to_owned())
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The public key (DER SubjectPublicKeyInfo) of a PEM private key, read by aws-lc.
+fn public_of_key(pem: &str) -> Vec<u8> {
+    use rcgen::PublicKeyData as _;
+    let der = rustls_pemfile::private_key(&mut pem.as_bytes())
+        .unwrap()
+        .unwrap();
+    rcgen::KeyPair::try_from(&der)
+        .unwrap()
+        .subject_public_key_info()
+}
+
+/// The public key (DER SubjectPublicKeyInfo) of the first certificate of a PEM.
+fn public_of_cert(pem: &str) -> Vec<u8> {
+    use x509_parser::prelude::*;
+    let der = pem_certs(pem).remove(0);
+    let (_, cert) = X509Certificate::from_der(&der).unwrap();
+    cert.public_key().raw.to_vec()
+}
+
+#[tokio::test]
+async fn chain_length_puts_that_many_intermediates_up_to_roots_0() {
+    let running = stand_in(&[("PEBBLE_CHAIN_LENGTH", "3")]).await;
+    let (_, r, _) = stand_in_issue(&running, "three.chain.example").await;
+    let chain = pem_certs(&r.text());
+    assert_eq!(chain.len(), 4, "the leaf and 3 intermediates");
+    assert!(
+        alternates(&r.headers).is_empty(),
+        "one chain, no alternates"
+    );
+    let (status, links, root) = management(&running, "/roots/0").await;
+    assert_eq!((status, links.len()), (200, 0));
+    verify_chain(&chain, &root, "three.chain.example").unwrap();
+    // Without the middle intermediates there is no path.
+    assert!(verify_chain(&chain[..2], &root, "three.chain.example").is_err());
+    // /intermediates/0 is the one that signs leaves, not the ones above it.
+    let (_, _, issuing) = management(&running, "/intermediates/0").await;
+    assert_eq!(pem_certs(&issuing), chain[1..2]);
+    for path in [
+        "/roots/1",
+        "/intermediates/1",
+        "/root-keys/1",
+        "/intermediate-keys/1",
+    ] {
+        let (status, _, body) = management(&running, path).await;
+        assert_eq!((status, body.as_str()), (404, ""), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn alternate_roots_give_chains_to_their_own_roots_and_the_keys() {
+    let running = stand_in(&[("PEBBLE_ALTERNATE_ROOTS", "2")]).await;
+    let (mut client, r, cert_url) = stand_in_issue(&running, "alt.chain.example").await;
+    let mgmt = format!(
+        "https://localhost:{}",
+        running.management_addr().unwrap().port()
+    );
+    let mut roots = Vec::new();
+    for n in 0..3 {
+        let (status, links, root) = management(&running, &format!("/roots/{n}")).await;
+        assert_eq!(status, 200);
+        let others: Vec<String> = (0..3)
+            .filter(|i| *i != n)
+            .map(|i| format!("{mgmt}/roots/{i}"))
+            .collect();
+        assert_eq!(links, others, "/roots/{n}");
+        roots.push(root);
+    }
+    let distinct: std::collections::BTreeSet<&String> = roots.iter().collect();
+    assert_eq!(distinct.len(), 3, "three distinct roots");
+    // The default download links chains 1 and 2; each alternate links the other two.
+    let url_of = |n: usize| match n {
+        0 => cert_url.clone(),
+        n => format!("{cert_url}/alternate/{n}"),
+    };
+    assert_eq!(alternates(&r.headers), [url_of(1), url_of(2)]);
+    for n in 0..3 {
+        let r = client.post(&url_of(n), None).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let mut others: Vec<String> = (0..3).filter(|i| *i != n).map(url_of).collect();
+        others.sort();
+        assert_eq!(alternates(&r.headers), others, "chain {n}");
+        let chain = pem_certs(&r.text());
+        assert_eq!(chain.len(), 2);
+        for (i, root) in roots.iter().enumerate() {
+            assert_eq!(
+                verify_chain(&chain, root, "alt.chain.example").is_ok(),
+                i == n,
+                "chain {n} against root {i}"
+            );
+        }
+        // The keys of that chain's root and issuing CA.
+        let (status, links, key) = management(&running, &format!("/root-keys/{n}")).await;
+        assert_eq!((status, links.len()), (200, 2));
+        assert!(
+            key.starts_with("-----BEGIN RSA PRIVATE KEY-----\n"),
+            "PKCS#1, as Pebble"
+        );
+        assert_eq!(public_of_key(&key), public_of_cert(&roots[n]));
+        let (_, _, issuing) = management(&running, &format!("/intermediates/{n}")).await;
+        assert_eq!(pem_certs(&issuing), chain[1..]);
+        let (status, _, key) = management(&running, &format!("/intermediate-keys/{n}")).await;
+        assert_eq!(status, 200);
+        assert_eq!(public_of_key(&key), public_of_cert(&issuing));
+    }
+    let r = client.post(&format!("{cert_url}/alternate/3"), None).await;
+    assert_eq!(r.status, 404);
+    for path in [
+        "/roots/3",
+        "/root-keys/3",
+        "/intermediates/3",
+        "/intermediate-keys/9",
+        "/root-keys/-1",
+    ] {
+        let (status, links, body) = management(&running, path).await;
+        assert_eq!((status, links.len(), body.as_str()), (404, 0, ""), "{path}");
+    }
 }

@@ -54,12 +54,14 @@ async fn certificate_at(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/pem-certificate-chain"),
     );
+    // Every other chain, as Pebble links them: chain 0 at the certificate's URL, chain i at
+    // `.../alternate/i`.
     let ctx = &post.ctx;
-    for other in (0..crate::ca::Ca::CHAINS).filter(|i| *i != index) {
+    for other in (0..state.ca.chain_count()).filter(|i| *i != index) {
         let url = if other == 0 {
             ctx.url("cert", id)
         } else {
-            format!("{}/{other}", ctx.url("cert", id))
+            format!("{}/alternate/{other}", ctx.url("cert", id))
         };
         response = with_link(response, &url, "alternate");
     }
@@ -75,13 +77,14 @@ pub(crate) async fn certificate(
     certificate_at(&state, post, &id, 0).await
 }
 
-/// POST-as-GET cert/{id}/{n}: an alternate chain.
+/// POST-as-GET cert/{id}/alternate/{n}: chain n (0 is the default chain, as at Pebble's
+/// `/certZ/<id>/alternate/0`); a number out of range is not found.
 pub(crate) async fn certificate_alternate(
     State(state): Shared,
     Path((_, id, n)): Path<(String, String, String)>,
     post: JosePost,
 ) -> Result<Response, AcmeError> {
-    let index = n.parse::<usize>().ok().filter(|i| *i > 0).ok_or_else(|| {
+    let index = n.parse::<usize>().map_err(|_| {
         AcmeError::new(
             ProblemType::Malformed,
             StatusCode::NOT_FOUND,

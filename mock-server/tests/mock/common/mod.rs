@@ -111,9 +111,15 @@ impl Client {
     }
 
     pub async fn with_key(server: &MockServer, profile: &str, key: AccountKey) -> Self {
-        let http = http_client(&server.ready().ca_bundle);
-        let raw = raw::Raw::new(http.clone());
         let url = server.directory_url(profile).unwrap();
+        Self::at(url, &server.ready().ca_bundle, key).await
+    }
+
+    /// A client of the directory at `url` over TLS trusting `ca_file`: for a server with a
+    /// listener certificate of its own (the Pebble stand-in's).
+    pub async fn at(url: &str, ca_file: &Path, key: AccountKey) -> Self {
+        let http = http_client(ca_file);
+        let raw = raw::Raw::new(http.clone());
         let dir: Directory = raw.get(url).await.unwrap().json().unwrap();
         Self {
             http,
