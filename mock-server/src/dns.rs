@@ -93,6 +93,9 @@ pub struct DnsQuestion {
     pub qtype: u16,
     /// The query class (1 IN).
     pub qclass: u16,
+    /// The User-Agent of a DNS-over-HTTPS query; empty for plain DNS.
+    #[serde(default)]
+    pub user_agent: String,
 }
 
 impl Default for MockDns {
@@ -236,7 +239,7 @@ impl MockDns {
         self.history.remove(name.trim_end_matches('.'));
     }
 
-    fn note(&self, name: &Name, qtype: RecordType, qclass: u16) {
+    fn note(&self, name: &Name, qtype: RecordType, qclass: u16, user_agent: &str) {
         if !self.keep_history.load(Ordering::Relaxed) {
             return;
         }
@@ -250,6 +253,7 @@ impl MockDns {
                 name: asked,
                 qtype: u16::from(qtype),
                 qclass,
+                user_agent: user_agent.to_owned(),
             });
         }
     }
@@ -289,6 +293,65 @@ impl MockDns {
             .iter()
             .map(|e| (e.key().clone(), e.value().clone()))
             .collect()
+    }
+
+    /// The answer to one question, for plain DNS and DoH alike: SERVFAIL where set, else a
+    /// CNAME (which answers for itself and, for other types, is followed once), else the
+    /// records or defaults.
+    fn resolve(&self, name: &Name, qtype: RecordType) -> Result<Vec<Record>, ResponseCode> {
+        if self.servfail.contains_key(&key(&name.to_ascii())) {
+            return Err(ResponseCode::ServFail);
+        }
+        let cname = self.cnames.get(&key(&name.to_ascii())).map(|t| t.clone());
+        Ok(
+            match cname.and_then(|t| Name::from_ascii(format!("{t}.")).ok()) {
+                Some(target) => {
+                    let mut answers = vec![Record::from_rdata(
+                        name.clone(),
+                        0,
+                        RData::CNAME(CNAME(target.clone())),
+                    )];
+                    if qtype != RecordType::CNAME {
+                        answers.extend(self.answer(&target, qtype));
+                    }
+                    answers
+                }
+                None => self.answer(name, qtype),
+            },
+        )
+    }
+
+    /// Answers a DNS message in wire format (RFC 1035 §4), as a DNS-over-HTTPS server does
+    /// (RFC 8484 §4.1): the question is recorded with `user_agent` in the history and answered
+    /// as the UDP and TCP servers answer it. An undecodable message is an error.
+    pub fn answer_wire(&self, query: &[u8], user_agent: &str) -> Result<Vec<u8>, String> {
+        use hickory_server::proto::op::{Message, MessageType};
+        let request = Message::from_vec(query).map_err(|e| format!("not a DNS message: {e}"))?;
+        let mut response = Message::new(
+            request.metadata.id,
+            MessageType::Response,
+            request.metadata.op_code,
+        );
+        response.metadata = Metadata::response_from_request(&request.metadata);
+        response.metadata.authoritative = true;
+        response.queries = request.queries.clone();
+        response.metadata.response_code = match request.queries.as_slice() {
+            _ if request.metadata.op_code != OpCode::Query => ResponseCode::NotImp,
+            [question] => {
+                let name = question.name().clone();
+                let qtype = question.query_type();
+                self.note(&name, qtype, u16::from(question.query_class()), user_agent);
+                match self.resolve(&name, qtype) {
+                    Ok(answers) => {
+                        response.answers = answers;
+                        ResponseCode::NoError
+                    }
+                    Err(rc) => rc,
+                }
+            }
+            _ => ResponseCode::FormErr,
+        };
+        response.to_vec().map_err(|e| e.to_string())
     }
 
     fn answer(&self, name: &Name, qtype: RecordType) -> Vec<Record> {
@@ -382,29 +445,17 @@ impl RequestHandler for Handler {
         };
         let name: Name = query.name().into();
         let qtype = query.query_type();
-        self.0.note(&name, qtype, u16::from(query.query_class()));
-        if self.0.servfail.contains_key(&key(&name.to_ascii())) {
-            let response = builder.error_msg(&request.metadata, ResponseCode::ServFail);
-            return response_handle
-                .send_response(response)
-                .await
-                .unwrap_or_else(|_| servfail_info(meta));
-        }
-        // A CNAME answers for itself and, for other types, is followed once.
-        let cname = self.0.cnames.get(&key(&name.to_ascii())).map(|t| t.clone());
-        let answers = match cname.and_then(|t| Name::from_ascii(format!("{t}.")).ok()) {
-            Some(target) => {
-                let mut answers = vec![Record::from_rdata(
-                    name.clone(),
-                    0,
-                    RData::CNAME(CNAME(target.clone())),
-                )];
-                if qtype != RecordType::CNAME {
-                    answers.extend(self.0.answer(&target, qtype));
-                }
-                answers
+        self.0
+            .note(&name, qtype, u16::from(query.query_class()), "");
+        let answers = match self.0.resolve(&name, qtype) {
+            Ok(answers) => answers,
+            Err(rc) => {
+                let response = builder.error_msg(&request.metadata, rc);
+                return response_handle
+                    .send_response(response)
+                    .await
+                    .unwrap_or_else(|_| servfail_info(meta));
             }
-            None => self.0.answer(&name, qtype),
         };
         meta.response_code = ResponseCode::NoError;
         let response = builder.build(
@@ -460,4 +511,68 @@ pub async fn serve(dns: Arc<MockDns>, addr: SocketAddr) -> io::Result<DnsServer>
         }
     }
     Err(last)
+}
+
+/// A running DNS-over-HTTPS server (RFC 8484); dropping it stops it.
+#[derive(Debug)]
+pub struct DohServer {
+    /// Where it listens (HTTPS).
+    pub addr: SocketAddr,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Drop for DohServer {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// Serves `dns` over HTTPS on `addr` with `identity`, as pebble-challtestsrv's `-doh` does: a
+/// POST of a DNS message (any path) gets the answer as `application/dns-message`; other
+/// methods 405, an undecodable message 400. The same answers as [`serve`]'s.
+pub async fn serve_doh(
+    dns: Arc<MockDns>,
+    addr: SocketAddr,
+    identity: crate::ca::ListenerIdentity,
+) -> io::Result<DohServer> {
+    let acceptor = crate::server::tls_acceptor(identity).map_err(io::Error::other)?;
+    let listener = TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let app = axum::Router::new().fallback(doh_query).with_state(dns);
+    tokio::spawn(crate::server::accept_loop(
+        listener,
+        acceptor,
+        app,
+        stopped,
+        crate::server::Limits::default(),
+        Arc::new(std::sync::atomic::AtomicU64::new(0)),
+    ));
+    Ok(DohServer { addr, stop })
+}
+
+async fn doh_query(
+    axum::extract::State(dns): axum::extract::State<Arc<MockDns>>,
+    method: http::Method,
+    headers: http::HeaderMap,
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    use http::StatusCode;
+    if method != http::Method::POST {
+        return StatusCode::METHOD_NOT_ALLOWED.into_response();
+    }
+    let user_agent = headers
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    match dns.answer_wire(&body, user_agent) {
+        Ok(answer) => (
+            StatusCode::OK,
+            [(http::header::CONTENT_TYPE, "application/dns-message")],
+            answer,
+        )
+            .into_response(),
+        Err(e) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
+    }
 }

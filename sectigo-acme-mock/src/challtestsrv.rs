@@ -51,7 +51,7 @@ const SPECS: &[FlagSpec] = &[
         name: "doh",
         kind: FlagKind::Value,
         default: ":8443",
-        usage: "Comma separated bind addresses/ports for DoH (not served by the stand-in).",
+        usage: "Comma separated bind addresses/ports for DoH HTTPS. Set empty to disable.",
     },
     FlagSpec {
         name: "doh-cert",
@@ -112,6 +112,12 @@ pub struct Settings {
     pub default_ipv4: Option<Ipv4Addr>,
     /// Answer to AAAA queries with no record.
     pub default_ipv6: Option<Ipv6Addr>,
+    /// DNS-over-HTTPS servers (RFC 8484).
+    pub doh: Vec<SocketAddr>,
+    /// PEM certificate chain of the DoH servers (`-doh-cert`).
+    pub doh_cert: String,
+    /// PEM private key of the DoH servers (`-doh-cert-key`).
+    pub doh_cert_key: String,
 }
 
 /// Why the command line was refused; names the flag.
@@ -178,8 +184,43 @@ impl Settings {
             management,
             default_ipv4,
             default_ipv6,
+            doh: addresses("doh", &value("doh"))?,
+            doh_cert: value("doh-cert"),
+            doh_cert_key: value("doh-cert-key"),
         })
     }
+}
+
+/// The DoH servers' certificate and key from `-doh-cert` and `-doh-cert-key`; the error names
+/// the flag and the file.
+fn doh_identity(settings: &Settings) -> Result<mock_server::ca::ListenerIdentity, String> {
+    let read = |flag: &str, path: &str| {
+        if path.is_empty() {
+            return Err(format!("-{flag} is empty: name a PEM file"));
+        }
+        std::fs::read(path).map_err(|e| format!("-{flag} {path}: {e}"))
+    };
+    let cert = read("doh-cert", &settings.doh_cert)?;
+    let key = read("doh-cert-key", &settings.doh_cert_key)?;
+    let chain: Vec<_> = rustls_pemfile::certs(&mut cert.as_slice())
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("-doh-cert {}: {e}", settings.doh_cert))?;
+    if chain.is_empty() {
+        return Err(format!(
+            "-doh-cert {}: no PEM certificate in it",
+            settings.doh_cert
+        ));
+    }
+    let key = rustls_pemfile::private_key(&mut key.as_slice())
+        .ok()
+        .flatten()
+        .ok_or_else(|| {
+            format!(
+                "-doh-cert-key {}: no PEM private key in it",
+                settings.doh_cert_key
+            )
+        })?;
+    Ok(mock_server::ca::ListenerIdentity { chain, key })
 }
 
 /// Runs `pebble-challtestsrv` with `args` (without the program name); returns the exit
@@ -205,18 +246,12 @@ pub fn main(program: &str, args: &[String]) -> i32 {
         && settings.https01.is_empty()
         && settings.tlsalpn01.is_empty()
         && settings.dns.is_empty()
+        && settings.doh.is_empty()
     {
         eprintln!(
-            "Unable to construct challenge server: no listeners: give -http01, -tlsalpn01 or -dnsserver"
+            "Unable to construct challenge server: no listeners: give -http01, -tlsalpn01, -dnsserver or -doh"
         );
         return 1;
-    }
-    for (flag, default) in [("doh", ":8443")] {
-        if parsed.value(flag, default) != default && !parsed.value(flag, default).is_empty() {
-            log(&format!(
-                "-{flag} is not served by the acme-harness stand-in (docs/pebble.md)"
-            ));
-        }
     }
     let Some(runtime) = mock_server::pebble::runtime() else {
         return 1;
@@ -264,6 +299,7 @@ struct Shared {
 pub struct ChallTestSrv {
     shared: Arc<Shared>,
     _dns: Vec<mock_server::dns::DnsServer>,
+    doh: Vec<mock_server::dns::DohServer>,
     management: Option<(SocketAddr, tokio::task::JoinHandle<()>)>,
     /// The bound addresses: http-01, tls-alpn-01, DNS.
     pub bound: (Vec<SocketAddr>, Vec<SocketAddr>, Vec<SocketAddr>),
@@ -380,6 +416,32 @@ impl ChallTestSrv {
                 Err(e) => log(&format!("DNS server on {addr}: {e}")),
             }
         }
+        // As challtestsrv: a DoH listener whose certificate cannot be loaded (with the
+        // default empty -doh-cert, always) is logged, and everything else keeps running.
+        let mut doh_servers = Vec::new();
+        if !settings.doh.is_empty() {
+            match doh_identity(settings) {
+                Ok(identity) => {
+                    for addr in &settings.doh {
+                        let identity = mock_server::ca::ListenerIdentity {
+                            chain: identity.chain.clone(),
+                            key: identity.key.clone_key(),
+                        };
+                        match mock_server::dns::serve_doh(dns.clone(), *addr, identity).await {
+                            Ok(server) => {
+                                log(&format!(
+                                    "Starting challenge servers: doh on {}",
+                                    server.addr
+                                ));
+                                doh_servers.push(server);
+                            }
+                            Err(e) => log(&format!("DoH server on {addr}: {e}")),
+                        }
+                    }
+                }
+                Err(e) => log(&format!("DoH servers not started: {e}")),
+            }
+        }
         let shared = Arc::new(Shared {
             dns,
             http,
@@ -407,9 +469,15 @@ impl ChallTestSrv {
         Self {
             shared,
             _dns: dns_servers,
+            doh: doh_servers,
             management,
             bound,
         }
+    }
+
+    /// Where the DNS-over-HTTPS servers listen.
+    pub fn doh_addrs(&self) -> Vec<SocketAddr> {
+        self.doh.iter().map(|d| d.addr).collect()
     }
 
     /// Where the management API listens.
@@ -810,7 +878,7 @@ async fn dns_history(State(s): St, b: Bytes) -> Response {
                 .into_iter()
                 .map(|q| {
                     json!({"Question": {"Name": q.name, "Qtype": q.qtype, "Qclass": q.qclass},
-                           "UserAgent": ""})
+                           "UserAgent": q.user_agent})
                 })
                 .collect(),
         ),

@@ -34,6 +34,7 @@ async fn start() -> ChallTestSrv {
         management: Some(any_port()),
         default_ipv4: Some("127.0.0.1".parse().unwrap()),
         default_ipv6: Some("::1".parse().unwrap()),
+        ..Settings::default()
     })
     .await
 }
@@ -300,4 +301,107 @@ async fn https01_serves_the_same_answers_over_tls_and_records_it() {
     let events: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(events[0]["HTTPS"], true);
     assert_eq!(events[0]["ServerName"], "localhost");
+}
+
+/// `-doh`: DNS over HTTPS (RFC 8484) with the `-doh-cert` pair, answering what the DNS
+/// answers: a POSTed wire query gets an `application/dns-message` answer, recorded in the
+/// history with the User-Agent; GET is 405, garbage 400. Without a certificate, the DoH
+/// listener is skipped and the rest still runs.
+#[tokio::test]
+async fn doh_answers_posted_queries_over_https() {
+    use hickory_resolver::proto::op::{Message, Query, ResponseCode};
+    use hickory_resolver::proto::rr::Name;
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let certs = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/pebble/certs");
+    let srv = ChallTestSrv::start(&Settings {
+        dns: vec![any_port()],
+        management: Some(any_port()),
+        doh: vec![any_port()],
+        doh_cert: format!("{certs}/cert.pem"),
+        doh_cert_key: format!("{certs}/key.pem"),
+        ..Settings::default()
+    })
+    .await;
+    let doh = srv.doh_addrs()[0];
+    let host = "_validation-persist.doh.example";
+    let (status, _) = post(
+        &srv,
+        "/set-txt",
+        &format!(r#"{{"host":"{host}","value":"pebble.letsencrypt.org; accounturi=x"}}"#),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let ca = std::fs::read(format!("{certs}/ca.pem")).unwrap();
+    let https = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+        .user_agent("doh-test/1")
+        .build()
+        .unwrap();
+    let url = format!("https://localhost:{}/dns-query", doh.port());
+    let ask = |name: &str, qtype: RecordType| {
+        let mut query = Message::query();
+        query.add_query(Query::query(Name::from_ascii(name).unwrap(), qtype));
+        query.metadata.recursion_desired = true;
+        query
+    };
+    let query = ask(&format!("{host}."), RecordType::TXT);
+    let r = https
+        .post(&url)
+        .header("content-type", "application/dns-message")
+        .body(query.to_vec().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/dns-message");
+    let answer = Message::from_vec(&r.bytes().await.unwrap()).unwrap();
+    assert_eq!(answer.metadata.id, query.metadata.id);
+    assert_eq!(answer.metadata.response_code, ResponseCode::NoError);
+    let texts: Vec<String> = answer
+        .answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::TXT(t) => Some(
+                t.txt_data
+                    .iter()
+                    .map(|s| String::from_utf8_lossy(s).into_owned())
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(texts, ["pebble.letsencrypt.org; accounturi=x"]);
+    // The same DNS: an A query gets the default address, a SERVFAIL name SERVFAIL.
+    post(&srv, "/set-servfail", r#"{"host":"down.example"}"#).await;
+    let r = https
+        .post(&url)
+        .body(ask("down.example.", RecordType::A).to_vec().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let answer = Message::from_vec(&r.bytes().await.unwrap()).unwrap();
+    assert_eq!(answer.metadata.response_code, ResponseCode::ServFail);
+    // The history has the DoH question with its User-Agent.
+    let (_, body) = post(
+        &srv,
+        "/dns-request-history",
+        &format!(r#"{{"host":"{host}"}}"#),
+    )
+    .await;
+    let events: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(events[0]["Question"]["Qtype"], 16);
+    assert_eq!(events[0]["UserAgent"], "doh-test/1");
+    // POST only; a body that is no DNS message is 400.
+    assert_eq!(https.get(&url).send().await.unwrap().status(), 405);
+    let r = https.post(&url).body("nonsense").send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    // No certificate (challtestsrv's default): no DoH, the rest runs.
+    let srv = ChallTestSrv::start(&Settings {
+        dns: vec![any_port()],
+        doh: vec![any_port()],
+        ..Settings::default()
+    })
+    .await;
+    assert!(srv.doh_addrs().is_empty());
+    assert_eq!(srv.bound.2.len(), 1);
 }
