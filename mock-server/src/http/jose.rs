@@ -46,18 +46,9 @@ impl FromRequest<Arc<AppState>> for JosePost {
             .strip_prefix("/v2/")
             .and_then(|rest| rest.split('/').next())
             .unwrap_or_default();
+        // `strict.require_user_agent` is checked for every ACME request, before this
+        // (`super::user_agent_refusal`).
         let ctx = state.profile(slug)?;
-        if ctx.profile.strict.require_user_agent
-            && req
-                .headers()
-                .get(header::USER_AGENT)
-                .is_none_or(|v| v.is_empty())
-        {
-            // RFC 8555 §6.1; Pebble's text.
-            return Err(AcmeError::malformed(
-                "All requests MUST include a User-Agent header",
-            ));
-        }
         let conn = req.extensions().get::<super::ConnControl>().cloned();
         check_content_type(req.headers())?;
         // The recorder has read and limited the body already; this only takes the bytes.

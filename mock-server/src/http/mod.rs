@@ -311,6 +311,10 @@ fn panic_problem(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     AcmeError::internal("The server experienced an internal error").into_response()
 }
 
+/// Where Pebble serves ARI (`/draft-ietf-acme-ari-03/renewalInfo/<certID>`), served by the
+/// stand-in too, for suites that build that URL themselves.
+pub const PEBBLE_ARI_PATH: &str = "/draft-ietf-acme-ari-03/renewalInfo/";
+
 /// The path a request was sent to, before [`unprefix`] took a random segment out.
 #[derive(Clone, Debug)]
 pub(crate) struct SentPath(pub String);
@@ -328,6 +332,22 @@ async fn unprefix(State(state): State<Arc<AppState>>, mut req: Request, next: Ne
     {
         *req.uri_mut() = uri;
         path = ctx.profile.directory_path.clone();
+    }
+    // Pebble serves ARI at its draft's path (GET and HEAD; a POST is its 500); the directory
+    // advertises the profile's own renewalInfo URL, and this serves the same answers.
+    if let Some(cert_id) = path.strip_prefix(PEBBLE_ARI_PATH)
+        && let Some(ctx) = &state.dir_alias
+    {
+        if req.method() == http::Method::POST {
+            let mut response = AcmeError::internal("Method not allowed").into_response();
+            apply_common_headers(&state, &ctx.profile.directory_path, &mut response);
+            return response;
+        }
+        let rewritten = format!("{}/renewalInfo/{cert_id}", ctx.profile.directory_path);
+        if let Ok(uri) = rewritten.parse() {
+            *req.uri_mut() = uri;
+            path = rewritten;
+        }
     }
     let mut parts = path.splitn(5, '/');
     let (_, v2, slug, segment) = (parts.next(), parts.next(), parts.next(), parts.next());
@@ -446,9 +466,25 @@ async fn common_headers(State(state): State<Arc<AppState>>, req: Request, next: 
         // The admin API and the console answer of their own, without ACME's headers.
         return next.run(req).await;
     }
+    if let Some(refusal) = user_agent_refusal(&state, &path, req.headers()) {
+        return refusal;
+    }
     let mut response = problem_for_every_error(next.run(req).await).await;
     apply_common_headers(&state, &path, &mut response);
     response
+}
+
+/// `strict.require_user_agent`: any request to the profile's endpoints (directory, newNonce,
+/// renewalInfo, every POST) without a User-Agent is `malformed` (RFC 8555 §6.1: clients MUST
+/// send one), as Pebble 2.10 answers it: before anything else, with no nonce and no Link.
+fn user_agent_refusal(state: &AppState, path: &str, headers: &http::HeaderMap) -> Option<Response> {
+    use axum::response::IntoResponse as _;
+    let slug = path.strip_prefix("/v2/")?.split('/').next()?;
+    let ctx = state.profiles.get(slug)?;
+    let missing = headers.get(header::USER_AGENT).is_none_or(|v| v.is_empty());
+    (ctx.profile.strict.require_user_agent && missing).then(|| {
+        AcmeError::malformed("All requests MUST include a User-Agent header").into_response()
+    })
 }
 
 /// Adds the headers of [`common_headers`] to a response made outside it.

@@ -28,7 +28,15 @@ pub struct Knobs {
     pub alternate_roots: u32,
     /// The `-strict` flag (a flag, not a knob; carried with them to the same switches).
     pub strict: bool,
+    /// `ACME_HARNESS_PEBBLE_REQUIRE_USER_AGENT` (acme-harness's own, not Pebble's): refuse
+    /// every ACME request without a User-Agent, as Pebble 2.10 does. Off by default because
+    /// Pebble 2.4 (Debian's) does not, and suites written against it send none (acme2);
+    /// `-strict` cannot carry it, since those suites pass `-strict` too.
+    pub require_user_agent: bool,
 }
+
+/// The environment variable that turns on [`Knobs::require_user_agent`].
+pub const REQUIRE_USER_AGENT: &str = "ACME_HARNESS_PEBBLE_REQUIRE_USER_AGENT";
 
 impl Default for Knobs {
     fn default() -> Self {
@@ -80,6 +88,7 @@ impl Knobs {
                 _ => 0,
             },
             strict: false,
+            require_user_agent: truthy(lookup(REQUIRE_USER_AGENT).as_deref()),
         }
     }
 
@@ -123,6 +132,7 @@ impl Knobs {
         }
         profile.order.authz_reuse_percent = u8::try_from(self.authz_reuse.min(100)).unwrap_or(100);
         profile.account.orders_per_page = Some(self.orders_per_page as usize);
+        profile.strict.require_user_agent = self.require_user_agent;
         if self.strict {
             profile.strict.challenge_payload_exactly_empty_object = true;
             profile.strict.refuse_resource_field = true;
@@ -183,6 +193,10 @@ mod tests {
         assert!(knobs(&[("PEBBLE_VA_NOSLEEP", "TRUE")]).no_sleep);
         assert!(!knobs(&[("PEBBLE_VA_NOSLEEP", "yes")]).no_sleep);
         assert!(knobs(&[("PEBBLE_VA_ALWAYS_VALID", "1")]).always_valid);
+        assert!(!d.require_user_agent);
+        let mut p = Profile::built_in("rfc8555").unwrap();
+        knobs(&[(REQUIRE_USER_AGENT, "1")]).apply(&mut p);
+        assert!(p.strict.require_user_agent);
     }
 
     #[test]

@@ -345,7 +345,7 @@ pub fn pebble_profile(config: &PebbleConfig) -> Profile {
     // Pebble refuses an account that does not agree to its terms; `-strict` adds the
     // refusals of `Knobs::apply`. Pebble 2.10 also refuses requests without a User-Agent, but
     // Pebble 2.4 (Debian's) does not, and suites written against it send none (acme2's):
-    // `strict.require_user_agent` stays off here (docs/pebble.md, "What differs").
+    // `strict.require_user_agent` is off unless `knobs::REQUIRE_USER_AGENT` asks for it.
     p.account.terms_agreement_required = true;
     p.order.challenge_retry_after =
         (config.retry_after_authz > 0).then_some(config.retry_after_authz as u64);

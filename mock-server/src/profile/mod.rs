@@ -52,8 +52,9 @@ pub struct Profile {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StrictProfile {
-    /// A POST without a User-Agent header (RFC 8555 §6.1: clients MUST send one; Pebble
-    /// refuses every request without one).
+    /// Any request to the profile's ACME endpoints (directory, newNonce, renewalInfo, every
+    /// POST) without a User-Agent header (RFC 8555 §6.1: clients MUST send one; Pebble 2.10
+    /// refuses every request without one, Pebble 2.4 none).
     #[serde(default)]
     pub require_user_agent: bool,
     /// A challenge response whose payload is not exactly the two bytes `{}` (RFC 8555

@@ -703,3 +703,158 @@ async fn alternate_roots_give_chains_to_their_own_roots_and_the_keys() {
         assert_eq!((status, links.len(), body.as_str()), (404, 0, ""), "{path}");
     }
 }
+
+/// A client without a User-Agent, trusting the server's CA.
+fn bare_client(server: &Server) -> reqwest::Client {
+    let tls = reference_client::raw::tls_config(&[server.ready().ca_bundle.clone()]).unwrap();
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .build()
+        .unwrap()
+}
+
+/// `strict.require_user_agent` refuses every ACME request without a User-Agent, the unsigned
+/// ones too (directory, newNonce, renewalInfo), as Pebble 2.10: `malformed`, no nonce, no
+/// Link. Off (Pebble 2.4, the stand-in's default), the same requests are answered.
+#[tokio::test]
+async fn user_agent_required_on_every_request_when_switched_on() {
+    for on in [true, false] {
+        let server = start_custom(|c| {
+            let mut profile = Profile::built_in("rfc8555").unwrap();
+            profile.strict.require_user_agent = on;
+            c.profiles = vec![profile];
+            c.dir_alias = true;
+        })
+        .await;
+        let client = Client::new(&server, "rfc8555", SignatureAlgorithm::Es256).await;
+        let bare = bare_client(&server);
+        let origin = client
+            .dir
+            .new_nonce
+            .split("/v2/")
+            .next()
+            .unwrap()
+            .to_owned();
+        let renewal = format!("{}/AAAA.AAAA", client.dir.renewal_info.clone().unwrap());
+        let requests = [
+            bare.get(format!("{origin}/dir")),
+            bare.get(format!("{origin}/v2/rfc8555")),
+            bare.head(&client.dir.new_nonce),
+            bare.get(&client.dir.new_nonce),
+            bare.get(&renewal),
+            bare.post(&client.dir.new_order)
+                .header("content-type", "application/jose+json")
+                .body("{}"),
+        ];
+        for request in requests {
+            let r = request.header("user-agent", "").send().await.unwrap();
+            let (status, headers, url) = (r.status(), r.headers().clone(), r.url().clone());
+            if on {
+                assert_eq!(status, 400, "{url}");
+                assert!(!headers.contains_key("replay-nonce"), "{url}");
+                assert!(!headers.contains_key("link"), "{url}");
+                let text = r.text().await.unwrap();
+                if !text.is_empty() {
+                    // (HEAD has no body.)
+                    let body: Value = serde_json::from_str(&text).unwrap();
+                    assert_eq!(body["type"], "urn:ietf:params:acme:error:malformed");
+                    assert_eq!(
+                        body["detail"],
+                        "All requests MUST include a User-Agent header"
+                    );
+                }
+            } else {
+                let body = r.text().await.unwrap();
+                assert!(!body.contains("User-Agent"), "{url}: {status} {body}");
+            }
+        }
+        // With one, the switch changes nothing.
+        let r = bare
+            .get(format!("{origin}/dir"))
+            .header("user-agent", "suite/1")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+}
+
+/// The stand-in serves ARI at Pebble's path too (`/draft-ietf-acme-ari-03/renewalInfo/ID`):
+/// the same window as the directory's renewalInfo URL, 404 `malformed` for an unknown
+/// certificate, and a POST is Pebble's 500.
+#[tokio::test]
+async fn renewal_info_at_pebbles_path() {
+    let (port, answers) = http01_responder().await;
+    let server = start_custom(|c| {
+        let mut profile = Profile::built_in("rfc8555").unwrap();
+        profile.account.terms_agreement_required = false;
+        c.profiles = vec![profile];
+        c.http01_port = port;
+        c.dir_alias = true;
+    })
+    .await;
+    let mut client = Client::new(&server, "rfc8555", SignatureAlgorithm::Es256).await;
+    let r = client.register_with(json!({})).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let names = [("dns", "ari.example.com")];
+    let (_, leaf) = issue(
+        &mut client,
+        &answers,
+        json!({"identifiers": ids(&names)}),
+        &["ari.example.com"],
+    )
+    .await;
+    let id = ari_id(&leaf);
+    let origin = client
+        .dir
+        .new_nonce
+        .split("/v2/")
+        .next()
+        .unwrap()
+        .to_owned();
+    let pebble_url = format!("{origin}/draft-ietf-acme-ari-03/renewalInfo/{id}");
+    let own_url = format!("{}/{id}", client.dir.renewal_info.clone().unwrap());
+    let http = bare_client(&server);
+    let get = |url: String| {
+        let http = http.clone();
+        async move {
+            let r = http
+                .get(&url)
+                .header("user-agent", "t")
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let retry = r.headers().get("retry-after").cloned();
+            (status, retry, r.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, retry, pebble) = get(pebble_url.clone()).await;
+    assert_eq!(status, 200, "{pebble}");
+    assert!(retry.is_some());
+    let (_, _, own) = get(own_url).await;
+    assert_eq!(pebble, own);
+    assert!(pebble["suggestedWindow"]["start"].is_string(), "{pebble}");
+    let (status, _, body) = get(format!(
+        "{origin}/draft-ietf-acme-ari-03/renewalInfo/AAAA.AAAA"
+    ))
+    .await;
+    assert_eq!(status, 404);
+    assert_eq!(body["type"], "urn:ietf:params:acme:error:malformed");
+    let r = http
+        .head(&pebble_url)
+        .header("user-agent", "t")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = http
+        .post(&pebble_url)
+        .header("user-agent", "t")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 500);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["type"], "urn:ietf:params:acme:error:serverInternal");
+}
