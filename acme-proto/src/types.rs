@@ -212,6 +212,9 @@ open_enum! {
         /// draft-ietf-acme-dns-account-label: dns-01 under a label derived from the
         /// account URL.
         DnsAccount01 = "dns-account-01",
+        /// draft-ietf-acme-dns-persist: a standing TXT record at
+        /// `_validation-persist.NAME` naming the CA and the account; no token.
+        DnsPersist01 = "dns-persist-01",
     }
 }
 
@@ -388,9 +391,21 @@ pub struct Challenge {
     /// Why validation failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<Problem>,
-    /// The challenge token; Sectigo's pre-validated challenges have none.
+    /// The challenge token; Sectigo's pre-validated challenges and dns-persist-01 have none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
+    /// dns-persist-01: the account URL the TXT record must name
+    /// (draft-ietf-acme-dns-persist §3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accounturi: Option<String>,
+    /// dns-persist-01: the issuer domain names the TXT record may name (the directory's
+    /// `caaIdentities`).
+    #[serde(
+        default,
+        rename = "issuer-domain-names",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub issuer_domain_names: Option<Vec<String>>,
 }
 
 /// The finalize request payload (RFC 8555 §7.4).

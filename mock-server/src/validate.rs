@@ -186,6 +186,66 @@ impl Validator {
     /// digest.
     async fn dns_txt(&self, record: &str, key_auth: &KeyAuthorization) -> Result<(), Problem> {
         let expected = key_auth.dns_value();
+        let found = self.txt_values(record).await?;
+        if found.iter().any(|v| v == &expected) {
+            Ok(())
+        } else if found.is_empty() {
+            Err(problem(
+                ProblemType::Unauthorized,
+                format!("No TXT record found at {record}"),
+            ))
+        } else {
+            Err(problem(
+                ProblemType::IncorrectResponse,
+                format!("Incorrect TXT record at {record}: expected {expected:?}, found {found:?}"),
+            ))
+        }
+    }
+
+    /// dns-persist-01 (draft-ietf-acme-dns-persist §3-§5): some TXT record at
+    /// `_validation-persist.NAME` names one of `issuers`, the account URL exactly, and for a
+    /// wildcard `policy=wildcard`, and has not passed its `persistUntil` (unix seconds) at
+    /// `now`. A record for one of our issuers that does not parse makes the failure
+    /// `malformed` when no record succeeds (Pebble's rule); any other failure is
+    /// `unauthorized`.
+    pub async fn dns_persist01(
+        &self,
+        name: &str,
+        wildcard: bool,
+        account_url: &str,
+        issuers: &[String],
+        now: i64,
+    ) -> Result<(), Problem> {
+        let record = format!("_validation-persist.{name}");
+        let found = self.txt_values(&record).await?;
+        let mut syntax_error = None;
+        let mut mismatch = None;
+        for value in &found {
+            match persist::check(value, wildcard, account_url, issuers, now) {
+                Ok(()) => return Ok(()),
+                Err(persist::Refusal::NotOurs) => {}
+                Err(persist::Refusal::Malformed(why)) => {
+                    syntax_error.get_or_insert(format!("{record} {value:?}: {why}"));
+                }
+                Err(persist::Refusal::Mismatch(why)) => {
+                    mismatch.get_or_insert(format!("{record} {value:?}: {why}"));
+                }
+            }
+        }
+        if let Some(why) = syntax_error {
+            return Err(problem(ProblemType::Malformed, why));
+        }
+        Err(problem(
+            ProblemType::Unauthorized,
+            mismatch.unwrap_or_else(|| {
+                format!("No TXT record at {record} names one of the issuers {issuers:?}")
+            }),
+        ))
+    }
+
+    /// The TXT values at `record`, each RR's strings concatenated; none when the name has
+    /// no TXT record.
+    async fn txt_values(&self, record: &str) -> Result<Vec<String>, Problem> {
         let found: Vec<String> = match self.resolver.txt_lookup(Self::fqdn(record)).await {
             Ok(lookup) => lookup
                 .answers()
@@ -208,19 +268,7 @@ impl Validator {
                 ));
             }
         };
-        if found.iter().any(|v| v == &expected) {
-            Ok(())
-        } else if found.is_empty() {
-            Err(problem(
-                ProblemType::Unauthorized,
-                format!("No TXT record found at {record}"),
-            ))
-        } else {
-            Err(problem(
-                ProblemType::IncorrectResponse,
-                format!("Incorrect TXT record at {record}: expected {expected:?}, found {found:?}"),
-            ))
-        }
+        Ok(found)
     }
 
     async fn tls_alpn01(&self, name: &str, key_auth: &KeyAuthorization) -> Result<(), Problem> {
@@ -335,6 +383,116 @@ impl Validator {
                 _ => return Ok(()),
             }
         }
+    }
+}
+
+/// The dns-persist-01 TXT record (draft-ietf-acme-dns-persist §3): an RFC 8659 issue-value,
+/// `ISSUER; accounturi=URL[; policy=wildcard][; persistUntil=SECONDS]`.
+mod persist {
+    /// Why one record does not authorize.
+    #[derive(Debug, PartialEq, Eq)]
+    pub(super) enum Refusal {
+        /// It names another CA: not looked at further.
+        NotOurs,
+        /// It names us but does not parse.
+        Malformed(String),
+        /// It parses but does not authorize this account, name or time.
+        Mismatch(String),
+    }
+
+    fn same_domain(a: &str, b: &str) -> bool {
+        a.trim_end_matches('.')
+            .eq_ignore_ascii_case(b.trim_end_matches('.'))
+    }
+
+    /// A tag: letters and digits, inner hyphens allowed (RFC 8659 §4.2).
+    fn good_tag(tag: &str) -> bool {
+        let bytes = tag.as_bytes();
+        !bytes.is_empty()
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || *b == b'-')
+            && bytes[0] != b'-'
+            && bytes[bytes.len() - 1] != b'-'
+    }
+
+    /// A value: printable ASCII, no `;`, no space (RFC 8659 §4.2).
+    fn good_value(value: &str) -> bool {
+        value
+            .bytes()
+            .all(|b| (0x21..=0x7e).contains(&b) && b != b';')
+    }
+
+    /// Whether `value` authorizes `account_url` for the name (a wildcard if `wildcard`)
+    /// on behalf of one of `issuers` at unix time `now`.
+    pub(super) fn check(
+        value: &str,
+        wildcard: bool,
+        account_url: &str,
+        issuers: &[String],
+        now: i64,
+    ) -> Result<(), Refusal> {
+        let mut parts = value.split(';');
+        let issuer = parts.next().unwrap_or_default().trim();
+        if !issuers.iter().any(|i| same_domain(i, issuer)) {
+            return Err(Refusal::NotOurs);
+        }
+        let bad = |why: String| Refusal::Malformed(why);
+        let mut seen: Vec<String> = Vec::new();
+        let (mut account, mut policy, mut until) = (None, None, None);
+        for part in parts {
+            let part = part.trim();
+            if part.is_empty() {
+                // `ISSUER;` with nothing after it is allowed (RFC 8659 §4.2).
+                continue;
+            }
+            let (tag, val) = part
+                .split_once('=')
+                .ok_or_else(|| bad(format!("parameter {part:?} has no '='")))?;
+            let (tag, val) = (tag.trim(), val.trim());
+            if !good_tag(tag) {
+                return Err(bad(format!("bad parameter name {tag:?}")));
+            }
+            if !good_value(val) {
+                return Err(bad(format!("bad value {val:?} of {tag}")));
+            }
+            let lower = tag.to_ascii_lowercase();
+            if seen.contains(&lower) {
+                return Err(bad(format!("parameter {tag} given twice")));
+            }
+            seen.push(lower.clone());
+            match lower.as_str() {
+                "accounturi" => account = Some(val),
+                "policy" => policy = Some(val),
+                "persistuntil" => {
+                    let t: i64 = val
+                        .parse()
+                        .map_err(|_| bad(format!("persistUntil {val:?} is not unix seconds")))?;
+                    until = Some(t);
+                }
+                // Unknown parameters are ignored (draft-ietf-acme-dns-persist §3).
+                _ => {}
+            }
+        }
+        let Some(account) = account else {
+            return Err(bad("no accounturi parameter".into()));
+        };
+        if account != account_url {
+            return Err(Refusal::Mismatch(format!(
+                "accounturi {account} is not this account ({account_url})"
+            )));
+        }
+        if wildcard && !policy.is_some_and(|p| p.eq_ignore_ascii_case("wildcard")) {
+            return Err(Refusal::Mismatch("a wildcard needs policy=wildcard".into()));
+        }
+        if let Some(t) = until
+            && t < now
+        {
+            return Err(Refusal::Mismatch(format!(
+                "persistUntil {t} has passed (now {now})"
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -520,6 +678,70 @@ mod tests {
             account_label("https://example.com/acme/acct/ExampleAccount"),
             "_ujmmovf2vn55tgye"
         );
+    }
+
+    #[test]
+    fn dns_persist_records() {
+        use persist::{Refusal, check};
+        let issuers = ["pebble.letsencrypt.org".to_owned()];
+        let acct = "https://127.0.0.1:14000/v2/rfc8555/account/a1";
+        let ok = |v: &str, wild: bool| check(v, wild, acct, &issuers, 1_000);
+        assert_eq!(
+            ok(&format!("pebble.letsencrypt.org; accounturi={acct}"), false),
+            Ok(())
+        );
+        assert_eq!(
+            ok(
+                &format!(
+                    " PEBBLE.letsencrypt.org. ;ACCOUNTURI={acct};policy=Wildcard;persistuntil=1000;x-new=1"
+                ),
+                true
+            ),
+            Ok(())
+        );
+        assert_eq!(ok("ca.example; accounturi=x", false), Err(Refusal::NotOurs));
+        let mismatch = |r: Result<(), Refusal>| matches!(r, Err(Refusal::Mismatch(_)));
+        let malformed = |r: Result<(), Refusal>| matches!(r, Err(Refusal::Malformed(_)));
+        assert!(mismatch(ok(
+            &format!("pebble.letsencrypt.org; accounturi={acct}"),
+            true
+        )));
+        assert!(mismatch(ok(
+            &format!("pebble.letsencrypt.org; accounturi={acct}; policy=other"),
+            true
+        )));
+        assert!(mismatch(ok(
+            &format!("pebble.letsencrypt.org; accounturi={acct}; persistUntil=999"),
+            false
+        )));
+        assert!(mismatch(ok(
+            "pebble.letsencrypt.org; accounturi=https://elsewhere/acct/1",
+            false
+        )));
+        assert!(
+            malformed(ok("pebble.letsencrypt.org", false)),
+            "no accounturi"
+        );
+        assert!(malformed(ok(
+            &format!("pebble.letsencrypt.org; accounturi={acct}; accountUri={acct}"),
+            false
+        )));
+        assert!(malformed(ok(
+            &format!("pebble.letsencrypt.org; accounturi={acct}; persistUntil=soon"),
+            false
+        )));
+        assert!(malformed(ok(
+            &format!("pebble.letsencrypt.org; accounturi={acct}; policy"),
+            false
+        )));
+        assert!(malformed(ok(
+            &format!("pebble.letsencrypt.org; -x=1; accounturi={acct}"),
+            false
+        )));
+        assert!(malformed(ok(
+            "pebble.letsencrypt.org; accounturi=a b",
+            false
+        )));
     }
 
     #[test]

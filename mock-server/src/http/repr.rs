@@ -74,8 +74,11 @@ pub(crate) fn order(ctx: &ProfileCtx, o: &Order, status: acme_proto::Status) -> 
     }
 }
 
-/// A challenge as JSON: `error` may be the `{}` Sectigo sends, which no problem type models.
-pub(crate) fn challenge(ctx: &ProfileCtx, c: &Challenge) -> serde_json::Value {
+/// A challenge of the account `account` as JSON: `error` may be the `{}` Sectigo sends, which
+/// no problem type models. dns-persist-01 names the account URL and the issuers its TXT
+/// record may name (draft-ietf-acme-dns-persist §3).
+pub(crate) fn challenge(ctx: &ProfileCtx, c: &Challenge, account: &str) -> serde_json::Value {
+    let persist = c.kind == acme_proto::ChallengeType::DnsPersist01;
     let mut value = serde_json::to_value(acme_proto::Challenge {
         kind: c.kind.clone(),
         url: ctx.url("chall", &c.id),
@@ -83,6 +86,8 @@ pub(crate) fn challenge(ctx: &ProfileCtx, c: &Challenge) -> serde_json::Value {
         validated: c.validated.map(timestamp),
         error: None,
         token: c.token.clone(),
+        accounturi: persist.then(|| ctx.url("account", account)),
+        issuer_domain_names: persist.then(|| ctx.profile.meta.caa_identities.clone()),
     })
     .unwrap_or_default();
     if let (Some(error), Some(obj)) = (&c.error, value.as_object_mut()) {

@@ -704,6 +704,107 @@ async fn alternate_roots_give_chains_to_their_own_roots_and_the_keys() {
     }
 }
 
+/// Answers `url` (a challenge) and waits until it is settled; returns it.
+async fn settle(client: &mut Client, url: &str) -> Value {
+    assert_eq!(client.post(url, Some(json!({}))).await.status, 200);
+    for _ in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let c = client.get(url).await.json();
+        if c["status"] != "processing" && c["status"] != "pending" {
+            return c;
+        }
+    }
+    panic!("{url} was never settled");
+}
+
+/// dns-persist-01 (draft-ietf-acme-dns-persist), offered by the rfc8555 profile as by Pebble:
+/// no token, the account URL and the issuers in the challenge; the standing TXT record at
+/// `_validation-persist.NAME` must name an issuer and this account, and `policy=wildcard`
+/// for a wildcard; a record for our issuer that does not parse is `malformed`.
+#[tokio::test]
+async fn dns_persist_01_reads_the_standing_record() {
+    let server = server(1, |_| {}).await;
+    let mut client = account(&server).await;
+    let kid = client.kid.clone().unwrap();
+    let persist_challenge = async |client: &mut Client, name: &str, txt: &[String]| {
+        let (status, _) = admin(
+            &server,
+            reqwest::Method::PUT,
+            &format!("/dns/_validation-persist.{}", name.trim_start_matches("*.")),
+            Some(json!({ "txt": txt })),
+        )
+        .await;
+        assert_eq!(status, 200);
+        let r = order(client, json!({"identifiers": ids(&[("dns", name)])})).await;
+        assert_eq!(r.status, 201, "{}", r.text());
+        let authz_url = r.json()["authorizations"][0].as_str().unwrap().to_owned();
+        let authz = client.get(&authz_url).await.json();
+        let types: Vec<&str> = authz["challenges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["type"].as_str().unwrap())
+            .collect();
+        if name.starts_with("*.") {
+            assert_eq!(types, ["dns-01", "dns-persist-01"], "{authz}");
+        } else {
+            assert!(types.contains(&"http-01") && types.contains(&"dns-persist-01"));
+        }
+        authz["challenges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "dns-persist-01")
+            .unwrap()
+            .clone()
+    };
+    // A wildcard without policy=wildcard: unauthorized.
+    let plain = format!("pebble.letsencrypt.org; accounturi={kid}");
+    let chall = persist_challenge(&mut client, "*.persist.example.com", &[plain]).await;
+    assert!(chall.get("token").is_none(), "{chall}");
+    assert_eq!(chall["accounturi"], kid.as_str());
+    assert_eq!(
+        chall["issuer-domain-names"],
+        json!(["pebble.letsencrypt.org"])
+    );
+    let c = settle(&mut client, chall["url"].as_str().unwrap()).await;
+    assert_eq!(c["status"], "invalid", "{c}");
+    assert_eq!(
+        c["error"]["type"],
+        "urn:ietf:params:acme:error:unauthorized"
+    );
+    // Another account's URL: unauthorized.
+    let other = format!("pebble.letsencrypt.org; accounturi={kid}x");
+    let chall = persist_challenge(&mut client, "other.persist.example.com", &[other]).await;
+    let c = settle(&mut client, chall["url"].as_str().unwrap()).await;
+    assert_eq!(
+        c["error"]["type"],
+        "urn:ietf:params:acme:error:unauthorized"
+    );
+    // A repeated tag in a record for our issuer: malformed.
+    let twice = format!("pebble.letsencrypt.org; accounturi={kid}; AccountURI={kid}");
+    let chall = persist_challenge(&mut client, "twice.persist.example.com", &[twice]).await;
+    let c = settle(&mut client, chall["url"].as_str().unwrap()).await;
+    assert_eq!(c["error"]["type"], "urn:ietf:params:acme:error:malformed");
+    // Tags in any case, a later persistUntil, another CA's record beside it: valid.
+    let until = time::OffsetDateTime::now_utc().unix_timestamp() + 3600;
+    let good = [
+        "ca.example; accounturi=whatever".to_owned(),
+        format!("Pebble.LetsEncrypt.org;AccountURI={kid} ; Policy=WILDCARD; persistUntil={until}"),
+    ];
+    let chall = persist_challenge(&mut client, "*.good.persist.example.com", &good).await;
+    let c = settle(&mut client, chall["url"].as_str().unwrap()).await;
+    assert_eq!(c["status"], "valid", "{c}");
+    // The same record after its persistUntil: unauthorized.
+    let past = format!("pebble.letsencrypt.org; accounturi={kid}; persistUntil=1");
+    let chall = persist_challenge(&mut client, "past.persist.example.com", &[past]).await;
+    let c = settle(&mut client, chall["url"].as_str().unwrap()).await;
+    assert_eq!(
+        c["error"]["type"],
+        "urn:ietf:params:acme:error:unauthorized"
+    );
+}
+
 /// A client without a User-Agent, trusting the server's CA.
 fn bare_client(server: &Server) -> reqwest::Client {
     let tls = reference_client::raw::tls_config(&[server.ready().ca_bundle.clone()]).unwrap();

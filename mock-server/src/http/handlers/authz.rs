@@ -29,7 +29,12 @@ fn authz_response(state: &AppState, ctx: &ProfileCtx, authz: &Authz) -> Response
     let challenges = authz
         .challenges
         .iter()
-        .filter_map(|id| state.store.challenge(id).map(|c| repr::challenge(ctx, &c)))
+        .filter_map(|id| {
+            state
+                .store
+                .challenge(id)
+                .map(|c| repr::challenge(ctx, &c, &authz.account))
+        })
         .collect();
     let body = json_response(StatusCode::OK, &repr::authz(authz, challenges));
     match ctx.profile.order.prevalidated_authz_retry_after {
@@ -112,7 +117,10 @@ pub(crate) async fn challenge(
         }
     }
     let ctx = &post.ctx;
-    let body = json_response(StatusCode::OK, &repr::challenge(ctx, &challenge));
+    let body = json_response(
+        StatusCode::OK,
+        &repr::challenge(ctx, &challenge, &account.id),
+    );
     let body = match ctx.profile.order.challenge_retry_after {
         Some(seconds) if challenge.status == Status::Processing => with_retry_after(body, seconds),
         _ => body,
@@ -156,10 +164,18 @@ async fn validate_challenge(
         let account_url = ctx.url("account", &authz.account);
         // Its own task: whatever happens inside, the challenge is settled below.
         let run = tokio::spawn(async move {
-            let key_auth = acme_proto::KeyAuthorization::new(&token, &thumbprint);
-            validator
-                .validate(&kind, &name, &token, &key_auth, &account_url)
-                .await?;
+            if kind == acme_proto::ChallengeType::DnsPersist01 {
+                // No token: the standing record names the CA and the account.
+                let now = now_utc().unix_timestamp();
+                validator
+                    .dns_persist01(&name, wildcard, &account_url, &identities, now)
+                    .await?;
+            } else {
+                let key_auth = acme_proto::KeyAuthorization::new(&token, &thumbprint);
+                validator
+                    .validate(&kind, &name, &token, &key_auth, &account_url)
+                    .await?;
+            }
             validator.check_caa(&name, wildcard, &identities).await
         });
         match run.await {

@@ -119,13 +119,12 @@ pub(crate) async fn new_order(State(state): Shared, post: JosePost) -> Result<Re
                 vec![ChallengeType::Dns01]
             } else if wildcard {
                 // Wildcards are proved in DNS only (RFC 8555 §7.1.3): dns-01, and
-                // dns-account-01 where the profile offers it.
+                // dns-account-01 and dns-persist-01 where the profile offers them.
                 let mut dns = vec![ChallengeType::Dns01];
-                if order_profile
-                    .challenge_types
-                    .contains(&ChallengeType::DnsAccount01)
-                {
-                    dns.push(ChallengeType::DnsAccount01);
+                for kind in [ChallengeType::DnsAccount01, ChallengeType::DnsPersist01] {
+                    if order_profile.challenge_types.contains(&kind) {
+                        dns.push(kind);
+                    }
                 }
                 dns
             } else {
@@ -136,9 +135,10 @@ pub(crate) async fn new_order(State(state): Shared, post: JosePost) -> Result<Re
                 new_challenges.push(Challenge {
                     id: chall_id.clone(),
                     authz: authz_id.clone(),
+                    // dns-persist-01 has no token (draft-ietf-acme-dns-persist §3).
+                    token: (kind != ChallengeType::DnsPersist01).then(|| token.clone()),
                     kind,
                     status: Status::Pending,
-                    token: Some(token.clone()),
                     validated: None,
                     error: None,
                 });
