@@ -405,3 +405,105 @@ async fn doh_answers_posted_queries_over_https() {
     assert!(srv.doh_addrs().is_empty());
     assert_eq!(srv.bound.2.len(), 1);
 }
+
+/// dns-persist-01 end to end as a suite runs it: the Pebble stand-in validating through
+/// `-dnsserver` pointed at challtestsrv's DNS, the standing record set with challtestsrv's
+/// `/set-txt`, the challenge answered by an account of the reference client.
+#[tokio::test]
+async fn dns_persist_01_through_pebble_and_set_txt() {
+    use acme_proto::{ChallengeType, SignatureAlgorithm, Status};
+    use mock_server::pebble::{config::PebbleConfig, knobs::Knobs};
+    use reference_client::{ClientConfig, NewAccountOptions};
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let certs = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/pebble/certs");
+    let srv = ChallTestSrv::start(&Settings {
+        dns: vec![any_port()],
+        management: Some(any_port()),
+        ..Settings::default()
+    })
+    .await;
+    let config = PebbleConfig::parse(&format!(
+        r#"{{"pebble": {{"listenAddress": "127.0.0.1:0", "certificate": "{certs}/cert.pem",
+            "privateKey": "{certs}/key.pem", "httpPort": 5002, "tlsPort": 5001}}}}"#
+    ))
+    .unwrap();
+    let knobs = Knobs::from_lookup(|k| match k {
+        "PEBBLE_VA_NOSLEEP" => Some("1".into()),
+        "PEBBLE_WFE_NONCEREJECT" => Some("0".into()),
+        _ => None,
+    });
+    let dnsserver = srv.bound.2[0].to_string();
+    let pebble = mock_server::pebble::start(&config, &dnsserver, &knobs, std::path::Path::new("/"))
+        .await
+        .unwrap();
+    let directory = format!("https://127.0.0.1:{}/dir", pebble.server.addr().port());
+    let client = reference_client::Client::connect(
+        &directory,
+        ClientConfig {
+            ca_files: vec![format!("{certs}/ca.pem").into()],
+            ..ClientConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    let key = reference_client::generate_account_key(SignatureAlgorithm::Es256, 2048).unwrap();
+    let options = NewAccountOptions {
+        terms_of_service_agreed: true,
+        ..NewAccountOptions::default()
+    };
+    let account = client.new_account(key, &options).await.unwrap().account;
+    let order = account
+        .new_order(&["*.persist.example".to_owned()])
+        .await
+        .unwrap();
+    let authz_url = order.order.authorizations[0].clone();
+    let (authz, _) = account.fetch_authorization(&authz_url).await.unwrap();
+    let chall = authz
+        .challenges
+        .iter()
+        .find(|c| c.kind == ChallengeType::DnsPersist01)
+        .unwrap()
+        .clone();
+    assert_eq!(chall.token, None);
+    assert_eq!(chall.accounturi.as_deref(), Some(account.url()));
+    let issuers = chall.issuer_domain_names.clone().unwrap();
+    assert_eq!(issuers, ["pebble.letsencrypt.org"]);
+    let record = format!(
+        "{}; accounturi={}; policy=wildcard",
+        issuers[0],
+        account.url()
+    );
+    let body = serde_json::json!({"host": "_validation-persist.persist.example.", "value": record});
+    assert_eq!(post(&srv, "/set-txt", &body.to_string()).await.0, 200);
+    let nonce = client.nonce().await.unwrap();
+    let r = client
+        .raw()
+        .post_signed(
+            account.key(),
+            Some(account.url()),
+            &nonce,
+            &chall.url,
+            Some(&serde_json::json!({})),
+        )
+        .await
+        .unwrap();
+    assert!(r.is_success(), "{}", r.describe());
+    let mut status = Status::Pending;
+    for _ in 0..100 {
+        let (authz, _) = account.fetch_authorization(&authz_url).await.unwrap();
+        status = authz.status;
+        if !matches!(status, Status::Pending | Status::Processing) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, Status::Valid);
+    let (_, history) = post(
+        &srv,
+        "/dns-request-history",
+        r#"{"host":"_validation-persist.persist.example"}"#,
+    )
+    .await;
+    assert!(history.contains("\"Qtype\": 16"), "{history}");
+    pebble.server.shutdown().await;
+}
