@@ -339,7 +339,8 @@ async fn unprefix(State(state): State<Arc<AppState>>, mut req: Request, next: Ne
         && let Some(ctx) = &state.dir_alias
     {
         if req.method() == http::Method::POST {
-            let mut response = AcmeError::internal("Method not allowed").into_response();
+            let mut response =
+                AcmeError::internal("renewalInfo answers GET and HEAD only").into_response();
             apply_common_headers(&state, &ctx.profile.directory_path, &mut response);
             return response;
         }
