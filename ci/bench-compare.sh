@@ -4,7 +4,10 @@
 #   bash ci/bench-compare.sh BEFORE_BIN AFTER_BIN
 #
 # e.g. build the older commit in a worktree (cargo build --release -p acme-harness) and pass its
-# target/release/acme-harness as BEFORE_BIN. Each binary serves the rfc8555 profile in its
+# target/release/acme-harness as BEFORE_BIN. Each binary reads the profiles of its own tree (the
+# profile format changes over time): BEFORE_BIN's from BEFORE_TREE (default: the tree two levels
+# above it, i.e. the worktree of BEFORE_TREE/target/release/acme-harness), AFTER_BIN's from
+# this checkout. Each binary serves the rfc8555 profile in its
 # always-valid mode (order.danger_skip_validation, as bench-vs-pebble.sh) and the InCommon ECC
 # profile without the processing wait, on 127.0.0.1 with ports from the OS. AFTER_BIN's
 # `bench` drives both, so only the servers differ; the rounds alternate which goes first, so a
@@ -33,21 +36,28 @@ cleanup() {
 trap cleanup EXIT
 free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-sed -e 's/^name = .*/name = "rfc8555-bench"/' \
-    -e 's|^directory_path = .*|directory_path = "/v2/rfc8555bench"|' \
-    -e '/^danger_skip_validation/d' \
-    -e 's/^\[order\]$/[order]\ndanger_skip_validation = true/' \
-    fixtures/profiles/rfc8555.toml >"$W/rfc8555-bench.toml"
-sed -e 's/^name = .*/name = "incommon-bench"/' \
-    -e 's|^directory_path = .*|directory_path = "/v2/InCommonBench"|' \
-    -e 's/^processing_ms = .*/processing_ms = 0/' \
-    fixtures/profiles/sectigo-incommon-ecc-ov.toml >"$W/incommon-bench.toml"
+BEFORE_TREE=${BEFORE_TREE:-$(cd "$(dirname "$BEFORE")/../.." && pwd)}
+[[ -f $BEFORE_TREE/fixtures/profiles/rfc8555.toml ]] ||
+    { echo "bench-compare: no fixtures/profiles in $BEFORE_TREE: set BEFORE_TREE to BEFORE_BIN's checkout" >&2; exit 2; }
+profiles() { # tree side
+    sed -e 's/^name = .*/name = "rfc8555-bench"/' \
+        -e 's|^directory_path = .*|directory_path = "/v2/rfc8555bench"|' \
+        -e '/^danger_skip_validation/d' \
+        -e 's/^\[order\]$/[order]\ndanger_skip_validation = true/' \
+        "$1/fixtures/profiles/rfc8555.toml" >"$W/$2-rfc8555-bench.toml"
+    sed -e 's/^name = .*/name = "incommon-bench"/' \
+        -e 's|^directory_path = .*|directory_path = "/v2/InCommonBench"|' \
+        -e 's/^processing_ms = .*/processing_ms = 0/' \
+        "$1/fixtures/profiles/sectigo-incommon-ecc-ov.toml" >"$W/$2-incommon-bench.toml"
+}
+profiles "$BEFORE_TREE" before
+profiles . after
 
 declare -A PID DIR_RFC DIR_INC CA KID
 for side in before after; do
     bin=$BEFORE; [[ $side == after ]] && bin=$AFTER
     "$bin" serve --listen 127.0.0.1:0 --data-dir "$W/$side" \
-        --profile "$W/rfc8555-bench.toml" --profile "$W/incommon-bench.toml" \
+        --profile "$W/$side-rfc8555-bench.toml" --profile "$W/$side-incommon-bench.toml" \
         --http-01-port "$(free_port)" --tls-alpn-01-port "$(free_port)" >"$W/$side.log" 2>&1 &
     PID[$side]=$!
     PIDS+=("$!")
