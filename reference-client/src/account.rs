@@ -307,6 +307,7 @@ impl Account {
             return Err(Error::Unexpected {
                 url: self.url.clone(),
                 status: 200,
+                retry_after: None,
                 detail: format!(
                     "the account is {} after deactivation",
                     object.status.as_str()

@@ -266,6 +266,7 @@ impl Client {
             return Err(Error::Unexpected {
                 url: directory_url.to_owned(),
                 status: response.status,
+                retry_after: None,
                 detail: format!(
                     "not an ACME directory ({}); give the directory URL itself, e.g. https://acme.sectigo.com/v2/InCommonRSAOV",
                     snippet(&response.body)
@@ -356,6 +357,7 @@ impl Client {
             .ok_or_else(|| Error::Unexpected {
                 url: url.clone(),
                 status: response.status,
+                retry_after: None,
                 detail: format!(
                     "newNonce gave no Replay-Nonce header: {}",
                     snippet(&response.body)
@@ -435,11 +437,13 @@ impl Client {
                 Some(problem) => Error::Refused {
                     action: action.to_owned(),
                     status: response.status,
+                    retry_after: response.retry_after(),
                     problem: Box::new(problem),
                 },
                 None => Error::Unexpected {
                     url: url.to_owned(),
                     status: response.status,
+                    retry_after: response.retry_after(),
                     detail: snippet(&response.body),
                 },
             });

@@ -18,6 +18,8 @@ pub enum Error {
         status: u16,
         /// The server's problem document, subproblems included.
         problem: Box<Problem>,
+        /// The answer's Retry-After, when it had one.
+        retry_after: Option<Duration>,
     },
     /// The server answered keyChange with serverInternal: it has no key rollover (Sectigo
     /// answers 500 "Not yet implemented", docs/evidence.md §9).
@@ -86,6 +88,8 @@ pub enum Error {
         status: u16,
         /// What was wrong, with the start of the body.
         detail: String,
+        /// The answer's Retry-After, when it had one (a proxy's 502 page may carry one).
+        retry_after: Option<Duration>,
     },
     /// The server asked the client to come back later than the overall deadline allows.
     #[error(
@@ -170,6 +174,16 @@ impl ErrorClass {
 }
 
 impl Error {
+    /// The Retry-After of the answer this error came from, when it had one.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Refused { retry_after, .. } | Self::Unexpected { retry_after, .. } => {
+                *retry_after
+            }
+            _ => None,
+        }
+    }
+
     /// The class of this error.
     pub fn class(&self) -> ErrorClass {
         match self {
@@ -257,6 +271,7 @@ mod tests {
             action: "newOrder".into(),
             status: 400,
             problem: Box::new(p),
+            retry_after: None,
         };
         assert_eq!(
             e.to_string(),

@@ -278,11 +278,17 @@ impl Account {
                             break (now, retry_after);
                         }
                         Status::Ready if attempt + 1 < FINALIZE_ATTEMPTS => {
+                            // The error page's Retry-After if it had one (a proxy's 502
+                            // may), else the client's backoff.
+                            let (delay, server_asked) = match e.retry_after() {
+                                Some(d) => (d, true),
+                                None => (self.client.backoff(attempt + 1), false),
+                            };
                             self.client
                                 .wait(
                                     "finalize got no answer or a server error, order still ready",
-                                    self.client.backoff(attempt + 1),
-                                    false,
+                                    delay,
+                                    server_asked,
                                 )
                                 .await?;
                             attempt += 1;
@@ -323,6 +329,7 @@ impl Account {
         let text = String::from_utf8(r.body.clone()).map_err(|_| Error::Unexpected {
             url: url.to_owned(),
             status: r.status,
+            retry_after: None,
             detail: "the certificate chain is not text".into(),
         })?;
         let mut chains = vec![Chain::from_pem(&text)?];
@@ -379,6 +386,7 @@ impl Account {
             .ok_or_else(|| Error::Unexpected {
                 url: handle.url.clone(),
                 status: 200,
+                retry_after: None,
                 detail: "the order is valid but names no certificate URL".into(),
             })?;
         let chains = self.download(&cert_url).await?;
@@ -465,6 +473,7 @@ impl Client {
             return Err(Error::Unexpected {
                 url,
                 status: r.status,
+                retry_after: None,
                 detail: "renewalInfo did not answer 200".into(),
             });
         }

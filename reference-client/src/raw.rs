@@ -127,6 +127,7 @@ impl Response {
         serde_json::from_slice(&self.body).map_err(|e| Error::Unexpected {
             url: self.url.clone(),
             status: self.status,
+            retry_after: None,
             detail: format!(
                 "the body is not the JSON expected ({e}): {}",
                 snippet(&self.body)
@@ -203,6 +204,7 @@ impl Response {
             .ok_or_else(|| Error::Unexpected {
                 url: self.url.clone(),
                 status: self.status,
+                retry_after: None,
                 detail: "no Location header".into(),
             })
     }
@@ -313,6 +315,7 @@ impl Raw {
             .ok_or_else(|| Error::Unexpected {
                 url: new_nonce_url.to_owned(),
                 status: r.status,
+                retry_after: None,
                 detail: "newNonce gave no Replay-Nonce header".into(),
             })
     }

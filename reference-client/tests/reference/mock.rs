@@ -273,12 +273,14 @@ async fn undelegated_name_is_refused_with_the_servers_message() {
         action,
         status,
         problem,
+        retry_after,
     } = &e
     else {
         panic!("{e:?}")
     };
     assert_eq!(action, "newOrder");
     assert_eq!(*status, 400);
+    assert_eq!(*retry_after, None, "a refusal without Retry-After");
     assert!(
         problem
             .detail
@@ -550,6 +552,37 @@ async fn gateway_pages_and_broken_connections_are_ridden_out() {
         .filter(|e| e.path().ends_with("/finalize"))
         .count();
     assert_eq!(finalizes, 2, "{lines}");
+}
+
+/// A proxy's 502 page on finalize with Retry-After: the client waits what the page asked, not
+/// its own backoff, before it sends the CSR again.
+#[tokio::test]
+async fn a_gateway_page_on_finalize_is_waited_out_as_it_asks() {
+    let server = start().await;
+    let events = Events::default();
+    let client = client(&server, RSA, &events).await;
+    let account = register(&server, &client).await;
+    set_faults(
+        &server,
+        serde_json::json!({"rule": [
+            {"endpoint": "finalize", "fault": "badGateway", "nth": [1], "retry_after": 1}
+        ]}),
+    )
+    .await;
+    let issued = issue_physics(&account).await.unwrap();
+    assert_eq!(issued.order.order.status, Status::Valid);
+    let lines = events.lines().join("\n");
+    assert!(
+        lines.contains(
+            "finalize got no answer or a server error, order still ready, retrying in 1 s"
+        ),
+        "{lines}"
+    );
+    let asked = events.0.lock().unwrap().iter().any(|p| {
+        matches!(p, Progress::Waiting { what, delay, server_asked: true }
+            if what.starts_with("finalize got no answer") && *delay == Duration::from_secs(1))
+    });
+    assert!(asked, "the wait is the server's Retry-After: {lines}");
 }
 
 #[tokio::test]
