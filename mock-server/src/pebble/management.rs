@@ -61,11 +61,17 @@ pub async fn serve(
 
 /// The management routes (tested in-process with `oneshot`).
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/roots/{n}", any(roots))
-        .route("/root-keys/{n}", any(root_keys))
-        .route("/intermediates/{n}", any(intermediates))
-        .route("/intermediate-keys/{n}", any(intermediate_keys))
+    let mut router = Router::new();
+    for (prefix, content_type, pick) in CHAIN_ENDPOINTS {
+        let answer = move |State(state): Shared,
+                           Path(n): Path<String>,
+                           OriginalUri(uri): OriginalUri,
+                           headers: HeaderMap| async move {
+            chain_answer(&state, (&uri, &headers), (prefix, &n), content_type, pick)
+        };
+        router = router.route(&format!("/{prefix}/{{n}}"), any(answer));
+    }
+    router
         .route("/cert-status-by-serial/{serial}", any(cert_status))
         .route("/set-renewal-info/", any(set_renewal_info))
         .fallback(|| async { (StatusCode::NOT_FOUND, "404 page not found\n") })
@@ -83,6 +89,31 @@ fn chain_index(text: &str, chains: usize) -> Option<usize> {
 /// Content types of Pebble's certificate and key answers.
 const PEM_CHAIN: &str = "application/pem-certificate-chain; charset=utf-8";
 const PEM_FILE: &str = "application/x-pem-file; charset=utf-8";
+
+/// What chain N gives at one of the four chain endpoints.
+type Pick = fn(&crate::ca::Ca, usize) -> Option<String>;
+
+/// The four chain endpoints: path prefix, content type, what each answers for chain N.
+const CHAIN_ENDPOINTS: [(&str, &str, Pick); 4] = [
+    // The root(s) chain N ends at.
+    ("roots", PEM_CHAIN, |ca, i| {
+        ca.chain_roots_pem(i).map(str::to_owned)
+    }),
+    // The CA(s) that sign leaves on chain N (the extra intermediates of
+    // `PEBBLE_CHAIN_LENGTH` > 1 are not exposed, as in Pebble).
+    ("intermediates", PEM_CHAIN, |ca, i| {
+        ca.issuing_pem(i).map(str::to_owned)
+    }),
+    // The private key(s) of chain N's root(s): PKCS#1 for RSA, as Pebble sends them, PKCS#8
+    // for ECDSA ([`crate::ca::export_key_pem`]).
+    ("root-keys", PEM_FILE, |ca, i| {
+        ca.root_key_pem(i).map(|k| k.expose().clone())
+    }),
+    // The private key(s) of the CA(s) that sign leaves on chain N.
+    ("intermediate-keys", PEM_FILE, |ca, i| {
+        ca.issuing_key_pem(i).map(|k| k.expose().clone())
+    }),
+];
 
 /// Answers one of the four chain endpoints (`/<prefix>/N`): the PEM `pick` gives for chain
 /// N, as `content_type`, with `rel="alternate"` links to the same resource of every other
@@ -124,72 +155,6 @@ fn chain_answer(
         }
     }
     response
-}
-
-/// `/roots/N`: the root(s) chain N ends at.
-async fn roots(
-    State(state): Shared,
-    Path(n): Path<String>,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-) -> Response {
-    chain_answer(
-        &state,
-        (&uri, &headers),
-        ("roots", &n),
-        PEM_CHAIN,
-        |ca, i| ca.chain_roots_pem(i).map(str::to_owned),
-    )
-}
-
-/// `/intermediates/N`: the CA(s) that sign leaves on chain N (the extra intermediates of
-/// `PEBBLE_CHAIN_LENGTH` > 1 are not exposed, as in Pebble).
-async fn intermediates(
-    State(state): Shared,
-    Path(n): Path<String>,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-) -> Response {
-    chain_answer(
-        &state,
-        (&uri, &headers),
-        ("intermediates", &n),
-        PEM_CHAIN,
-        |ca, i| ca.issuing_pem(i).map(str::to_owned),
-    )
-}
-
-/// `/root-keys/N`: the private key(s) of chain N's root(s): PKCS#1 for RSA, as Pebble sends
-/// them, PKCS#8 for ECDSA ([`crate::ca::export_key_pem`]).
-async fn root_keys(
-    State(state): Shared,
-    Path(n): Path<String>,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-) -> Response {
-    chain_answer(
-        &state,
-        (&uri, &headers),
-        ("root-keys", &n),
-        PEM_FILE,
-        |ca, i| ca.root_key_pem(i).map(|k| k.expose().clone()),
-    )
-}
-
-/// `/intermediate-keys/N`: the private key(s) of the CA(s) that sign leaves on chain N.
-async fn intermediate_keys(
-    State(state): Shared,
-    Path(n): Path<String>,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-) -> Response {
-    chain_answer(
-        &state,
-        (&uri, &headers),
-        ("intermediate-keys", &n),
-        PEM_FILE,
-        |ca, i| ca.issuing_key_pem(i).map(|k| k.expose().clone()),
-    )
 }
 
 /// Pebble's certificate status body, members in its order.
