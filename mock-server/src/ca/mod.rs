@@ -263,15 +263,8 @@ pub fn export_key_pem(key: &KeyPair) -> Result<Secret<String>, CaError> {
 }
 
 fn pem_encode(label: &str, der: &[u8]) -> Secret<String> {
-    use base64::Engine as _;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        out.push_str(&String::from_utf8_lossy(line));
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    Secret::new(out)
+    let config = pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF);
+    Secret::new(pem::encode_config(&pem::Pem::new(label, der), config))
 }
 
 fn write_secret(path: &Path, contents: &str) -> Result<(), CaError> {
