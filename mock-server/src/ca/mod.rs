@@ -228,6 +228,14 @@ fn pebble_ca_params(cn: &str) -> CertificateParams {
     p
 }
 
+/// A fresh CA for the listener's TLS certificates (the same in every CA shape): its
+/// certificate PEM and key.
+fn new_listener_ca() -> Result<(String, KeyPair), CaError> {
+    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+    let cert = ca_params("acme-harness listener CA", Some(0)).self_signed(&key)?;
+    Ok((cert.pem(), key))
+}
+
 /// Six hex digits naming a Pebble CA certificate (Pebble takes three bytes of a serial).
 fn short_id() -> String {
     let mut bytes = [0u8; 3];
@@ -494,9 +502,7 @@ impl Ca {
         }
         // Leaves name the issuing CA's subject and key identifier, the same in every chain.
         let signer = Issuer::new(issuing_params, issuing_key);
-        let listener_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
-        let listener = ca_params("acme-harness listener CA", Some(0)).self_signed(&listener_key)?;
-        let listener_ca_pem = listener.pem();
+        let (listener_ca_pem, listener_key) = new_listener_ca()?;
         let listener_ca = Issuer::from_ca_cert_pem(&listener_ca_pem, listener_key)?;
         Ok(Self {
             signers: Signers {
@@ -546,9 +552,8 @@ impl Ca {
             out.push((cross_name, cross.pem(), key.serialize_pem()));
             out.push((issuing_name, issuing.pem(), issuing_key.serialize_pem()));
         }
-        let listener_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
-        let listener = ca_params("acme-harness listener CA", Some(0)).self_signed(&listener_key)?;
-        out.push(("listener-ca", listener.pem(), listener_key.serialize_pem()));
+        let (listener_pem, listener_key) = new_listener_ca()?;
+        out.push(("listener-ca", listener_pem, listener_key.serialize_pem()));
         Ok(out)
     }
 
