@@ -514,18 +514,7 @@ pub async fn serve(dns: Arc<MockDns>, addr: SocketAddr) -> io::Result<DnsServer>
 }
 
 /// A running DNS-over-HTTPS server (RFC 8484); dropping it stops it.
-#[derive(Debug)]
-pub struct DohServer {
-    /// Where it listens (HTTPS).
-    pub addr: SocketAddr,
-    stop: tokio::sync::watch::Sender<bool>,
-}
-
-impl Drop for DohServer {
-    fn drop(&mut self) {
-        let _ = self.stop.send(true);
-    }
-}
+pub type DohServer = crate::server::SideService;
 
 /// Serves `dns` over HTTPS on `addr` with `identity`, as pebble-challtestsrv's `-doh` does: a
 /// POST of a DNS message (any path) gets the answer as `application/dns-message`; other
@@ -535,20 +524,8 @@ pub async fn serve_doh(
     addr: SocketAddr,
     identity: crate::ca::ListenerIdentity,
 ) -> io::Result<DohServer> {
-    let acceptor = crate::server::tls_acceptor(identity).map_err(io::Error::other)?;
-    let listener = TcpListener::bind(addr).await?;
-    let addr = listener.local_addr()?;
-    let (stop, stopped) = tokio::sync::watch::channel(false);
     let app = axum::Router::new().fallback(doh_query).with_state(dns);
-    tokio::spawn(crate::server::accept_loop(
-        listener,
-        acceptor,
-        app,
-        stopped,
-        crate::server::Limits::default(),
-        Arc::new(std::sync::atomic::AtomicU64::new(0)),
-    ));
-    Ok(DohServer { addr, stop })
+    crate::server::serve_side(app, addr, identity).await
 }
 
 async fn doh_query(

@@ -715,6 +715,42 @@ async fn prune_loop(state: Arc<AppState>, mut stopped: watch::Receiver<bool>, ke
     }
 }
 
+/// A small HTTPS service beside the ACME listener (Pebble's management API, challtestsrv's
+/// DNS over HTTPS), on the same accept loop and TLS; dropping it stops it.
+#[derive(Debug)]
+pub struct SideService {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    stop: watch::Sender<bool>,
+}
+
+impl Drop for SideService {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// Serves `app` over HTTPS with `identity` on `addr` (port 0: one the OS picks).
+pub(crate) async fn serve_side(
+    app: axum::Router,
+    addr: SocketAddr,
+    identity: crate::ca::ListenerIdentity,
+) -> std::io::Result<SideService> {
+    let acceptor = tls_acceptor(identity).map_err(std::io::Error::other)?;
+    let listener = TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = watch::channel(false);
+    tokio::spawn(accept_loop(
+        listener,
+        acceptor,
+        app,
+        stopped,
+        Limits::default(),
+        Arc::new(AtomicU64::new(0)),
+    ));
+    Ok(SideService { addr, stop })
+}
+
 /// The TLS acceptor of a listener identity (aws-lc-rs, HTTP/2 and HTTP/1.1 by ALPN): the ACME
 /// listener's, and Pebble's management API's.
 pub(crate) fn tls_acceptor(

@@ -9,7 +9,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 
 use acme_proto::ProblemType;
 use axum::Router;
@@ -18,25 +17,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use serde::Serialize;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 use crate::ca::ListenerIdentity;
 use crate::http::{AcmeError, AppState};
 
 /// A running management API; dropping it stops it.
-#[derive(Debug)]
-pub struct ManagementServer {
-    /// Where it listens.
-    pub addr: SocketAddr,
-    stop: watch::Sender<bool>,
-}
-
-impl Drop for ManagementServer {
-    fn drop(&mut self) {
-        let _ = self.stop.send(true);
-    }
-}
+pub type ManagementServer = crate::server::SideService;
 
 /// Serves the management API of `state`'s server on `addr` with `identity`.
 pub async fn serve(
@@ -44,19 +30,7 @@ pub async fn serve(
     addr: SocketAddr,
     identity: ListenerIdentity,
 ) -> std::io::Result<ManagementServer> {
-    let acceptor = crate::server::tls_acceptor(identity).map_err(std::io::Error::other)?;
-    let listener = TcpListener::bind(addr).await?;
-    let addr = listener.local_addr()?;
-    let (stop, stopped) = watch::channel(false);
-    tokio::spawn(crate::server::accept_loop(
-        listener,
-        acceptor,
-        router(state),
-        stopped,
-        crate::server::Limits::default(),
-        Arc::new(AtomicU64::new(0)),
-    ));
-    Ok(ManagementServer { addr, stop })
+    crate::server::serve_side(router(state), addr, identity).await
 }
 
 /// The management routes (tested in-process with `oneshot`).
