@@ -138,7 +138,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         persist: args.persist.clone(),
         tls_identity: None,
         validation_dns: None,
-        dir_alias: false,
+        pebble_paths: false,
         limits: mock_server::Limits {
             max_connections: args.max_connections,
             max_body_bytes: args.max_body_bytes,

@@ -61,8 +61,9 @@ pub struct ServerConfig {
     /// The DNS server challenge validation resolves through, instead of the mock's own
     /// (`pebble -dnsserver`: pebble-challtestsrv's DNS).
     pub validation_dns: Option<SocketAddr>,
-    /// Also serve the default profile's directory at `/dir`, where Pebble serves its own.
-    pub dir_alias: bool,
+    /// Also serve the default profile at Pebble's own paths: its directory at `/dir`, and
+    /// ARI at `/draft-ietf-acme-ari-03/renewalInfo/` (the `pebble` stand-in).
+    pub pebble_paths: bool,
 }
 
 /// Limits that keep hostile or broken clients from exhausting the server.
@@ -135,7 +136,7 @@ impl ServerConfig {
             persist: None,
             tls_identity: None,
             validation_dns: None,
-            dir_alias: false,
+            pebble_paths: false,
         }
     }
 }
@@ -398,8 +399,8 @@ impl MockServer {
                 validator: Arc::new(validator),
             },
         );
-        if config.dir_alias {
-            state.dir_alias = state.profiles.get(profiles_first_slug.as_str()).cloned();
+        if config.pebble_paths {
+            state.pebble_paths = state.profiles.get(profiles_first_slug.as_str()).cloned();
         }
         let state = Arc::new(state);
         let directories: BTreeMap<String, String> = state

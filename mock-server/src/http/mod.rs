@@ -100,8 +100,9 @@ pub struct AppState {
     pub validator: Arc<crate::validate::Validator>,
     /// Request limits.
     pub limits: crate::server::Limits,
-    /// The profile whose directory is also served at `/dir` (the Pebble stand-in).
-    pub dir_alias: Option<Arc<ProfileCtx>>,
+    /// The profile also served at Pebble's own paths, `/dir` and its ARI path (the Pebble
+    /// stand-in).
+    pub pebble_paths: Option<Arc<ProfileCtx>>,
     /// renewalInfo answers set through Pebble's `/set-renewal-info/`, by certificate serial
     /// (lower-case hex), served verbatim instead of the computed window.
     pub renewal_overrides: dashmap::DashMap<String, String>,
@@ -164,7 +165,7 @@ impl AppState {
             dns: extras.dns,
             validator: extras.validator,
             limits: extras.limits,
-            dir_alias: None,
+            pebble_paths: None,
             renewal_overrides: dashmap::DashMap::new(),
             console: crate::console::Console::default(),
         }
@@ -327,7 +328,7 @@ async fn unprefix(State(state): State<Arc<AppState>>, mut req: Request, next: Ne
     let mut path = req.uri().path().to_owned();
     // Pebble serves its directory at `/dir`; suites written for it poll that path.
     if path == "/dir"
-        && let Some(ctx) = &state.dir_alias
+        && let Some(ctx) = &state.pebble_paths
         && let Ok(uri) = ctx.profile.directory_path.parse()
     {
         *req.uri_mut() = uri;
@@ -336,7 +337,7 @@ async fn unprefix(State(state): State<Arc<AppState>>, mut req: Request, next: Ne
     // Pebble serves ARI at its draft's path (GET and HEAD; a POST is its 500); the directory
     // advertises the profile's own renewalInfo URL, and this serves the same answers.
     if let Some(cert_id) = path.strip_prefix(PEBBLE_ARI_PATH)
-        && let Some(ctx) = &state.dir_alias
+        && let Some(ctx) = &state.pebble_paths
     {
         if req.method() == http::Method::POST {
             let mut response =

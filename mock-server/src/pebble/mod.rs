@@ -285,7 +285,7 @@ pub fn server_config(
         persist: None,
         tls_identity: Some(load_identity(config, cwd)?),
         validation_dns,
-        dir_alias: true,
+        pebble_paths: true,
     })
 }
 
@@ -563,7 +563,7 @@ mod tests {
         assert_eq!((sc.http01_port, sc.tlsalpn01_port), (5002, 5001));
         assert_eq!(sc.validation_dns, Some("127.0.0.1:8053".parse().unwrap()));
         assert!(sc.faults.is_none(), "no nonce rejection, no sleep");
-        assert!(sc.dir_alias);
+        assert!(sc.pebble_paths);
         let p = &sc.profiles[0];
         assert_eq!(p.meta.terms_of_service.as_deref(), Some(TERMS_OF_SERVICE));
         assert_eq!(p.order.validity_days, 90);

@@ -824,7 +824,7 @@ async fn user_agent_required_on_every_request_when_switched_on() {
             let mut profile = Profile::built_in("rfc8555").unwrap();
             profile.strict.require_user_agent = on;
             c.profiles = vec![profile];
-            c.dir_alias = true;
+            c.pebble_paths = true;
         })
         .await;
         let client = Client::new(&server, "rfc8555", SignatureAlgorithm::Es256).await;
@@ -891,7 +891,7 @@ async fn renewal_info_at_pebbles_path() {
         profile.account.terms_agreement_required = false;
         c.profiles = vec![profile];
         c.http01_port = port;
-        c.dir_alias = true;
+        c.pebble_paths = true;
     })
     .await;
     let mut client = Client::new(&server, "rfc8555", SignatureAlgorithm::Es256).await;
