@@ -199,6 +199,9 @@ pub struct Unexpected {
     pub expected: Option<String>,
     /// What happened.
     pub got: String,
+    /// Why the cell came out as it did: the outcome with its detail, and any MUST rule it
+    /// broke or key it leaked, so that a CI log shows the cause without the report files.
+    pub why: String,
 }
 
 impl fmt::Display for Unexpected {
@@ -206,13 +209,13 @@ impl fmt::Display for Unexpected {
         match &self.expected {
             Some(e) => write!(
                 f,
-                "{}/{}: expected {e}, got {}",
-                self.client, self.scenario, self.got
+                "{}/{}: expected {e}, got {} ({})",
+                self.client, self.scenario, self.got, self.why
             ),
             None => write!(
                 f,
-                "{}/{}: got {}, and the expectations file has no line for it",
-                self.client, self.scenario, self.got
+                "{}/{}: got {} ({}), and the expectations file has no line for it",
+                self.client, self.scenario, self.got, self.why
             ),
         }
     }
@@ -284,6 +287,7 @@ impl Expectations {
                         scenario: r.scenario.clone(),
                         expected: e.map(|e| e.verdict.clone()),
                         got: r.verdict().into(),
+                        why: r.why(),
                     }),
                 }
             })

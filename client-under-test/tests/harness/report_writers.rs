@@ -151,12 +151,36 @@ fn markdown_matrix_with_reasons() {
     assert!(e.compare(&results).is_empty());
     let mut changed = results.clone();
     changed[0].passed = false;
+    changed[0].outcome.kind = OutcomeKind::Failed;
+    changed[0].outcome.detail = format!(
+        "exit 1 before any request reached the CA: listen EADDRINUSE 127.0.0.1:5002{}",
+        " at Server.setupListenHandle".repeat(20)
+    );
+    changed[0].grade.as_mut().unwrap().failed.push(RuleFailure {
+        id: "nonce-not-reused".into(),
+        severity: "MUST".into(),
+        count: 1,
+        first: "seq 4 reuses seq 3's nonce".into(),
+        statement: "Every nonce is sent at most once".into(),
+        seqs: vec![4],
+    });
     let unexpected = e.compare(&changed);
     assert_eq!(unexpected.len(), 1);
-    assert_eq!(
-        unexpected[0].to_string(),
-        "certbot/happy-rsa-ov-rsa: expected pass, got fail"
+    // The line says why, so that a CI log is enough to start on the cause; a long stderr
+    // tail is cut.
+    let line = unexpected[0].to_string();
+    assert!(
+        line.starts_with(
+            "certbot/happy-rsa-ov-rsa: expected pass, got fail (failed: exit 1 before any \
+             request reached the CA: listen EADDRINUSE 127.0.0.1:5002 at Server."
+        ),
+        "{line}"
     );
+    assert!(
+        line.ends_with("...; breaks MUST rule(s) nonce-not-reused)"),
+        "{line}"
+    );
+    assert!(line.len() < 420, "{} characters: {line}", line.len());
 }
 
 #[test]
