@@ -5,6 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+// Ports for the stand-in's listeners, which it opens itself: from outside the kernel's
+// ephemeral range, so that no other test's listener takes one first.
+use client_under_test::run::free_port;
+
 const BIN: &str = env!("CARGO_BIN_EXE_acme-harness");
 
 fn repo() -> PathBuf {
@@ -131,14 +135,6 @@ impl Drop for Reaped {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn wait_for(port: u16) {
