@@ -690,7 +690,7 @@ async fn run_one(
         &dir,
         ca_dir,
         config.seed,
-        run::free_port(),
+        mock_server::free_port(),
         &reach,
     )
     .await

@@ -93,7 +93,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("tok_EN-1"), "tok_EN-1.thumb").unwrap();
         std::fs::write(dir.path().join("secret"), "no").unwrap();
-        let port = crate::run::free_port();
+        let port = mock_server::free_port();
         let _w = Webroot::start(dir.path().to_owned(), port).await.unwrap();
         let ok = get(port, "/.well-known/acme-challenge/tok_EN-1").await;
         assert!(

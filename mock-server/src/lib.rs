@@ -15,11 +15,13 @@ pub mod dns;
 pub mod faults;
 pub mod http;
 pub mod pebble;
+pub mod port;
 pub mod profile;
 pub mod server;
 pub mod state;
 pub mod validate;
 
+pub use port::free_port;
 pub use profile::Profile;
 pub use server::{DemoInfo, Limits, MockServer, ReadyInfo, ServerConfig, StartError};
 pub use state::org::Orgs;

@@ -319,12 +319,8 @@ async fn client_commands_exit_codes_files_and_no_leaked_secret() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transport_failures_exit_4_and_help_documents_exit_codes() {
     let mut h = Harness::start().await;
-    // Nothing listens there (the port was just freed).
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // Nothing listens there (free, and outside the range other tests' listeners get).
+    let port = mock_server::free_port();
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_acme-harness"));
     let o = cmd
         .args(["client", "show", "--server"])

@@ -88,10 +88,7 @@ fn serial_of(pem_path: &PathBuf) -> String {
 #[tokio::test]
 async fn kill_dash_nine_during_issuance_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let port = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap().port()
-    };
+    let port = mock_server::free_port();
     let mut server = serve(dir.path(), port);
     let ready: Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("ready.json")).unwrap()).unwrap();

@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 
 // Ports for the stand-in's listeners, which it opens itself: from outside the kernel's
 // ephemeral range, so that no other test's listener takes one first.
-use client_under_test::run::free_port;
+use mock_server::free_port;
 
 const BIN: &str = env!("CARGO_BIN_EXE_acme-harness");
 

@@ -202,10 +202,8 @@ async fn tls_alpn01_checks_the_certificate() {
     let name = "alpn.example.com";
     for correct in [true, false] {
         // The validator's port is fixed at start and the responder needs the token first:
-        // reserve a free port, start the server on it, answer once the token is known.
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = probe.local_addr().unwrap().port();
-        drop(probe);
+        // pick a free port, start the server on it, answer once the token is known.
+        let port = mock_server::free_port();
         let mut s = setup(port).await;
         let (chall, _, _) = run_challenge(&mut s, name, "tls-alpn-01", async |_, _, ka| {
             tls_alpn_responder(port, name, ka.digest(), correct).await;

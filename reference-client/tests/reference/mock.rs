@@ -676,9 +676,7 @@ async fn dns01_through_the_mocks_admin_api_against_real_validation() {
 async fn every_other_profile_happy_path() {
     // The other Sectigo endpoints pre-validate like InCommon; ZeroSSL and rfc8555 validate
     // for real, here with http-01 from the client's own listener.
-    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let http_port = probe.local_addr().unwrap().port();
-    drop(probe);
+    let http_port = mock_server::free_port();
     let mut config = mock_server::ServerConfig::ephemeral();
     config.http01_port = http_port;
     let server = sectigo_acme_mock::internal::start(config).await;
