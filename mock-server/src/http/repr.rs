@@ -27,7 +27,10 @@ pub(crate) fn directory(profile: &Profile, base: &str) -> Directory {
         meta: Some(DirectoryMeta {
             terms_of_service: meta.terms_of_service.clone(),
             website: meta.website.clone(),
-            caa_identities: meta.caa_identities.clone(),
+            caa_identities: match meta.hide_caa_identities {
+                true => Vec::new(),
+                false => meta.caa_identities.clone(),
+            },
             external_account_required: Some(meta.external_account_required),
             profiles: profile
                 .order

@@ -306,6 +306,11 @@ pub fn pebble_profile(config: &PebbleConfig) -> Profile {
         strict: Default::default(),
     });
     p.meta.terms_of_service = Some(TERMS_OF_SERVICE.into());
+    // Pebble's issuer name binds dns-persist-01 (and the mock's CAA check) either way; the
+    // directory lists it only when the config names it. Pebble 2.10 lists its default too,
+    // Pebble 2.4 listed nothing, and suites written against 2.4 assert the absence; none we
+    // know of asserts the default's presence.
+    p.meta.hide_caa_identities = config.caa_identities.is_none();
     p.meta.caa_identities = config
         .caa_identities
         .clone()

@@ -77,9 +77,15 @@ pub struct MetaProfile {
     /// `meta.website`.
     #[serde(default)]
     pub website: Option<String>,
-    /// `meta.caaIdentities`.
+    /// `meta.caaIdentities`: the CA's issuer domain names, which CAA records (RFC 8659) and
+    /// dns-persist-01 records must name.
     #[serde(default)]
     pub caa_identities: Vec<String>,
+    /// Leave `caaIdentities` out of the directory; the names above still bind CAA and
+    /// dns-persist-01. The Pebble stand-in does this unless its config sets `caaIdentities`,
+    /// as Pebble 2.4 did (suites written against it assert that the member is absent).
+    #[serde(default)]
+    pub hide_caa_identities: bool,
     /// `meta.externalAccountRequired`.
     #[serde(default)]
     pub external_account_required: bool,

@@ -510,12 +510,18 @@ fn fixture_ca() -> std::path::PathBuf {
 /// challenge valid without a look (`PEBBLE_VA_ALWAYS_VALID`), no sleep, no refused nonce,
 /// and `knobs`; Pebble's default `keyAlgorithm` (RSA).
 async fn stand_in(knobs: &[(&str, &str)]) -> mock_server::pebble::Running {
+    stand_in_with("", knobs).await
+}
+
+/// [`stand_in`] with more config keys: `more` is `"key": value, ...` (or empty).
+async fn stand_in_with(more: &str, knobs: &[(&str, &str)]) -> mock_server::pebble::Running {
     use mock_server::pebble::{config::PebbleConfig, knobs::Knobs};
-    let config = PebbleConfig::parse(
-        r#"{"pebble": {"listenAddress": "127.0.0.1:0", "managementListenAddress": "127.0.0.1:0",
+    let config = PebbleConfig::parse(&format!(
+        r#"{{"pebble": {{"listenAddress": "127.0.0.1:0", "managementListenAddress": "127.0.0.1:0",
             "certificate": "fixtures/pebble/certs/cert.pem",
-            "privateKey": "fixtures/pebble/certs/key.pem", "httpPort": 1, "tlsPort": 1}}"#,
-    )
+            "privateKey": "fixtures/pebble/certs/key.pem", "httpPort": 1, "tlsPort": 1{}{more}}}}}"#,
+        if more.is_empty() { "" } else { ", " }
+    ))
     .unwrap();
     let mut env: HashMap<&str, &str> = HashMap::from([
         ("PEBBLE_VA_ALWAYS_VALID", "1"),
@@ -721,6 +727,59 @@ async fn settle(client: &mut Client, url: &str) -> Value {
 /// no token, the account URL and the issuers in the challenge; the standing TXT record at
 /// `_validation-persist.NAME` must name an issuer and this account, and `policy=wildcard`
 /// for a wildcard; a record for our issuer that does not parse is `malformed`.
+/// `meta.caaIdentities` is in the stand-in's directory only when its config names it (as in
+/// Pebble 2.4, whose suites assert the member is absent), while Pebble's issuer name binds
+/// dns-persist-01 either way.
+#[tokio::test]
+async fn caa_identities_listed_only_when_the_config_names_them() {
+    for (more, listed, issuers) in [
+        ("", None, json!(["pebble.letsencrypt.org"])),
+        (
+            r#""caaIdentities": ["ca.example", "other.example"]"#,
+            Some(json!(["ca.example", "other.example"])),
+            json!(["ca.example", "other.example"]),
+        ),
+    ] {
+        let running = stand_in_with(more, &[]).await;
+        let url = format!("https://localhost:{}/dir", running.server.addr().port());
+        let key = acme_proto::AccountKey::generate(SignatureAlgorithm::Es256).unwrap();
+        let mut client = Client::at(&url, &fixture_ca(), key).await;
+        let dir: Value = http_client(&fixture_ca())
+            .get(&url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            dir["meta"].get("caaIdentities"),
+            listed.as_ref(),
+            "{more}: {dir}"
+        );
+        let r = client
+            .register_with(json!({"termsOfServiceAgreed": true}))
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text());
+        let r = order(
+            &mut client,
+            json!({"identifiers": ids(&[("dns", "caa.example.org")])}),
+        )
+        .await;
+        assert_eq!(r.status, 201, "{}", r.text());
+        let authz_url = r.json()["authorizations"][0].as_str().unwrap().to_owned();
+        let authz = client.get(&authz_url).await.json();
+        let persist = authz["challenges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "dns-persist-01")
+            .unwrap_or_else(|| panic!("no dns-persist-01 in {authz}"))
+            .clone();
+        assert_eq!(persist["issuer-domain-names"], issuers, "{more}: {persist}");
+    }
+}
+
 #[tokio::test]
 async fn dns_persist_01_reads_the_standing_record() {
     let server = server(1, |_| {}).await;
