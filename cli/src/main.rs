@@ -65,14 +65,14 @@ fn main() -> ExitCode {
         .and_then(|n| n.to_str())
         .unwrap_or_default();
     let code = match (name, args.get(1).map(String::as_str)) {
-        ("pebble", _) => Some(mock_server::pebble::main("pebble", &args[1..])),
-        ("pebble-challtestsrv", _) => Some(sectigo_acme_mock::challtestsrv::main(
+        ("pebble", _) => Some(pebble_compat::main("pebble", &args[1..])),
+        ("pebble-challtestsrv", _) => Some(pebble_compat::challtestsrv::main(
             "pebble-challtestsrv",
             &args[1..],
         )),
-        (_, Some("pebble")) => Some(mock_server::pebble::main("pebble", &args[2..])),
+        (_, Some("pebble")) => Some(pebble_compat::main("pebble", &args[2..])),
         (_, Some("challtestsrv" | "pebble-challtestsrv")) => Some(
-            sectigo_acme_mock::challtestsrv::main("pebble-challtestsrv", &args[2..]),
+            pebble_compat::challtestsrv::main("pebble-challtestsrv", &args[2..]),
         ),
         _ => None,
     };

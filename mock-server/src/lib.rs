@@ -14,7 +14,7 @@ pub mod control;
 pub mod dns;
 pub mod faults;
 pub mod http;
-pub mod pebble;
+pub mod management;
 pub mod port;
 pub mod profile;
 pub mod server;

@@ -56,7 +56,6 @@
 
 mod admin;
 pub mod blocking;
-pub mod challtestsrv;
 mod faults;
 mod judge;
 

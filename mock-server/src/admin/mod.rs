@@ -89,7 +89,7 @@ pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/dns/{name}", put(set_dns).delete(clear_dns).get(get_dns))
         // Pebble's management API (roots, intermediates, certificate status, ARI answers),
         // for every profile: the same handlers as `acme-harness pebble`'s own listener.
-        .nest_service("/pebble", crate::pebble::management::router(state.clone()))
+        .nest_service("/pebble", crate::management::router(state.clone()))
         .layer(middleware::from_fn_with_state(state, require_token))
         .layer(middleware::from_fn(loopback_only))
 }

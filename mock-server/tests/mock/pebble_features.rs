@@ -509,13 +509,13 @@ fn fixture_ca() -> std::path::PathBuf {
 /// The Pebble stand-in on free loopback ports with the fixtures' certificate, every
 /// challenge valid without a look (`PEBBLE_VA_ALWAYS_VALID`), no sleep, no refused nonce,
 /// and `knobs`; Pebble's default `keyAlgorithm` (RSA).
-async fn stand_in(knobs: &[(&str, &str)]) -> mock_server::pebble::Running {
+async fn stand_in(knobs: &[(&str, &str)]) -> pebble_compat::Running {
     stand_in_with("", knobs).await
 }
 
 /// [`stand_in`] with more config keys: `more` is `"key": value, ...` (or empty).
-async fn stand_in_with(more: &str, knobs: &[(&str, &str)]) -> mock_server::pebble::Running {
-    use mock_server::pebble::{config::PebbleConfig, knobs::Knobs};
+async fn stand_in_with(more: &str, knobs: &[(&str, &str)]) -> pebble_compat::Running {
+    use pebble_compat::{config::PebbleConfig, knobs::Knobs};
     let config = PebbleConfig::parse(&format!(
         r#"{{"pebble": {{"listenAddress": "127.0.0.1:0", "managementListenAddress": "127.0.0.1:0",
             "certificate": "fixtures/pebble/certs/cert.pem",
@@ -530,7 +530,7 @@ async fn stand_in_with(more: &str, knobs: &[(&str, &str)]) -> mock_server::pebbl
     ]);
     env.extend(knobs.iter().copied());
     let knobs = Knobs::from_lookup(|k| env.get(k).map(|v| (*v).to_owned()));
-    mock_server::pebble::start(&config, "", &knobs, &repo())
+    pebble_compat::start(&config, "", &knobs, &repo())
         .await
         .unwrap()
 }
@@ -538,7 +538,7 @@ async fn stand_in_with(more: &str, knobs: &[(&str, &str)]) -> mock_server::pebbl
 /// A certificate for `name` from the stand-in: the account's client and the download of the
 /// default chain.
 async fn stand_in_issue(
-    running: &mock_server::pebble::Running,
+    running: &pebble_compat::Running,
     name: &str,
 ) -> (Client, common::Resp, String) {
     let url = format!("https://localhost:{}/dir", running.server.addr().port());
@@ -561,10 +561,7 @@ async fn stand_in_issue(
 }
 
 /// A management API answer: status, `Link` alternates, body.
-async fn management(
-    running: &mock_server::pebble::Running,
-    path: &str,
-) -> (u16, Vec<String>, String) {
+async fn management(running: &pebble_compat::Running, path: &str) -> (u16, Vec<String>, String) {
     let port = running.management_addr().unwrap().port();
     let r = http_client(&fixture_ca())
         .get(format!("https://localhost:{port}{path}"))

@@ -8,7 +8,7 @@ use std::time::Duration;
 use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::{RData, RecordType};
-use sectigo_acme_mock::challtestsrv::{ChallTestSrv, Settings};
+use pebble_compat::challtestsrv::{ChallTestSrv, Settings};
 
 /// A plain-HTTP client (reqwest wants a TLS provider even for http://).
 fn http(redirects: bool) -> reqwest::Client {
@@ -412,7 +412,7 @@ async fn doh_answers_posted_queries_over_https() {
 #[tokio::test]
 async fn dns_persist_01_through_pebble_and_set_txt() {
     use acme_proto::{ChallengeType, SignatureAlgorithm, Status};
-    use mock_server::pebble::{config::PebbleConfig, knobs::Knobs};
+    use pebble_compat::{config::PebbleConfig, knobs::Knobs};
     use reference_client::{ClientConfig, NewAccountOptions};
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let certs = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/pebble/certs");
@@ -433,7 +433,7 @@ async fn dns_persist_01_through_pebble_and_set_txt() {
         _ => None,
     });
     let dnsserver = srv.bound.2[0].to_string();
-    let pebble = mock_server::pebble::start(&config, &dnsserver, &knobs, std::path::Path::new("/"))
+    let pebble = pebble_compat::start(&config, &dnsserver, &knobs, std::path::Path::new("/"))
         .await
         .unwrap();
     let directory = format!("https://127.0.0.1:{}/dir", pebble.server.addr().port());

@@ -339,7 +339,7 @@ impl PebbleConfig {
 mod tests {
     use super::*;
 
-    const SHIPPED: &str = include_str!("../../../fixtures/pebble/pebble-config.json");
+    const SHIPPED: &str = include_str!("../../fixtures/pebble/pebble-config.json");
 
     fn err(text: &str) -> String {
         PebbleConfig::parse(text).unwrap_err().to_string()

@@ -1,14 +1,21 @@
-//! The stand-in for Pebble (Let's Encrypt's test CA): `acme-harness pebble -config FILE`, or
-//! the binary run through a link named `pebble`. It reads Pebble's command line ([`flags`]),
-//! configuration file ([`config`]) and environment knobs ([`knobs`]), serves the `rfc8555`
-//! profile with them on the configured address and certificate (its directory also at
-//! `/dir`), and Pebble's management API ([`management`]) on the management address.
+//! Stand-ins for Pebble (Let's Encrypt's test CA) and its challenge test server, so that a
+//! client project's own Pebble test suite runs unchanged against the mock.
+//!
+//! The Pebble stand-in is `acme-harness pebble -config FILE`, or the binary run through a
+//! link named `pebble` ([`main`]). It reads Pebble's command line ([`flags`]), configuration
+//! file ([`config`]) and environment knobs ([`knobs`]), serves the mock's `rfc8555` profile
+//! with them on the configured address and certificate (its directory also at `/dir`), and
+//! Pebble's management API ([`mock_server::management`]) on the management address.
+//!
+//! The `pebble-challtestsrv` stand-in ([`challtestsrv`]) answers challenges from the mock's
+//! DNS and the reference client's solvers.
+//!
 //! docs/pebble.md says what matches Pebble and what differs.
 
+pub mod challtestsrv;
 pub mod config;
 pub mod flags;
 pub mod knobs;
-pub mod management;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -17,10 +24,11 @@ use config::PebbleConfig;
 use flags::{FlagKind, FlagSpec};
 use knobs::Knobs;
 
-use crate::ca::{Ca, ListenerIdentity};
-use crate::profile::Profile;
-use crate::server::{MockServer, ServerConfig};
-use crate::state::org::Orgs;
+use mock_server::ca::{Ca, ListenerIdentity};
+use mock_server::management;
+use mock_server::profile::Profile;
+use mock_server::server::{MockServer, ServerConfig};
+use mock_server::state::org::Orgs;
 
 /// The Pebble release whose behaviour the stand-in follows; `-version` claims it, so that
 /// suites gating features on Pebble's version (nginx's ACME tests parse `version: v?X.Y.Z`)
@@ -281,7 +289,7 @@ pub fn server_config(
         dns_listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
         http01_port: port("httpPort", config.http_port)?,
         tlsalpn01_port: port("tlsPort", config.tls_port)?,
-        limits: crate::server::Limits::default(),
+        limits: mock_server::server::Limits::default(),
         persist: None,
         tls_identity: Some(load_identity(config, cwd)?),
         validation_dns,
@@ -329,7 +337,7 @@ pub fn pebble_profile(config: &PebbleConfig) -> Profile {
         .iter()
         .map(|(name, cp)| {
             let days = u32::try_from(cp.effective_validity().div_ceil(86_400).max(1)).ok();
-            let profile = crate::profile::CertProfile {
+            let profile = mock_server::profile::CertProfile {
                 description: cp.description.clone(),
                 validity_days: days,
             };

@@ -1,5 +1,6 @@
-//! Pebble's management API (`managementListenAddress`, HTTPS with the ACME listener's
-//! certificate): the CA certificates suites trust issued certificates with and their keys,
+//! Pebble's management API, served by the Pebble stand-in (crate pebble-compat) on its
+//! `managementListenAddress` (HTTPS with the ACME listener's certificate), and under
+//! `/admin/pebble` of the admin API for every profile: the CA certificates suites trust issued certificates with and their keys,
 //! a certificate's status by serial, and ARI answers set by hand. Bodies and status codes
 //! follow Pebble's `ManagementHandler` (wfe/wfe.go); docs/pebble.md lists what differs.
 //!

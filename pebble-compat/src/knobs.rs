@@ -2,9 +2,9 @@
 //! mock's own switches: profile settings, a seeded fault plan (so that a run with knobs is
 //! replayable with the seed printed at start like any other), and the shape of the CA.
 
-use crate::ca::{CaKeyAlgorithm, PebbleShape};
-use crate::faults::{Endpoint, FaultKind, FaultPlan, FaultRule};
-use crate::profile::Profile;
+use mock_server::ca::{CaKeyAlgorithm, PebbleShape};
+use mock_server::faults::{Endpoint, FaultKind, FaultPlan, FaultRule};
+use mock_server::profile::Profile;
 
 /// The knobs' values after Pebble's defaults and clamping.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -167,7 +167,7 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
-    use crate::faults::FaultEngine;
+    use mock_server::faults::FaultEngine;
 
     fn knobs(pairs: &[(&str, &str)]) -> Knobs {
         let map: HashMap<String, String> = pairs

@@ -7,6 +7,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
+use crate::flags::{self, FlagKind, FlagSpec};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -15,7 +16,6 @@ use axum::routing::any;
 use dashmap::DashMap;
 use http::StatusCode;
 use mock_server::dns::{Caa, MockDns, RecordKind};
-use mock_server::pebble::flags::{self, FlagKind, FlagSpec};
 use serde_json::{Value, json};
 
 use reference_client::solver::{
@@ -128,8 +128,7 @@ pub struct SettingsError(pub String);
 fn addresses(flag: &str, text: &str) -> Result<Vec<SocketAddr>, SettingsError> {
     let mut out = Vec::new();
     for a in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let addr = mock_server::pebble::loopback_addr(&format!("-{flag}"), a)
-            .map_err(|e| SettingsError(e.0))?;
+        let addr = crate::loopback_addr(&format!("-{flag}"), a).map_err(|e| SettingsError(e.0))?;
         // Go binds an empty host (`:8055`) and `[::]` on every address, IPv6 too: suites then
         // reach it at [::1] (instant-acme) as well as at 127.0.0.1. Both loopbacks, ::1 first
         // (the management API takes the first).
@@ -253,7 +252,7 @@ pub fn main(program: &str, args: &[String]) -> i32 {
         );
         return 1;
     }
-    let Some(runtime) = mock_server::pebble::runtime() else {
+    let Some(runtime) = crate::runtime() else {
         return 1;
     };
     runtime.block_on(async move {
@@ -271,13 +270,13 @@ async fn stop_signal() {
         use tokio::signal::unix::{SignalKind, signal};
         if let Ok(mut hup) = signal(SignalKind::hangup()) {
             tokio::select! {
-                _ = mock_server::pebble::wait_for_stop_signal() => {}
+                _ = crate::wait_for_stop_signal() => {}
                 _ = hup.recv() => {}
             }
             return;
         }
     }
-    mock_server::pebble::wait_for_stop_signal().await;
+    crate::wait_for_stop_signal().await;
 }
 
 type History = DashMap<String, Vec<Value>>;
