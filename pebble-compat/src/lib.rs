@@ -325,6 +325,8 @@ pub fn pebble_profile(config: &PebbleConfig) -> Profile {
         .unwrap_or_else(|| vec!["pebble.letsencrypt.org".into()]);
     p.meta.external_account_required = config.eab_required;
     p.account.eab_required = config.eab_required;
+    // Pebble's account object carries the binding it was created with.
+    p.account.echo_eab = true;
     // The mock's lifetime is in whole days; Pebble's default profile decides it.
     let profiles = config.effective_profiles();
     let lifetime = profiles

@@ -48,7 +48,10 @@ pub(crate) fn account(ctx: &ProfileCtx, a: &Account) -> acme_proto::Account {
         status: a.status,
         contact: (!a.contact.is_empty()).then(|| a.contact.clone()),
         terms_of_service_agreed: a.terms_agreed.then_some(true),
-        external_account_binding: None,
+        external_account_binding: match ctx.profile.account.echo_eab {
+            true => a.eab_binding.clone(),
+            false => None,
+        },
         orders: ctx
             .profile
             .account

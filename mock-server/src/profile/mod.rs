@@ -120,6 +120,10 @@ pub struct AccountProfile {
     /// Pebble).
     #[serde(default)]
     pub terms_agreement_required: bool,
+    /// The account object carries the `externalAccountBinding` it was created with, as Pebble's
+    /// does (RFC 8555 §7.1.2 allows it, and does not require it).
+    #[serde(default)]
+    pub echo_eab: bool,
 }
 
 impl Default for AccountProfile {
@@ -131,6 +135,7 @@ impl Default for AccountProfile {
             orders_list: false,
             orders_per_page: None,
             terms_agreement_required: false,
+            echo_eab: false,
         }
     }
 }

@@ -53,6 +53,10 @@ pub struct Account {
     pub terms_agreed: bool,
     /// The EAB credential it bound with.
     pub eab_kid: Option<String>,
+    /// The binding as the client sent it (a JWS MAC-signed with the credential's key), kept
+    /// only where the profile echoes it in the account object (`account.echo_eab`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eab_binding: Option<serde_json::Value>,
     /// The profile (directory) it was created under.
     pub profile: String,
 }

@@ -508,6 +508,7 @@ mod tests {
             contact: Vec::new(),
             terms_agreed: true,
             eab_kid: None,
+            eab_binding: None,
             profile: "p".into(),
         }
     }

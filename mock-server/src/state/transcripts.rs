@@ -82,17 +82,24 @@ impl std::fmt::Debug for RawExchange {
 }
 
 impl RawExchange {
-    /// The judge's view: the JWS decoded (EAB MAC redacted), the response body parsed.
+    /// The judge's view: the JWS decoded and the response body parsed, EAB MACs redacted in
+    /// both.
     pub fn decode(&self) -> Exchange {
         let jws = self.request_body.as_deref().and_then(decode_jws);
         let response_headers = joined(&self.response_headers);
         let is_problem = response_headers
             .get("content-type")
             .is_some_and(|t| t.starts_with(PROBLEM_CONTENT_TYPE));
+        // An account object that echoes its binding (`account.echo_eab`) carries the MAC
+        // too: redacted as in the request.
         let body = self
             .response_body
             .as_deref()
-            .and_then(|b| serde_json::from_slice::<Value>(b).ok());
+            .and_then(|b| serde_json::from_slice::<Value>(b).ok())
+            .map(|mut v| {
+                redact_payload(&mut v);
+                v
+            });
         let problem = body.as_ref().filter(|_| is_problem).map(|p| ProblemRecord {
             kind: p
                 .get("type")

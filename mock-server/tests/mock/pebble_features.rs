@@ -724,6 +724,67 @@ async fn settle(client: &mut Client, url: &str) -> Value {
 /// no token, the account URL and the issuers in the challenge; the standing TXT record at
 /// `_validation-persist.NAME` must name an issuer and this account, and `policy=wildcard`
 /// for a wildcard; a record for our issuer that does not parse is `malformed`.
+/// The stand-in's account object carries the binding it was made with, as Pebble's does (a
+/// suite may look for it); a Sectigo profile's does not. Every decoded view of the exchange
+/// (transcripts, the judge, the console) shows the echoed MAC redacted, as the sent one.
+#[tokio::test]
+async fn the_stand_in_echoes_the_eab_binding_in_the_account() {
+    let hmac = b"an-hmac-key-for-the-stand-in-test";
+    let running = stand_in_with(
+        &format!(
+            r#""externalAccountBindingRequired": true, "externalAccountMACKeys": {{"kid-1": "{}"}}"#,
+            b64::encode(hmac)
+        ),
+        &[],
+    )
+    .await;
+    let url = format!("https://localhost:{}/dir", running.server.addr().port());
+    let key = acme_proto::AccountKey::generate(SignatureAlgorithm::Es256).unwrap();
+    let mut client = Client::at(&url, &fixture_ca(), key).await;
+    let binding = client.eab("kid-1", hmac, acme_proto::eab::MacAlgorithm::Hs256);
+    let r = client
+        .register_with(json!({"termsOfServiceAgreed": true, "externalAccountBinding": binding}))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.json()["externalAccountBinding"], binding);
+    // Fetched again (POST-as-GET), it still has it.
+    let account_url = r.location();
+    let again = client.post(&account_url, None).await;
+    assert_eq!(again.status, 200, "{}", again.text());
+    assert_eq!(again.json()["externalAccountBinding"], binding);
+
+    let signature = binding["signature"].as_str().unwrap();
+    let exchanges = running.server.state().store.transcripts.all();
+    let text = serde_json::to_string(&exchanges).unwrap();
+    assert!(
+        !text.contains(signature),
+        "the MAC in the transcript: {text}"
+    );
+    let echoed: Vec<&Value> = exchanges
+        .iter()
+        .filter(|e| e.status == 201 || e.url == account_url)
+        .filter_map(|e| e.response_body.as_ref())
+        .collect();
+    assert_eq!(echoed.len(), 2, "{text}");
+    for body in echoed {
+        assert_eq!(
+            body["externalAccountBinding"]["signature"],
+            acme_proto::transcript::REDACTED
+        );
+    }
+
+    // A Sectigo profile answers without it.
+    let server = start().await;
+    let mut client = Client::new(&server, RSA, SignatureAlgorithm::Es256).await;
+    let r = client.register().await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert!(
+        r.json().get("externalAccountBinding").is_none(),
+        "{}",
+        r.text()
+    );
+}
+
 /// `meta.caaIdentities` is in the stand-in's directory only when its config names it (as in
 /// Pebble 2.4, whose suites assert the member is absent), while Pebble's issuer name binds
 /// dns-persist-01 either way.

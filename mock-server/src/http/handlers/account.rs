@@ -101,6 +101,10 @@ pub(crate) async fn new_account(
         status: Status::Valid,
         contact,
         terms_agreed: req.terms_of_service_agreed == Some(true),
+        eab_binding: match ctx.profile.account.echo_eab && eab_kid.is_some() {
+            true => req.external_account_binding.clone(),
+            false => None,
+        },
         eab_kid,
         profile: ctx.profile.name.clone(),
     };
