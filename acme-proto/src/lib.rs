@@ -6,7 +6,7 @@
 //!   signing and verification on aws-lc-rs.
 //! - [`eab`]: External Account Binding (RFC 8555 §7.3.4).
 //! - [`secret`]: a wrapper that keeps secrets out of logs.
-//! - [`file`]: atomic file writes, owner-only for keys and credentials.
+//! - [`file`](mod@file): atomic file writes, owner-only for keys and credentials.
 //!
 //! A `§N` citation without an RFC number (`§2`, not `RFC 8555 §7.3.4`) refers to section N of
 //! docs/evidence.md, the project's record of Sectigo's behaviour.

@@ -1,10 +1,10 @@
 //! The judge: grades what an ACME client sent, and checks what an ACME server does.
 //!
 //! - [`rules`]: the catalogue. Each rule has a stable id, a one-line statement, the source it
-//!   enforces (RFC 8555 section or Sectigo evidence), a [`Severity`](rules::Severity) and a
+//!   enforces (RFC 8555 section or Sectigo evidence), a [`Severity`] and a
 //!   check over a [`Transcript`](view::Transcript) that returns findings naming the offending
 //!   exchanges.
-//! - [`report`]: [`grade`](report::grade) a transcript; Markdown, JSON and JUnit XML writers.
+//! - [`report`]: [`grade`] a transcript; Markdown, JSON and JUnit XML writers.
 //! - [`docs`]: the generated reference page docs/rules.md.
 //! - [`server`]: what the property-based server suites (tests/server_suites.rs) use to talk
 //!   to any ACME server over HTTP, the target taken from the environment.

@@ -11,7 +11,7 @@
 //! The Pebble stand-in makes a CA of Pebble's shape instead ([`Ca::pebble`]): 1 +
 //! `PEBBLE_ALTERNATE_ROOTS` chains, each with its own root and `PEBBLE_CHAIN_LENGTH`
 //! intermediates, the one that signs leaves sharing its name and key across the chains.
-//! Both shapes are the same [`Chain`] list, served by the same download, management and
+//! Both shapes are the same `Chain` list, served by the same download, management and
 //! admin code.
 
 pub mod csr;

@@ -39,13 +39,13 @@ pub enum Endpoint {
 pub enum FaultKind {
     /// 400 badNonce "The Replay Nonce is not recognized".
     BadNonce,
-    /// 429 with an nginx HTML page and Retry-After (§8 [Z]).
+    /// 429 with an nginx HTML page and Retry-After (§8 \[Z\]).
     RateLimited,
-    /// 502 with an nginx HTML page (§8 [Z]).
+    /// 502 with an nginx HTML page (§8 \[Z\]).
     BadGateway,
     /// 503 with an nginx HTML page and Retry-After.
     ServiceUnavailable,
-    /// 504 with an nginx HTML page (§8 [Z], acme.sh #3850).
+    /// 504 with an nginx HTML page (§8 \[Z\], acme.sh #3850).
     GatewayTimeout,
     /// 500 serverInternal "The server experienced an internal error" (§5, lego #1183).
     ServerInternal,
@@ -56,7 +56,7 @@ pub enum FaultKind {
     /// On finalize: the order stays `processing` for `seconds` with `retry_after`. On a
     /// challenge: validation takes `seconds`, the challenge `processing` meanwhile (§5).
     Processing,
-    /// On a challenge: it becomes invalid with `"error": {}` (§8 [Z], acme.sh #4768 #4991).
+    /// On a challenge: it becomes invalid with `"error": {}` (§8 \[Z\], acme.sh #4768 #4991).
     InvalidChallenge,
 }
 
@@ -286,7 +286,7 @@ fn draw(seed: u64, scope: &str, endpoint: Endpoint, ordinal: u64, rule: usize) -
     (u64::from_be_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// The nginx-style HTML page Sectigo's front end sends with 429 and 5xx (§8 [Z]).
+/// The nginx-style HTML page Sectigo's front end sends with 429 and 5xx (§8 \[Z\]).
 pub fn nginx_page(status: u16, reason: &str) -> String {
     format!(
         "<html>\r\n<head><title>{status} {reason}</title></head>\r\n<body>\r\n<center><h1>{status} {reason}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"

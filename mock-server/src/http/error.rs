@@ -79,7 +79,7 @@ impl AcmeError {
         )
     }
 
-    /// An HTML error page as nginx in front of Sectigo sends it (§8 [Z]), with Retry-After.
+    /// An HTML error page as nginx in front of Sectigo sends it (§8 \[Z\]), with Retry-After.
     pub fn html_page(status: StatusCode, retry_after: Option<u64>) -> Self {
         let reason = status.canonical_reason().unwrap_or("Error");
         let page = crate::faults::nginx_page(status.as_u16(), reason);

@@ -253,7 +253,7 @@ impl AppState {
         }
     }
 
-    /// The profile's rate limit (§8 [Z]): past it, 429 with an nginx page and Retry-After
+    /// The profile's rate limit (§8 \[Z\]): past it, 429 with an nginx page and Retry-After
     /// until the minute is over.
     pub(crate) fn rate_limit(&self, ctx: &ProfileCtx, key: &str) -> Result<(), AcmeError> {
         let Some(limit) = ctx.profile.rate_limit.requests_per_minute else {

@@ -12,7 +12,7 @@ use dashmap::DashMap;
 use rand::RngCore;
 use time::OffsetDateTime;
 
-/// The key of [`Store::certs_by_der`]: SHA-256 of a certificate's DER.
+/// The key of the store's certificates by DER: SHA-256 of a certificate's DER.
 pub fn der_key(der: &[u8]) -> [u8; 32] {
     let mut out = [0u8; 32];
     out.copy_from_slice(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der).as_ref());
