@@ -123,6 +123,9 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .map(mock_server::faults::FaultPlan::from_file)
         .transpose()
         .context("--faults")?;
+    // The web console, which opens vet and matrix reports with the harness's HTML report.
+    let console = std::sync::Arc::new(mock_console::Console::default());
+    console.set_report_view(client_under_test::report::html_from_json);
     let server = MockServer::start(ServerConfig {
         listen: args.listen,
         hostnames: args.hostnames.clone(),
@@ -139,6 +142,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tls_identity: None,
         validation_dns: None,
         pebble_paths: false,
+        mounts: vec![mock_console::mount(console)],
         limits: mock_server::Limits {
             max_connections: args.max_connections,
             max_body_bytes: args.max_body_bytes,
@@ -159,10 +163,6 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         _ => "starting the server".to_owned(),
     })?;
-    server
-        .state()
-        .console
-        .set_report_view(client_under_test::report::html_from_json);
     let ini = mock_server::banner::write_certbot_ini(server.ready(), &data_dir);
     if let Err(e) = &ini {
         eprintln!("warning: {e}; no certbot command printed");

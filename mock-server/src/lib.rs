@@ -9,7 +9,6 @@
 pub mod admin;
 pub mod banner;
 pub mod ca;
-pub mod console;
 pub mod control;
 pub mod dns;
 pub mod faults;

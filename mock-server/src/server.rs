@@ -64,6 +64,9 @@ pub struct ServerConfig {
     /// Also serve the default profile at Pebble's own paths: its directory at `/dir`, and
     /// ARI at `/draft-ietf-acme-ari-03/renewalInfo/` (the `pebble` stand-in).
     pub pebble_paths: bool,
+    /// Routes other crates serve on the same listener: the web console
+    /// (`mock_console::mount`), which `acme-harness serve` and the embeddable kit add.
+    pub mounts: Vec<crate::http::Mount>,
 }
 
 /// Limits that keep hostile or broken clients from exhausting the server.
@@ -137,6 +140,7 @@ impl ServerConfig {
             tls_identity: None,
             validation_dns: None,
             pebble_paths: false,
+            mounts: Vec::new(),
         }
     }
 }
@@ -402,6 +406,7 @@ impl MockServer {
         if config.pebble_paths {
             state.pebble_paths = state.profiles.get(profiles_first_slug.as_str()).cloned();
         }
+        state.mounts = config.mounts;
         let state = Arc::new(state);
         let directories: BTreeMap<String, String> = state
             .profiles

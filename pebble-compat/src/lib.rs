@@ -294,6 +294,8 @@ pub fn server_config(
         tls_identity: Some(load_identity(config, cwd)?),
         validation_dns,
         pebble_paths: true,
+        // Pebble has no web console.
+        mounts: Vec::new(),
     })
 }
 

@@ -351,10 +351,16 @@ pub struct MockCa {
 
 impl MockCa {
     async fn from_server(
-        config: ServerConfig,
+        mut config: ServerConfig,
         default_profile: String,
         check_on_drop: Option<Rules>,
     ) -> Result<Self, Error> {
+        // The web console on the mock's own origin, as `acme-harness serve` has it.
+        if !config.mounts.iter().any(|m| m.prefix == "/console") {
+            config.mounts.push(mock_console::mount(Arc::new(
+                mock_console::Console::default(),
+            )));
+        }
         let server = MockServer::start(config)
             .await
             .map_err(|e| Error::Start(e.to_string()))?;

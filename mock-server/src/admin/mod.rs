@@ -94,8 +94,9 @@ pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .layer(middleware::from_fn(loopback_only))
 }
 
-/// 403 from anywhere but loopback (the admin API and the console).
-pub(crate) async fn loopback_only(req: Request, next: Next) -> Response {
+/// 403 from anywhere but loopback: the admin API's guard, and a mounted console's
+/// ([`crate::http::Mount`]).
+pub async fn loopback_only(req: Request, next: Next) -> Response {
     let peer = req
         .extensions()
         .get::<crate::http::ConnControl>()
@@ -111,8 +112,10 @@ pub(crate) async fn loopback_only(req: Request, next: Next) -> Response {
 }
 
 /// Runs one admin API request in-process, as the admin token's holder: the console's forms
-/// go through here, so they get the admin API's validation and its error messages.
-pub(crate) async fn call(
+/// go through here, so they get the admin API's validation and its error messages. `path`
+/// is under the admin API (`/organizations`, not `/admin/organizations`); an error is the
+/// API's status and message.
+pub async fn call(
     state: &Arc<AppState>,
     method: http::Method,
     path: &str,
@@ -123,7 +126,7 @@ pub(crate) async fn call(
 }
 
 /// [`call`] with a body as it is (a fault plan in TOML).
-pub(crate) async fn call_text(
+pub async fn call_text(
     state: &Arc<AppState>,
     method: http::Method,
     path: &str,

@@ -106,8 +106,30 @@ pub struct AppState {
     /// renewalInfo answers set through Pebble's `/set-renewal-info/`, by certificate serial
     /// (lower-case hex), served verbatim instead of the computed window.
     pub renewal_overrides: dashmap::DashMap<String, String>,
-    /// The web console's sessions.
-    pub console: crate::console::Console,
+    /// Routes other crates add to the listener (the web console), from
+    /// [`ServerConfig::mounts`](crate::ServerConfig::mounts).
+    pub mounts: Vec<Mount>,
+}
+
+/// Routes another crate adds to the mock's own listener, next to the ACME and admin routes:
+/// the web console (crate mock-console) is one. Its handlers reach the mock through
+/// `State<Arc<AppState>>`: the store, the recorded exchanges and their live subscription
+/// (`store.transcripts.subscribe()`), the admin API in-process ([`crate::admin::call`]).
+/// Requests under `prefix` answer of their own: no ACME headers, no problem documents.
+#[derive(Clone, Debug)]
+pub struct Mount {
+    /// The path the routes live under (`/console`): that path and everything below it.
+    pub prefix: &'static str,
+    /// The routes, with their full paths.
+    pub routes: Router<Arc<AppState>>,
+}
+
+impl Mount {
+    /// Whether `path` is this mount's.
+    fn owns(&self, path: &str) -> bool {
+        path.strip_prefix(self.prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    }
 }
 
 /// What [`AppState::new`] needs besides the store, the CA and the profiles.
@@ -167,7 +189,7 @@ impl AppState {
             limits: extras.limits,
             pebble_paths: None,
             renewal_overrides: dashmap::DashMap::new(),
-            console: crate::console::Console::default(),
+            mounts: Vec::new(),
         }
     }
 
@@ -388,7 +410,7 @@ async fn unprefix(State(state): State<Arc<AppState>>, mut req: Request, next: Ne
 
 fn routes(state: Arc<AppState>) -> Router {
     use handlers as h;
-    Router::new()
+    let routes = Router::new()
         .route("/v2/{dir}", get(h::directory).fallback(h::get_only))
         .route(
             "/v2/{dir}/newNonce",
@@ -446,8 +468,12 @@ fn routes(state: Arc<AppState>) -> Router {
             "/v2/{dir}/cert/{id}/alternate/{n}",
             post(h::certificate_alternate).fallback(h::post_only),
         )
-        .nest("/admin", crate::admin::router(state.clone()))
-        .merge(crate::console::router(state.clone()))
+        .nest("/admin", crate::admin::router(state.clone()));
+    let routes = state
+        .mounts
+        .iter()
+        .fold(routes, |routes, m| routes.merge(m.routes.clone()));
+    routes
         .fallback(h::not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -464,8 +490,9 @@ fn routes(state: Arc<AppState>) -> Router {
 /// a fresh Replay-Nonce, Link rel="index", Cache-Control, CORS and HSTS.
 async fn common_headers(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
-    if path.starts_with("/admin/") || path == "/console" || path.starts_with("/console/") {
-        // The admin API and the console answer of their own, without ACME's headers.
+    if path.starts_with("/admin/") || state.mounts.iter().any(|m| m.owns(&path)) {
+        // The admin API and mounted routes (the console) answer of their own, without ACME's
+        // headers.
         return next.run(req).await;
     }
     if let Some(refusal) = user_agent_refusal(&state, &path, req.headers()) {
@@ -596,7 +623,16 @@ mod router_tests {
     use super::*;
 
     async fn call(method: Method, uri: &str, body: &str) -> (StatusCode, http::HeaderMap, Vec<u8>) {
-        let app = router(Arc::new(test_state()));
+        call_on(test_state(), method, uri, body).await
+    }
+
+    async fn call_on(
+        state: AppState,
+        method: Method,
+        uri: &str,
+        body: &str,
+    ) -> (StatusCode, http::HeaderMap, Vec<u8>) {
+        let app = router(Arc::new(state));
         let request = Request::builder()
             .method(method)
             .uri(uri)
@@ -630,6 +666,51 @@ mod router_tests {
         let cache = headers["cache-control"].to_str().unwrap();
         assert!(cache.contains("no-store"), "{cache}");
         assert!(headers.contains_key("replay-nonce"));
+    }
+
+    /// Routes another crate mounts (the console) are served next to ACME's, with the mock's
+    /// state, and answer of their own: no nonce, no problem document. Without the mount the
+    /// path is an ACME 404 like any other.
+    #[tokio::test]
+    async fn mounted_routes_answer_of_their_own_with_the_mocks_state() {
+        let mounted = || {
+            let mut state = test_state();
+            state.mounts = vec![Mount {
+                prefix: "/panel",
+                routes: Router::new()
+                    .route(
+                        "/panel",
+                        get(|| async { (StatusCode::IM_A_TEAPOT, "the panel") }),
+                    )
+                    .route(
+                        "/panel/{*rest}",
+                        get(|State(state): State<Arc<AppState>>| async move {
+                            format!("{} profiles", state.profiles.len())
+                        }),
+                    ),
+            }];
+            state
+        };
+        let profiles = test_state().profiles.len();
+        let (status, headers, body) = call_on(mounted(), Method::GET, "/panel", "").await;
+        assert_eq!(status, StatusCode::IM_A_TEAPOT);
+        assert_eq!(body, b"the panel");
+        assert!(!headers.contains_key("replay-nonce"), "{headers:?}");
+        let (status, headers, body) = call_on(mounted(), Method::GET, "/panel/x/y", "").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            String::from_utf8(body).unwrap(),
+            format!("{profiles} profiles")
+        );
+        assert!(!headers.contains_key("replay-nonce"), "{headers:?}");
+
+        // A path that only starts like the prefix, and the prefix unmounted: ACME's 404.
+        for (state, path) in [(mounted(), "/panelx"), (test_state(), "/panel")] {
+            let (status, headers, body) = call_on(state, Method::GET, path, "").await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+            assert!(problem_type(&headers, &body).ends_with(":malformed"));
+            assert!(headers.contains_key("replay-nonce"), "{path}");
+        }
     }
 
     #[tokio::test]

@@ -2,6 +2,11 @@
 //! happen, the judge's verdict per credential, the organisation model, and vet or matrix
 //! reports, in a browser (docs/console.md).
 //!
+//! The mock does not serve it by itself: whoever starts the server adds [`mount`] to
+//! [`ServerConfig::mounts`](mock_server::ServerConfig::mounts) (`acme-harness serve` and the
+//! embeddable kit do). Its pages read the mock through the server's state: the store, the
+//! recorded exchanges and their live subscription, the admin API in-process.
+//!
 //! Like `/admin` it answers loopback clients only. Logging in with the admin token sets an
 //! HttpOnly, SameSite=Strict session cookie; every form carries the session's CSRF token and a
 //! request from another origin is refused; pages are rendered from templates that escape
@@ -16,18 +21,18 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use acme_proto::b64;
-use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use axum::{Extension, Router};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use rand::RngCore;
 use serde::Serialize;
 use subtle::ConstantTimeEq as _;
 
-use crate::http::AppState;
+use mock_server::http::{AppState, Mount};
 
 /// The session cookie's name.
 pub const COOKIE: &str = "acme_console";
@@ -120,9 +125,18 @@ impl Console {
     }
 }
 
-/// The console's routes (full paths: `/console/`, `/console/grading`, ...), merged into the
-/// mock's router by the caller. `/console` without the slash redirects to it.
-pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
+/// The console, to add to [`ServerConfig::mounts`](mock_server::ServerConfig::mounts), with
+/// `console` holding its sessions (and the report renderer, which the caller may set).
+pub fn mount(console: Arc<Console>) -> Mount {
+    Mount {
+        prefix: "/console",
+        routes: router(console),
+    }
+}
+
+/// The console's routes (full paths: `/console/`, `/console/grading`, ...). `/console`
+/// without the slash redirects to it.
+fn router(console: Arc<Console>) -> Router<Arc<AppState>> {
     let open = Router::new().route("/console/login", get(pages::login_page).post(login));
     let guarded = Router::new()
         .route("/console", get(|| async { Redirect::to("/console/") }))
@@ -182,13 +196,14 @@ pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
             get(pages::not_found).post(pages::not_found),
         )
         .layer(middleware::from_fn_with_state(
-            state.clone(),
+            console.clone(),
             require_session,
         ));
     open.merge(guarded)
         .layer(middleware::from_fn(same_origin_posts))
         .layer(middleware::from_fn(security_headers))
-        .layer(middleware::from_fn(crate::admin::loopback_only))
+        .layer(middleware::from_fn(mock_server::admin::loopback_only))
+        .layer(Extension(console))
 }
 
 /// The session cookie's value, if the request carries one.
@@ -206,11 +221,11 @@ fn cookie(headers: &HeaderMap) -> Option<&str> {
 /// Pages of a browser without a session go to the login page; everything else (the API, the
 /// event stream, the assets, forms) answers 401.
 async fn require_session(
-    State(state): State<Arc<AppState>>,
+    State(console): State<Arc<Console>>,
     mut req: Request,
     next: Next,
 ) -> Response {
-    let session = cookie(req.headers()).and_then(|id| state.console.find(id));
+    let session = cookie(req.headers()).and_then(|id| console.find(id));
     let Some(session) = session else {
         let path = req.uri().path();
         let page = req.method() == Method::GET
@@ -336,7 +351,11 @@ struct LoginForm {
 }
 
 /// Checks the admin token and starts a session.
-async fn login(State(state): State<Arc<AppState>>, body: axum::body::Bytes) -> Response {
+async fn login(
+    State(state): State<Arc<AppState>>,
+    Extension(console): Extension<Arc<Console>>,
+    body: axum::body::Bytes,
+) -> Response {
     let form: Option<LoginForm> = serde_urlencoded::from_bytes(&body).ok();
     let given = form.map(|f| f.token).unwrap_or_default();
     let expected = state.admin_token.expose().as_bytes();
@@ -345,7 +364,7 @@ async fn login(State(state): State<Arc<AppState>>, body: axum::body::Bytes) -> R
         *response.status_mut() = StatusCode::UNAUTHORIZED;
         return response;
     }
-    let session = state.console.login();
+    let session = console.login();
     let mut response = Redirect::to("/console/").into_response();
     if let Ok(value) = HeaderValue::from_str(&format!(
         "{COOKIE}={}; Path=/console; HttpOnly; Secure; SameSite=Strict",
@@ -356,9 +375,9 @@ async fn login(State(state): State<Arc<AppState>>, body: axum::body::Bytes) -> R
     response
 }
 
-async fn logout(State(state): State<Arc<AppState>>, req: Request) -> Response {
+async fn logout(Extension(console): Extension<Arc<Console>>, req: Request) -> Response {
     if let Some(id) = cookie(req.headers()) {
-        state.console.logout(id);
+        console.logout(id);
     }
     let mut response = Redirect::to("/console/login").into_response();
     response.headers_mut().insert(

@@ -15,8 +15,8 @@ use futures_util::Stream;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::faults::FaultKind;
-use crate::http::AppState;
+use mock_server::faults::FaultKind;
+use mock_server::http::AppState;
 
 /// How many exchanges the first load shows at most (the newest).
 const FIRST_LOAD: usize = 2_000;

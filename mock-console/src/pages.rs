@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use super::live::ExchangeView;
 use super::{Session, render};
-use crate::http::AppState;
+use mock_server::http::AppState;
+
+use crate::Console;
 
 pub(crate) async fn login_page() -> Response {
     render("login.html", minijinja::context! { failed => false })
@@ -216,7 +218,7 @@ pub(crate) async fn not_found(Extension(session): Extension<Session>) -> Respons
 }
 
 pub(crate) async fn reports(
-    State(state): State<Arc<AppState>>,
+    Extension(console): Extension<Arc<Console>>,
     Extension(session): Extension<Session>,
 ) -> Response {
     render(
@@ -224,7 +226,7 @@ pub(crate) async fn reports(
         minijinja::context! {
             page => "reports",
             csrf => session.csrf,
-            available => state.console.report_view.get().is_some(),
+            available => console.report_view.get().is_some(),
             shown => session.report.is_some(),
             error => None::<String>,
         },
@@ -239,11 +241,11 @@ pub(crate) struct ReportForm {
 /// Opens a vet or matrix JSON report: rendered by the HTML report's own code, shown in a
 /// sandboxed frame (its page has inline styles, which the console's policy forbids).
 pub(crate) async fn open_report(
-    State(state): State<Arc<AppState>>,
+    Extension(console): Extension<Arc<Console>>,
     Extension(session): Extension<Session>,
     Form(form): Form<ReportForm>,
 ) -> Response {
-    let Some(view) = state.console.report_view.get() else {
+    let Some(view) = console.report_view.get() else {
         return message(
             &session,
             StatusCode::NOT_IMPLEMENTED,
@@ -253,7 +255,7 @@ pub(crate) async fn open_report(
     };
     let (status, error) = match view(&form.report) {
         Ok(html) => {
-            state.console.set_report(&session.id, html);
+            console.set_report(&session.id, html);
             (StatusCode::OK, None)
         }
         Err(e) => (StatusCode::BAD_REQUEST, Some(e)),
@@ -275,10 +277,10 @@ pub(crate) async fn open_report(
 /// The report last opened, as the HTML report renders it. Its page carries inline CSS and no
 /// script: it gets a policy of its own that allows exactly that, inside a sandbox.
 pub(crate) async fn report_frame(
-    State(state): State<Arc<AppState>>,
+    Extension(console): Extension<Arc<Console>>,
     Extension(session): Extension<Session>,
 ) -> Response {
-    let current = state.console.find(&session.id).and_then(|s| s.report);
+    let current = console.find(&session.id).and_then(|s| s.report);
     let Some(html) = current else {
         return message(
             &session,

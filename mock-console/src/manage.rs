@@ -1,6 +1,6 @@
 //! The organisation model, as Sectigo's portal shows it: organisations, domains, departments,
 //! delegations, EAB credentials, their certificates and fault plans. Every read and every
-//! change goes through the admin API in-process ([`crate::admin::call`]), so the console has
+//! change goes through the admin API in-process ([`mock_server::admin::call`]), so the console has
 //! the same validation and the same error messages, kept in one place.
 
 use std::sync::Arc;
@@ -14,8 +14,8 @@ use serde_json::Value;
 
 use super::pages::message;
 use super::{Session, render};
-use crate::admin::{api, call};
-use crate::http::AppState;
+use mock_server::admin::{api, call};
+use mock_server::http::AppState;
 
 /// A request body of the admin API, from its own typed request (these always serialize; a
 /// null body would be refused by the API, visibly).
@@ -339,9 +339,9 @@ pub(crate) async fn set_faults(
 ) -> Response {
     let path = format!("/eab/{}/faults", segment(&kid));
     let result = if f.plan.trim().is_empty() {
-        crate::admin::call_text(&state, Method::DELETE, &path, String::new()).await
+        mock_server::admin::call_text(&state, Method::DELETE, &path, String::new()).await
     } else {
-        crate::admin::call_text(&state, Method::PUT, &path, f.plan).await
+        mock_server::admin::call_text(&state, Method::PUT, &path, f.plan).await
     };
     match result {
         Ok(_) => back_to_credential(&kid),

@@ -9,7 +9,23 @@ use http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::BodyExt as _;
 use tower::ServiceExt as _;
 
-use crate::http::{AppState, router, test_state};
+use mock_server::http::{AppState, router};
+use mock_server::{MockServer, ServerConfig};
+
+use crate::{Console, mount};
+
+/// A mock with the console mounted (the tests send to its router in-process), and the
+/// console's own state.
+async fn started() -> (MockServer, Arc<Console>) {
+    let console = Arc::new(Console::default());
+    let server = MockServer::start(ServerConfig {
+        mounts: vec![mount(console.clone())],
+        ..ServerConfig::ephemeral()
+    })
+    .await
+    .unwrap();
+    (server, console)
+}
 
 struct Reply {
     status: StatusCode,
@@ -127,7 +143,8 @@ const ROUTES: &[(&str, &str)] = &[
 
 #[tokio::test]
 async fn without_the_session_every_console_url_is_401_or_the_login_page() {
-    let state = Arc::new(test_state());
+    let (server, _console) = started().await;
+    let state = server.state().clone();
     for (method, path) in ROUTES {
         for cookie in [None, Some("acme_console=forged-session-id")] {
             let request = match *method {
@@ -152,7 +169,8 @@ async fn without_the_session_every_console_url_is_401_or_the_login_page() {
 
 #[tokio::test]
 async fn login_takes_the_admin_token_and_sets_a_strict_http_only_cookie() {
-    let state = Arc::new(test_state());
+    let (server, _console) = started().await;
+    let state = server.state().clone();
     let r = send(
         &state,
         post("/console/login", None, Some(ORIGIN), "token=wrong"),
@@ -226,7 +244,8 @@ async fn login_takes_the_admin_token_and_sets_a_strict_http_only_cookie() {
 
 #[tokio::test]
 async fn a_cross_site_form_post_is_refused() {
-    let state = Arc::new(test_state());
+    let (server, _console) = started().await;
+    let state = server.state().clone();
     let (cookie, csrf) = login(&state).await;
     let kid = "DemoPhysicsKeyId0000Ab";
     let path = format!("/console/credentials/{kid}/revoke");
@@ -272,9 +291,10 @@ async fn a_cross_site_form_post_is_refused() {
 /// A hostile client's strings: a `<script>` in a domain name and in a problem detail.
 #[tokio::test]
 async fn hostile_strings_are_escaped_everywhere_they_are_shown() {
-    use crate::state::transcripts::RawExchange;
     use acme_proto::b64;
-    let state = Arc::new(test_state());
+    use mock_server::state::transcripts::RawExchange;
+    let (server, _console) = started().await;
+    let state = server.state().clone();
     let (cookie, csrf) = login(&state).await;
     let name = "<script>alert('name')</script>.example.edu";
     let detail = "<script>alert('detail')</script> is not a name";
@@ -371,7 +391,8 @@ async fn hostile_strings_are_escaped_everywhere_they_are_shown() {
 
 #[tokio::test]
 async fn forms_get_the_admin_api_validation_and_messages() {
-    let state = Arc::new(test_state());
+    let (server, _console) = started().await;
+    let state = server.state().clone();
     let (cookie, csrf) = login(&state).await;
     // The admin API's refusal, word for word.
     let r = send(
@@ -486,7 +507,8 @@ async fn forms_get_the_admin_api_validation_and_messages() {
 /// delegation of a name the organisation does not have is refused with the admin API's words.
 #[tokio::test]
 async fn the_organisation_workflow_runs_through_the_forms() {
-    let state = Arc::new(test_state());
+    let (server, _console) = started().await;
+    let state = server.state().clone();
     let (cookie, csrf) = login(&state).await;
     let form = |path: &str, fields: &str| {
         post(
@@ -559,7 +581,7 @@ async fn the_organisation_workflow_runs_through_the_forms() {
     // A name of another organisation: refused, with the admin API's message on the page.
     let r = send(&state, form(&delegations, "domain=physics.example.edu")).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
-    let admin = crate::admin::call(
+    let admin = mock_server::admin::call(
         &state,
         http::Method::POST,
         &format!("/departments/{dept}/delegations"),
@@ -592,12 +614,13 @@ fn fake_report(text: &str) -> Result<String, String> {
 
 #[tokio::test]
 async fn a_report_opens_in_a_sandboxed_frame_of_its_own() {
-    let state = Arc::new(test_state());
+    let (server, console) = started().await;
+    let state = server.state().clone();
     let (cookie, csrf) = login(&state).await;
     // Without a renderer the page says where to get one.
     let page = send(&state, get("/console/reports", Some(&cookie))).await;
     assert!(page.body.contains("acme-harness serve"), "{}", page.body);
-    state.console.set_report_view(fake_report);
+    console.set_report_view(fake_report);
 
     let r = send(
         &state,
