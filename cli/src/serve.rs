@@ -170,7 +170,12 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let ini = ini.ok().flatten();
     print!(
         "{}",
-        mock_server::banner::text(server.ready(), &data_dir, ini.as_deref())
+        mock_server::banner::text(
+            server.ready(),
+            &data_dir,
+            mock_console::url(server.ready()).as_deref(),
+            ini.as_deref()
+        )
     );
     let mint = server.mint_command();
     for line in mock_server::banner::exposure_warnings(server.addr(), server.ready(), &mint) {

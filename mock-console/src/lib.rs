@@ -125,6 +125,13 @@ impl Console {
     }
 }
 
+/// Where the console of a server that mounts it is: on the admin API's (loopback) origin;
+/// `None` when the server has no admin URL.
+pub fn url(ready: &mock_server::ReadyInfo) -> Option<String> {
+    let admin = ready.admin_url.as_deref()?;
+    Some(format!("{}/console/", admin.strip_suffix("/admin")?))
+}
+
 /// The console, to add to [`ServerConfig::mounts`](mock_server::ServerConfig::mounts), with
 /// `console` holding its sessions (and the report renderer, which the caller may set).
 pub fn mount(console: Arc<Console>) -> Mount {

@@ -167,6 +167,21 @@ async fn without_the_session_every_console_url_is_401_or_the_login_page() {
     assert!(orgs.credentials.iter().all(|c| !c.is_revoked()));
 }
 
+/// The URL `serve`'s banner prints: the console next to the admin API, on the server's own
+/// origin; none for a server without an admin URL.
+#[tokio::test]
+async fn the_url_is_on_the_admin_apis_origin() {
+    let (server, _console) = started().await;
+    let port = server.addr().port();
+    assert_eq!(
+        crate::url(server.ready()).as_deref(),
+        Some(format!("https://127.0.0.1:{port}/console/").as_str())
+    );
+    let mut ready = server.ready().clone();
+    ready.admin_url = None;
+    assert_eq!(crate::url(&ready), None);
+}
+
 #[tokio::test]
 async fn login_takes_the_admin_token_and_sets_a_strict_http_only_cookie() {
     let (server, _console) = started().await;

@@ -58,15 +58,15 @@ pub fn write_certbot_ini(ready: &ReadyInfo, data_dir: &Path) -> Result<Option<Pa
     Ok(Some(ini))
 }
 
-/// The web console's URL: on the admin API's (loopback) origin, when the server has one.
-pub fn console_url(ready: &ReadyInfo) -> Option<String> {
-    let admin = ready.admin_url.as_deref()?;
-    Some(format!("{}/console/", admin.strip_suffix("/admin")?))
-}
-
-/// The banner: directories, files to trust, the demo credential and, when `certbot_ini` was
-/// written, a certbot command that reads the key from it.
-pub fn text(ready: &ReadyInfo, data_dir: &Path, certbot_ini: Option<&Path>) -> String {
+/// The banner: directories, files to trust, the web console's URL when one is mounted
+/// (`console`), the demo credential and, when `certbot_ini` was written, a certbot command
+/// that reads the key from it.
+pub fn text(
+    ready: &ReadyInfo,
+    data_dir: &Path,
+    console: Option<&str>,
+    certbot_ini: Option<&Path>,
+) -> String {
     let mut out =
         String::from("acme-harness mock Sectigo ACME server is running. Ctrl-C stops it.\n\n");
     let w = &mut out;
@@ -95,7 +95,7 @@ pub fn text(ready: &ReadyInfo, data_dir: &Path, certbot_ini: Option<&Path>) -> S
     let _ = writeln!(w, "Issued chains verify to: {}", ready.roots.display());
     let ready_json = data_dir.join("ready.json");
     let _ = writeln!(w, "For scripts:             {}", ready_json.display());
-    if let Some(console) = console_url(ready) {
+    if let Some(console) = console {
         let _ = writeln!(
             w,
             "Web console:             {console} (log in with the admin token in {})",
@@ -290,7 +290,7 @@ mod banner_tests {
             let mode = std::fs::metadata(&ini).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o600);
         }
-        let banner = text(&ready, dir.path(), Some(&ini));
+        let banner = text(&ready, dir.path(), None, Some(&ini));
         let command = banner
             .lines()
             .skip_while(|l| !l.contains("certbot certonly"))
@@ -311,22 +311,21 @@ mod banner_tests {
     #[test]
     fn without_the_file_no_certbot_command_is_printed() {
         let ready = demo_ready();
-        let banner = text(&ready, Path::new("/data"), None);
+        let banner = text(&ready, Path::new("/data"), None, None);
         assert!(!banner.contains("certbot certonly"), "{banner}");
         assert!(banner.contains("key id:   demo-kid"), "{banner}");
     }
 
     #[test]
-    fn the_banner_names_the_console_on_the_admin_origin_only() {
-        let mut ready = demo_ready();
-        ready.admin_url = Some("https://127.0.0.1:14000/admin".into());
-        let banner = text(&ready, Path::new("/data"), None);
+    fn the_banner_names_the_console_when_one_is_mounted() {
+        let ready = demo_ready();
+        let console = Some("https://127.0.0.1:14000/console/");
+        let banner = text(&ready, Path::new("/data"), console, None);
         assert!(
             banner.contains("Web console:             https://127.0.0.1:14000/console/"),
             "{banner}"
         );
         assert!(banner.contains("/data/admin-token"), "{banner}");
-        ready.admin_url = None;
-        assert!(!text(&ready, Path::new("/data"), None).contains("console"));
+        assert!(!text(&ready, Path::new("/data"), None, None).contains("console"));
     }
 }

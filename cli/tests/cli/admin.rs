@@ -205,6 +205,15 @@ fn the_banner_keeps_the_hmac_key_off_the_command_line() {
     let ready: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("ready.json")).unwrap()).unwrap();
     let hmac = ready["demo"]["eab_hmac_key"].as_str().unwrap();
+    // It also names the console `serve` mounts, on the admin API's origin.
+    let admin = ready["admin_url"].as_str().unwrap();
+    let console = format!("{}/console/", admin.strip_suffix("/admin").unwrap());
+    assert!(
+        banner
+            .iter()
+            .any(|l| l.starts_with("Web console:") && l.contains(&console)),
+        "{banner:#?}"
+    );
     let start = banner
         .iter()
         .position(|l| l.contains("certbot certonly"))
