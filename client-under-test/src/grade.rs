@@ -44,7 +44,12 @@ impl Grade {
 
     /// Whether a MUST rule failed.
     pub fn must_failed(&self) -> bool {
-        self.failed.iter().any(|f| f.severity == "MUST")
+        self.must_failures().next().is_some()
+    }
+
+    /// The MUST rules that failed.
+    pub fn must_failures(&self) -> impl Iterator<Item = &RuleFailure> {
+        self.failed.iter().filter(|f| f.severity == "MUST")
     }
 }
 

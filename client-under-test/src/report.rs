@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use crate::assess::{self, Assessment};
+use crate::grade::Grade;
 use crate::remote::RemoteScope;
 use crate::run::{OutcomeKind, ScenarioResult};
 use crate::scan::{Level, Place};
@@ -429,24 +430,32 @@ pub fn xml_escape(s: &str) -> String {
 }
 
 fn failure_text(r: &ScenarioResult) -> String {
-    let mut t = String::new();
-    if !r.outcome.ok {
-        let _ = writeln!(
-            t,
+    failure_lines(r, false)
+        .iter()
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// What decides a cell's verdict, a line each: the outcome with its detail (always, or only
+/// when it is not what the scenario expects), each MUST rule broken with its first finding,
+/// each place the key leaked. JUnit's failure text and a matrix departure's line
+/// ([`ScenarioResult::why`]) are both made of these.
+pub(crate) fn failure_lines(r: &ScenarioResult, with_outcome: bool) -> Vec<String> {
+    let mut lines = Vec::new();
+    if with_outcome || !r.outcome.ok {
+        lines.push(format!(
             "outcome: {}: {}",
             outcome_label(r.outcome.kind),
             r.outcome.detail
-        );
+        ));
     }
-    if let Some(g) = &r.grade {
-        for f in g.failed.iter().filter(|f| f.severity == "MUST") {
-            let _ = writeln!(t, "rule {} (MUST): {}", f.id, f.first);
-        }
+    for f in r.grade.iter().flat_map(Grade::must_failures) {
+        lines.push(format!("rule {} (MUST): {}", f.id, f.first));
     }
     for f in r.secret_failures() {
-        let _ = writeln!(t, "secret leak: {}: {}", f.location, f.detail);
+        lines.push(format!("secret leak: {}: {}", f.location, f.detail));
     }
-    t
+    lines
 }
 
 /// JUnit XML: one test suite per client, one test case per scenario.

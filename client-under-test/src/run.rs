@@ -237,42 +237,20 @@ impl ScenarioResult {
         if self.passed { "pass" } else { "fail" }
     }
 
-    /// Why the verdict is what it is, in one line: the outcome and its detail (cut to a few
-    /// hundred characters: it may end with the client's stderr), then each MUST rule broken
-    /// and where the key leaked.
+    /// Why the verdict is what it is, in one line: the report's failure lines
+    /// ([`crate::report`]'s JUnit text: the outcome, each MUST rule broken, each leak), each
+    /// cut to a few hundred characters (an outcome may end with the client's stderr).
     pub fn why(&self) -> String {
-        const MAX_DETAIL: usize = 300;
-        let detail = self.outcome.detail.trim();
-        let mut out = crate::report::outcome_label(self.outcome.kind).to_owned();
-        if !detail.is_empty() {
-            out.push_str(": ");
-            match detail.char_indices().nth(MAX_DETAIL) {
-                Some((cut, _)) => {
-                    out.push_str(&detail[..cut]);
-                    out.push_str("...");
-                }
-                None => out.push_str(detail),
-            }
-        }
-        if let Some(grade) = &self.grade {
-            let must: Vec<&str> = grade
-                .failed
-                .iter()
-                .filter(|f| f.severity == "MUST")
-                .map(|f| f.id.as_str())
-                .collect();
-            if !must.is_empty() {
-                out.push_str(&format!("; breaks MUST rule(s) {}", must.join(", ")));
-            }
-        }
-        let leaks: Vec<&str> = self
-            .secret_failures()
-            .map(|f| f.location.as_str())
-            .collect();
-        if !leaks.is_empty() {
-            out.push_str(&format!("; the key leaked in {}", leaks.join(", ")));
-        }
-        out
+        const MAX_LINE: usize = 300;
+        let cut = |line: String| match line.char_indices().nth(MAX_LINE) {
+            Some((end, _)) => format!("{}...", &line[..end]),
+            None => line,
+        };
+        crate::report::failure_lines(self, true)
+            .into_iter()
+            .map(|l| cut(l.trim().to_owned()))
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 }
 
