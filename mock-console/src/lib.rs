@@ -34,6 +34,9 @@ use subtle::ConstantTimeEq as _;
 
 use mock_server::http::{AppState, Mount};
 
+/// Where the console lives on the mock's listener (its [`Mount`]'s prefix).
+pub const PREFIX: &str = "/console";
+
 /// The session cookie's name.
 pub const COOKIE: &str = "acme_console";
 
@@ -129,14 +132,14 @@ impl Console {
 /// `None` when the server has no admin URL.
 pub fn url(ready: &mock_server::ReadyInfo) -> Option<String> {
     let admin = ready.admin_url.as_deref()?;
-    Some(format!("{}/console/", admin.strip_suffix("/admin")?))
+    Some(format!("{}{PREFIX}/", admin.strip_suffix("/admin")?))
 }
 
 /// The console, to add to [`ServerConfig::mounts`](mock_server::ServerConfig::mounts), with
 /// `console` holding its sessions (and the report renderer, which the caller may set).
 pub fn mount(console: Arc<Console>) -> Mount {
     Mount {
-        prefix: "/console",
+        prefix: PREFIX,
         routes: router(console),
     }
 }

@@ -356,7 +356,11 @@ impl MockCa {
         check_on_drop: Option<Rules>,
     ) -> Result<Self, Error> {
         // The web console on the mock's own origin, as `acme-harness serve` has it.
-        if !config.mounts.iter().any(|m| m.prefix == "/console") {
+        if !config
+            .mounts
+            .iter()
+            .any(|m| m.prefix == mock_console::PREFIX)
+        {
             config.mounts.push(mock_console::mount(Arc::new(
                 mock_console::Console::default(),
             )));
